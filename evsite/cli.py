@@ -1,0 +1,40 @@
+"""The ``evsite`` command line: one entry point, one module per subcommand under ``evsite.commands``.
+
+Why the split: each subcommand imports its heavy dependencies (pandas, GEKKO, websockets) only when it runs,
+so ``evsite --help`` and ``evsite config check`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evsite import __version__
+from evsite.commands import config_cmd, demo, plan, regulate, serve, simulate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evsite",
+        description="EV charging site controller: OCPP 1.6J central system, site planning, "
+        "load management and a regulation aggregator.",
+    )
+    parser.add_argument("--version", action="version", version=f"evsite {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, simulate, plan, regulate, demo, config_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

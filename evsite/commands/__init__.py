@@ -1,0 +1,1 @@
+"""One module per ``evsite`` subcommand; each exposes ``register(subparsers)``."""

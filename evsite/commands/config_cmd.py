@@ -1,0 +1,97 @@
+"""``evsite config``: check, show and edit ``config.toml`` safely.
+
+evsite config check [FILE]            validate; exit 2 with key paths when invalid
+evsite config show [FILE] [--key K]   the effective config (defaults filled in), or one value
+evsite config set KEY VALUE [--config FILE]
+                                      comment-preserving edit, validated before the file is touched
+evsite config hash-password           read a charger password from stdin, print its hash
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import tomlkit
+
+from evsite.commands.common import EXIT_CONFIG
+from evsite.config import ConfigError, load_config
+from evsite.config_edit import get_value, parse_value, set_value, write_atomic
+from evsite.passwords import hash_password
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="check, show and edit config.toml")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+
+    c = csub.add_parser("check", help="validate a config file")
+    c.add_argument("file", nargs="?", default="config.toml")
+    c.set_defaults(func=_check)
+
+    s = csub.add_parser("show", help="print the effective config (defaults filled in)")
+    s.add_argument("file", nargs="?", default="config.toml")
+    s.add_argument("--key", help="dotted key path, e.g. service.rating_a")
+    s.add_argument("--json", action="store_true", help="JSON instead of TOML")
+    s.set_defaults(func=_show)
+
+    e = csub.add_parser("set", help="set one key (validated; comments kept; atomic write)")
+    e.add_argument("key", help="dotted key path; list elements by index, e.g. chargers.0.max_current_a")
+    e.add_argument("value", help='a TOML value: 400, true, "text", [1, 2]')
+    e.add_argument("--config", default="config.toml", metavar="FILE")
+    e.set_defaults(func=_set)
+
+    h = csub.add_parser("hash-password", help="hash a charger password for [[chargers]].password_hash")
+    h.set_defaults(func=_hash)
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as err:
+        print(f"evsite: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{args.file}: ok ({len(cfg.chargers)} charger(s), {len(cfg.id_tags)} id tag(s), "
+        f"service {cfg.service.rating_a:g} A at {cfg.service.voltage_v:g} V, {cfg.service.phases} phase(s))"
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file if Path(args.file).exists() else None)
+        data = get_value(cfg, args.key) if args.key else cfg.model_dump(mode="json", exclude_none=True)
+    except ConfigError as err:
+        print(f"evsite: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json or not isinstance(data, dict):
+        print(json.dumps(data, indent=2))
+    else:
+        print(tomlkit.dumps(data), end="")
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        new_text, _ = set_value(text, args.key, parse_value(args.value), str(path))
+    except ConfigError as err:
+        print(f"evsite: rejected, {path} unchanged: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    write_atomic(path, new_text)
+    print(f"{path}: {args.key} = {args.value}")
+    return 0
+
+
+def _hash(args: argparse.Namespace) -> int:
+    password = getpass.getpass("charger password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    try:
+        print(hash_password(password))
+    except ValueError as err:
+        print(f"evsite: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0

@@ -1,0 +1,16 @@
+"""`evsite regulate`: placeholder until its issue lands (the owner replaces this module)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("regulate", help="(not built yet)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("evsite regulate: not built yet", file=sys.stderr)
+    return 1

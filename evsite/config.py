@@ -1,0 +1,259 @@
+"""The validated shape of ``config.toml``.
+
+Why: operators edit this file by hand, sometimes while evsite runs. A typo must never start a controller
+with a silently wrong site limit, so every key is declared here (unknown keys are errors), every value is
+checked, and ``load_config`` reports each problem with its key path (``service.rating_a``) and what was
+expected. The running process keeps its previous config when a reload fails (see ``evsite config``).
+
+Each capability owns one section: ``[server]``/``[store]``/``[[chargers]]``/``[[id_tags]]`` for the OCPP
+central system, ``[service]`` for the building's electrical service (NEC), ``[mqtt]`` and ``[meter]`` for
+the live building load, ``[tariff]`` and ``[planning]`` for the load study, ``[regulation]`` for the
+aggregator, ``[simulation]`` for the simulators.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``str()`` is the operator-facing message."""
+
+
+class _Section(BaseModel):
+    """Strict base: unknown keys are errors, assignments are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class ServerConfig(_Section):
+    """The OCPP 1.6J WebSocket endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9000, ge=0, le=65535)
+    path_prefix: str = "/ocpp"
+    max_frame_bytes: int = Field(65536, ge=1024, description="larger frames are refused")
+    heartbeat_interval_s: int = Field(300, ge=1)
+    call_timeout_s: float = Field(30.0, gt=0, description="timeout of a central-system-initiated call")
+    allow_unknown_chargers: bool = Field(False, description="auto-register unknown charge point ids")
+    require_auth: bool = Field(False, description="require HTTP Basic auth (security profile 1/2)")
+    tls_cert: Path | None = Field(None, description="PEM certificate: enables wss:// (security profile 2)")
+    tls_key: Path | None = None
+    meter_value_sample_interval_s: int = Field(60, ge=0)
+    meter_values_sampled_data: list[str] = Field(
+        default_factory=lambda: [
+            "Energy.Active.Import.Register",
+            "Power.Active.Import",
+            "Current.Import",
+            "SoC",
+        ]
+    )
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v.rstrip("/") or "/"
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
+class StoreConfig(_Section):
+    """Where everything is persisted: SQLite file by default, PostgreSQL by URL."""
+
+    url: str = "sqlite:///evsite.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql:// SQLAlchemy URL")
+        return v
+
+
+class ChargerConfig(_Section):
+    """A charge point the site knows. Electrical facts are per charger: never assume 230 V."""
+
+    id: str = Field(min_length=1, max_length=48)
+    password_hash: str | None = Field(None, description="hash from `evsite config hash-password`")
+    connectors: int = Field(1, ge=1, le=16)
+    max_current_a: float = Field(32.0, gt=0)
+    voltage_v: float = Field(230.0, gt=0)
+    phases: Literal[1, 3] = 3
+    bidirectional: bool = False
+    circuit: str | None = None
+
+
+class IdTagConfig(_Section):
+    id_tag: str = Field(min_length=1, max_length=20)
+    status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
+    expiry_date: str | None = Field(None, description="RFC 3339, with a time zone")
+    parent_id_tag: str | None = None
+
+
+class ServiceConfig(_Section):
+    """The building's electrical service, as NEC 220.87 / 625.42 need it."""
+
+    rating_a: float = Field(400.0, gt=0)
+    voltage_v: float = Field(208.0, gt=0, description="line-to-line for three-phase services")
+    phases: Literal[1, 3] = 3
+    continuous_load_factor: float = Field(0.8, gt=0, le=1)
+    evse_rating_a: float | None = Field(32.0, gt=0)
+    evse_rating_kw: float | None = Field(None, gt=0)
+    evse_voltage_v: float = Field(208.0, gt=0)
+    existing_evse_count: int = Field(0, ge=0)
+
+    @property
+    def rating_kw(self) -> float:
+        """Service rating in kW through its real voltage and phase count."""
+        factor = 3**0.5 if self.phases == 3 else 1.0
+        return self.rating_a * self.voltage_v * factor / 1000.0
+
+
+class MqttConfig(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    meter_topic: str = "evsite/site/meter"
+    regulation_topic: str = "evsite/site/regulation"
+    client_id: str | None = None
+
+
+class MeterConfig(_Section):
+    """Live building meter: how stale a reading may be before it counts as an overload."""
+
+    stale_after_s: float = Field(30.0, gt=0)
+
+
+class TariffConfig(_Section):
+    """Time-of-use prices (cents/kWh), dated tiers, or a tariff JSON file."""
+
+    customer: Literal["residential", "business"] = "business"
+    file: Path | None = None
+    tier_starts: list[str] = Field(default_factory=lambda: ["01-01", "07-01", "10-01"], description="MM-DD")
+    residential: list[list[float]] | None = None
+    business: list[list[float]] | None = None
+
+
+class PlanningConfig(_Section):
+    method: Literal["evsite", "seed"] = "evsite"
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(30, ge=2)
+    random_state: int = 0
+    baseload: Literal["max_median", "percentile"] = "max_median"
+    baseload_percentile: float = Field(95.0, gt=0, le=100)
+    curtailment: bool = True
+    setpoint_min_kw: float = Field(3.0, ge=0)
+    setpoint_max_kw: float = Field(6.6, gt=0)
+    safety_factor: float = Field(1.1, ge=1)
+    ev_energy_kwh_per_day: float | None = Field(None, ge=0)
+    building_type: str | None = None
+    floor_area_m2: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> PlanningConfig:
+        if self.k_max < self.k_min:
+            raise ValueError("k_max must be >= k_min")
+        if self.setpoint_max_kw < self.setpoint_min_kw:
+            raise ValueError("setpoint_max_kw must be >= setpoint_min_kw")
+        return self
+
+
+class RegulationConfig(_Section):
+    enabled: bool = False
+    soc_bins: int = Field(20, ge=2)
+    step_s: float = Field(4.0, gt=0)
+    a_update_period_s: float = Field(100.0, gt=0)
+    learning_rate: float = Field(0.1, ge=0, le=1)
+    capacity_horizon_s: float = Field(300.0, gt=0)
+    signal_file: Path | None = None
+
+
+class SimulationConfig(_Section):
+    speed: float = Field(60.0, gt=0)
+    seed: int = 0
+
+
+class Config(_Section):
+    """The whole ``config.toml``."""
+
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    chargers: list[ChargerConfig] = Field(default_factory=list)
+    id_tags: list[IdTagConfig] = Field(default_factory=list)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    meter: MeterConfig = Field(default_factory=MeterConfig)
+    tariff: TariffConfig = Field(default_factory=TariffConfig)
+    planning: PlanningConfig = Field(default_factory=PlanningConfig)
+    regulation: RegulationConfig = Field(default_factory=RegulationConfig)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        seen: set[str] = set()
+        for c in self.chargers:
+            if c.id in seen:
+                raise ValueError(f"charger id {c.id!r} is listed twice")
+            seen.add(c.id)
+        return self
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: ``source: key.path: what was expected (got value)``."""
+    lines = [f"{source}: invalid configuration ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the evsite config schema)"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate an already-parsed TOML document."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def parse_config_text(text: str, source: str = "config") -> Config:
+    """Parse and validate TOML text (TOML syntax errors carry line and column)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    return parse_config(data, source)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load ``path`` (or the defaults when None). Raises ConfigError with an operator-facing message."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read config file: {err.strerror}") from None
+    return parse_config_text(text, str(p))

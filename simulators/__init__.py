@@ -1,0 +1,1 @@
+"""Stand-ins for hardware: OCPP charge points, EV fleets, building meters and regulation signals."""
