@@ -1,0 +1,418 @@
+"""A vectorised Monte Carlo EV fleet: the ground truth for the regulation aggregator and the cars behind
+the simulated chargers.
+
+Why struct-of-arrays: the seed study kept one DataFrame row per EV and updated it row by row (about 22,000
+EV-steps per second, 12 s to build 10,000 EVs). Here every attribute is one numpy array over all EVs, every
+operation is a whole-array expression, and a step writes into preallocated buffers, so a 4 s step of a
+million EVs is a few dozen array operations.
+
+Units: times in seconds from the fleet's time origin ``t0`` (``Fleet.epoch`` when the origin is a real
+instant, e.g. for replayed sessions), energy in kWh, power in kW. Power is positive when the car charges
+(draws from the grid) and negative when it discharges (feeds the grid).
+
+Modes (``Fleet.mode``, int8) follow the state-space model's block order: ``CHARGING`` (0), ``IDLE`` (1),
+``DISCHARGING`` (2). An EV is online (plugged in) while ``arrival_s <= t <= departure_s``.
+
+Builders:
+
+- ``seed_fleet(n, seed)``: the seed study's distributions (MODELS.md section 2): uniform rated powers
+  5-7 kW, efficiencies 0.88-0.95, batteries 20-30 kWh; truncated-normal initial and demanded SoC; two
+  equal arrival groups with truncated-normal start and finish times (a start after its finish is swapped).
+- ``behaviour_fleet(n, seed, data_dir)``: a workplace fleet sampled from the ElaadNL distributions that
+  EV2Gym ships (arrival slot, connection time, energy demand) and its EV model specs (battery, AC power).
+- ``replay_sessions(csv_path)``: the real ACN-Data sessions, one EV per session.
+
+Physics (``step``): SoC advances by ``dt * P * efficiency / Q`` while charging and falls by
+``dt * |P| / (efficiency * Q)`` while discharging (the battery supplies the conversion losses). Charging
+stops at SoC 0.995 and discharging at 0.005: the step delivers only the energy that reaches the bound and
+the car then turns idle (what a real car's battery management does); the aggregator decides what happens
+next (the SSM's boundary handling).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+CHARGING: int = 0
+IDLE: int = 1
+DISCHARGING: int = 2
+MODE_NAMES = ("charging", "idle", "discharging")
+
+SOC_MAX = 0.995
+SOC_MIN = 0.005
+
+HOUR_S = 3600.0
+
+#: ``../shared/data/ev-behaviour`` beside the repository (real data is never copied into the product).
+DEFAULT_BEHAVIOUR_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ev-behaviour"
+
+FloatArray = NDArray[np.float64]
+
+
+class FleetDataError(ValueError):
+    """A data file the fleet cannot be built from; ``str()`` names the file and what is wrong."""
+
+
+@dataclass
+class Fleet:
+    """Struct-of-arrays EV fleet; every array has one entry per EV (index = EV id)."""
+
+    arrival_s: FloatArray
+    departure_s: FloatArray
+    capacity_kwh: FloatArray
+    p_charge_kw: FloatArray
+    p_discharge_kw: FloatArray
+    efficiency: FloatArray
+    soc: FloatArray
+    soc_target: FloatArray
+    mode: NDArray[np.int8]
+    soc_initial: FloatArray = field(default_factory=lambda: np.empty(0))
+    epoch: datetime | None = None
+
+    def __post_init__(self) -> None:
+        n = self.arrival_s.shape[0]
+        if self.soc_initial.shape[0] != n:
+            self.soc_initial = self.soc.copy()
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray) and v.shape != (n,):
+                raise ValueError(f"Fleet.{f.name} has shape {v.shape}, expected ({n},)")
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.shape[0])
+
+    @property
+    def n(self) -> int:
+        return len(self)
+
+    def online(self, t_s: float, out: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+        """Which EVs are plugged in at ``t_s`` (``arrival_s <= t_s <= departure_s``)."""
+        out = np.less_equal(self.arrival_s, t_s, out=out)
+        out &= self.departure_s >= t_s
+        return out
+
+    def mode_power_kw(self, out: FloatArray | None = None) -> FloatArray:
+        """The power each EV's mode asks for: +p_charge (charging), 0 (idle), -p_discharge (discharging)."""
+        if out is None:
+            out = np.empty(len(self))
+        np.multiply(self.p_charge_kw, self.mode == CHARGING, out=out)
+        out -= self.p_discharge_kw * (self.mode == DISCHARGING)
+        return out
+
+    def take(self, idx: NDArray[np.intp] | slice) -> Fleet:
+        """A new fleet holding the selected EVs (copies)."""
+        kw = {f.name: np.array(getattr(self, f.name)[idx]) for f in fields(self) if f.name != "epoch"}
+        return Fleet(**kw, epoch=self.epoch)
+
+    def energy_shortfall_kwh(self) -> FloatArray:
+        """Energy each driver still misses against the demanded SoC (0 when reached)."""
+        return np.maximum(self.soc_target - self.soc, 0.0) * self.capacity_kwh
+
+
+@dataclass
+class StepResult:
+    """What one ``step`` did: the power actually drawn (kW, + charge / - discharge) and who was online."""
+
+    power_kw: FloatArray
+    online: NDArray[np.bool_]
+
+    @property
+    def total_kw(self) -> float:
+        return float(self.power_kw.sum())
+
+
+class FleetStepper:
+    """Advance a fleet in time with preallocated buffers (no large allocation per step).
+
+    ``step(t_s, dt_s, power_kw=None)``: integrate SoC over ``[t_s, t_s + dt_s)`` for EVs online at ``t_s``.
+    ``power_kw`` is the power each charger allows (kW, + charge / - discharge); it is clipped to the car's
+    rated powers. None means "what each EV's mode asks for" (``Fleet.mode_power_kw``). Offline EVs draw
+    nothing and their SoC is frozen (so after departure ``soc`` is the SoC the driver left with). The
+    returned arrays are the stepper's buffers: copy them to keep them past the next step.
+    """
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        n = len(fleet)
+        self._p = np.empty(n)
+        self._online = np.empty(n, dtype=bool)
+        self._gain = np.empty(n)
+        self._loss = np.empty(n)
+        self._room = np.empty(n)
+        self._full = np.empty(n, dtype=bool)
+        self._empty = np.empty(n, dtype=bool)
+        # kWh of grid energy per unit of SoC: Q / eff while charging, Q * eff while discharging.
+        self._kwh_per_soc_ch = fleet.capacity_kwh / fleet.efficiency
+        self._kwh_per_soc_dis = fleet.capacity_kwh * fleet.efficiency
+
+    def step(self, t_s: float, dt_s: float, power_kw: FloatArray | None = None) -> StepResult:
+        f = self.fleet
+        p, gain, loss, room = self._p, self._gain, self._loss, self._room
+        full, empty = self._full, self._empty
+        online = f.online(t_s, out=self._online)
+        if power_kw is None:
+            f.mode_power_kw(out=p)
+        else:
+            np.clip(power_kw, -f.p_discharge_kw, f.p_charge_kw, out=p)
+        p *= online
+        h = dt_s / HOUR_S
+        # Charging: the SoC gain is capped by the room below SOC_MAX.
+        np.maximum(p, 0.0, out=gain)
+        gain *= h
+        gain /= self._kwh_per_soc_ch
+        np.subtract(SOC_MAX, f.soc, out=room)
+        np.maximum(room, 0.0, out=room)
+        np.greater_equal(gain, room, out=full)
+        full &= p > 0
+        np.minimum(gain, room, out=gain)
+        # Discharging: the SoC loss is capped by the charge above SOC_MIN.
+        np.minimum(p, 0.0, out=loss)
+        loss *= -h
+        loss /= self._kwh_per_soc_dis
+        np.subtract(f.soc, SOC_MIN, out=room)
+        np.maximum(room, 0.0, out=room)
+        np.greater_equal(loss, room, out=empty)
+        empty &= p < 0
+        np.minimum(loss, room, out=loss)
+        f.soc += gain
+        f.soc -= loss
+        # Power actually drawn = energy moved over the step.
+        gain *= self._kwh_per_soc_ch
+        loss *= self._kwh_per_soc_dis
+        np.subtract(gain, loss, out=p)
+        p /= h
+        # Cars that hit a bound turn idle (their battery management stops the flow).
+        full |= empty
+        f.mode[full] = IDLE
+        return StepResult(power_kw=p, online=online)
+
+
+def step(fleet: Fleet, t_s: float, dt_s: float, power_kw: FloatArray | None = None) -> StepResult:
+    """One-off step (allocates its buffers); use ``FleetStepper`` in loops."""
+    return FleetStepper(fleet).step(t_s, dt_s, power_kw)
+
+
+# --------------------------------------------------------------------------------------------- sampling
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def truncnorm(rng: np.random.Generator, mean: float, sd: float, lower: float, upper: float, n: int) -> FloatArray:
+    """Vectorised truncated normal by inverse CDF (mirrored into the lower tail for numerical accuracy)."""
+    from scipy.special import ndtr, ndtri
+
+    if not lower < upper:
+        raise ValueError(f"truncated normal needs lower < upper, got {lower}, {upper}")
+    a, b = (lower - mean) / sd, (upper - mean) / sd
+    flip = a > 0  # both bounds in the upper tail: sample the mirror image where ndtr has precision
+    if flip:
+        a, b = -b, -a
+    u = rng.uniform(ndtr(a), ndtr(b), n)
+    z = ndtri(u)
+    if flip:
+        z = -z
+    return np.clip(mean + sd * z, lower, upper)
+
+
+def seed_fleet(
+    n: int,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    p_kw: tuple[float, float] = (5.0, 7.0),
+    efficiency: tuple[float, float] = (0.88, 0.95),
+    capacity_kwh: tuple[float, float] = (20.0, 30.0),
+    soc0: tuple[float, float, float, float] = (0.3, 0.05, 0.2, 0.4),
+    soc_target: tuple[float, float, float, float] = (0.8, 0.03, 0.7, 0.9),
+    groups: tuple[tuple[tuple[float, float, float, float], tuple[float, float, float, float]], ...] = (
+        ((-6.5, 3.4, 0.0, 5.5), (8.9, 3.4, 0.0, 20.9)),
+        ((17.5, 3.4, 5.5, 24.0), (32.9, 3.4, 20.9, 24.0)),
+    ),
+) -> Fleet:
+    """The seed study's fleet (MODELS.md section 2); arrival/finish parameters are (mean, sd, lo, hi) hours.
+
+    The same rated power is used for charging and discharging (as in the study). All EVs start charging.
+    """
+    if n < 0:
+        raise ValueError(f"fleet size must be >= 0, got {n}")
+    rng = _rng(seed)
+    p = rng.uniform(*p_kw, n)
+    eff = rng.uniform(*efficiency, n)
+    cap = rng.uniform(*capacity_kwh, n)
+    s0 = truncnorm(rng, *soc0, n)
+    st = truncnorm(rng, *soc_target, n)
+    arr = np.empty(n)
+    dep = np.empty(n)
+    bounds = np.linspace(0, n, len(groups) + 1).astype(np.int64)
+    for g, (start, finish) in enumerate(groups):
+        lo, hi = bounds[g], bounds[g + 1]
+        arr[lo:hi] = truncnorm(rng, *start, hi - lo)
+        dep[lo:hi] = truncnorm(rng, *finish, hi - lo)
+    a, d = np.minimum(arr, dep), np.maximum(arr, dep)
+    return Fleet(
+        arrival_s=a * HOUR_S,
+        departure_s=d * HOUR_S,
+        capacity_kwh=cap,
+        p_charge_kw=p,
+        p_discharge_kw=p.copy(),
+        efficiency=eff,
+        soc=s0,
+        soc_target=st,
+        mode=np.zeros(n, dtype=np.int8),
+    )
+
+
+def _column(path: Path, name: str) -> tuple[FloatArray, FloatArray]:
+    """(first column, named column) of an EV2Gym distribution CSV; the first column may be 'HH:MM'."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as err:
+        raise FleetDataError(f"{path}: cannot read: {err.strerror}") from None
+    if not rows or name not in rows[0]:
+        raise FleetDataError(f"{path}: no column {name!r} (header: {rows[0] if rows else 'empty file'})")
+    j = rows[0].index(name)
+    xs, ys = [], []
+    for i, r in enumerate(rows[1:], start=2):
+        try:
+            x = r[0]
+            xs.append(int(x[:2]) * 60 + int(x[3:5]) if ":" in x else float(x))
+            ys.append(float(r[j]))
+        except (ValueError, IndexError):
+            raise FleetDataError(f"{path}: line {i}: cannot read {r!r}") from None
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def _sample_quantiles(rng: np.random.Generator, pct: FloatArray, values: FloatArray, n: int) -> FloatArray:
+    """Sample from a quantile table: ``values[i]`` is exceeded by ``pct[i]`` % of the events.
+
+    (EV2Gym's connection-time and energy tables have this shape: at 0 % the longest session, 72 h for
+    workplaces; at 50 % the median, 4.9 h; at 100 % zero.) Inverse-CDF sampling with linear interpolation.
+    """
+    order = np.argsort(pct)
+    return np.interp(rng.uniform(0.0, 100.0, n), pct[order], values[order])
+
+
+def behaviour_fleet(
+    n: int,
+    seed: int | np.random.Generator | None = 0,
+    data_dir: str | Path = DEFAULT_BEHAVIOUR_DIR,
+    *,
+    location: str = "workplace",
+    max_ac_kw: float = 11.0,
+    soc_target: tuple[float, float, float, float] = (0.8, 0.03, 0.7, 0.9),
+) -> Fleet:
+    """A fleet sampled from the ElaadNL distributions EV2Gym ships (``location`` column, default workplace).
+
+    Arrival: a 15-minute slot drawn from ``distribution-of-arrival.csv``, uniform inside it. Connection time
+    and energy demand: ``distribution-of-connection-time.csv`` / ``distribution-of-energy-demand.csv``.
+    The car model is drawn from ``ev_specs.json`` weighted by registrations (battery, AC charge power capped
+    at ``max_ac_kw``; V2G models from ``ev_specs_v2g_enabled2024.json`` give their discharge power, others
+    discharge at their charge power so the fleet can be used for V2G studies). The demanded SoC is the seed
+    distribution; the arrival SoC is what the energy demand leaves below it (at least 0.05).
+    """
+    if n < 0:
+        raise ValueError(f"fleet size must be >= 0, got {n}")
+    rng = _rng(seed)
+    d = Path(data_dir)
+    slot_min, share = _column(d / "distribution-of-arrival.csv", location)
+    if share.sum() <= 0:
+        raise FleetDataError(f"{d / 'distribution-of-arrival.csv'}: column {location!r} has no positive share")
+    slot = rng.choice(slot_min.size, size=n, p=share / share.sum())
+    arr = (slot_min[slot] + rng.uniform(0, 15, n)) * 60.0
+    pct, hours = _column(d / "distribution-of-connection-time.csv", location)
+    stay_h = np.maximum(_sample_quantiles(rng, pct, hours, n), 0.25)
+    pct, kwh = _column(d / "distribution-of-energy-demand.csv", location)
+    energy = np.maximum(_sample_quantiles(rng, pct, kwh, n), 0.5)
+    try:
+        specs = json.loads((d / "ev_specs.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise FleetDataError(f"{d / 'ev_specs.json'}: cannot read EV specs: {err}") from None
+    names = list(specs)
+    reg = np.array([float(specs[k].get("number_of_registrations", 0)) for k in names])
+    cap_m = np.array([float(specs[k]["battery_capacity"]) for k in names])
+    pch_m = np.minimum(np.array([float(specs[k]["max_ac_charge_power"]) for k in names]), max_ac_kw)
+    model = rng.choice(len(names), size=n, p=reg / reg.sum())
+    cap = cap_m[model]
+    pch = pch_m[model]
+    st = truncnorm(rng, *soc_target, n)
+    s0 = np.maximum(st - energy / cap, 0.05)
+    return Fleet(
+        arrival_s=arr,
+        departure_s=arr + stay_h * HOUR_S,
+        capacity_kwh=cap,
+        p_charge_kw=pch,
+        p_discharge_kw=pch.copy(),
+        efficiency=np.full(n, 0.9),
+        soc=s0,
+        soc_target=st,
+        mode=np.zeros(n, dtype=np.int8),
+    )
+
+
+def replay_sessions(
+    csv_path: str | Path,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    capacity_kwh: float = 60.0,
+    p_charge_kw: float = 6.6,
+    efficiency: float = 0.9,
+    soc_target: float = 0.9,
+) -> Fleet:
+    """One EV per real session of an ACN-Data CSV (``connectionTime_utc``, ``disconnectTime_utc``, kWh).
+
+    Times are seconds from ``start`` (default: UTC midnight of the first arrival) and ``Fleet.epoch`` holds
+    that instant. ACN-Data has no battery size or SoC, so each car gets ``capacity_kwh`` (or 1.25 x the
+    energy it took, when larger), demands ``soc_target``, and arrives with the requested energy
+    (``kWhRequested``, else ``kWhDelivered``) below it. Rows without both timestamps are skipped.
+    """
+    import pandas as pd
+
+    path = Path(csv_path)
+    try:
+        df = pd.read_csv(path, usecols=["connectionTime_utc", "disconnectTime_utc", "kWhDelivered", "kWhRequested"])
+    except FileNotFoundError:
+        raise FleetDataError(f"{path}: session file not found") from None
+    except ValueError as err:
+        raise FleetDataError(f"{path}: not an ACN-Data session CSV: {err}") from None
+    arr = pd.to_datetime(df["connectionTime_utc"], utc=True, errors="coerce")
+    dep = pd.to_datetime(df["disconnectTime_utc"], utc=True, errors="coerce")
+    ok = arr.notna() & dep.notna() & (dep > arr)
+    if start is not None:
+        ok &= dep >= pd.Timestamp(start)
+    if end is not None:
+        ok &= arr <= pd.Timestamp(end)
+    df, arr, dep = df[ok], arr[ok], dep[ok]
+    if df.empty:
+        raise FleetDataError(f"{path}: no sessions with arrival and departure in the requested window")
+    t0 = pd.Timestamp(start) if start is not None else arr.min().floor("D")
+    if t0.tzinfo is None:
+        t0 = t0.tz_localize("UTC")
+    delivered = pd.to_numeric(df["kWhDelivered"], errors="coerce").fillna(0.0).to_numpy(float)
+    requested = pd.to_numeric(df["kWhRequested"], errors="coerce").to_numpy(float)
+    need = np.where(np.isfinite(requested) & (requested > 0), requested, delivered)
+    n = len(df)
+    cap = np.maximum(capacity_kwh, 1.25 * np.maximum(delivered, need))
+    st = np.full(n, soc_target)
+    s0 = np.maximum(st - need / cap, 0.05)
+    return Fleet(
+        arrival_s=(arr - t0).dt.total_seconds().to_numpy(float),
+        departure_s=(dep - t0).dt.total_seconds().to_numpy(float),
+        capacity_kwh=cap,
+        p_charge_kw=np.full(n, p_charge_kw),
+        p_discharge_kw=np.full(n, p_charge_kw),
+        efficiency=np.full(n, efficiency),
+        soc=s0,
+        soc_target=st,
+        mode=np.zeros(n, dtype=np.int8),
+        epoch=t0.to_pydatetime(),
+    )
