@@ -49,6 +49,11 @@ class ServerConfig(_Section):
     tls_cert: Path | None = Field(None, description="PEM certificate: enables wss:// (security profile 2)")
     tls_key: Path | None = None
     meter_value_sample_interval_s: int = Field(60, ge=0)
+    probe_every_boot: bool = Field(
+        False,
+        description="read capabilities and set meter sampling at every boot; false: only when unknown or the "
+        "firmware changed (a 2,000-charger reconnect storm then costs no extra calls)",
+    )
     meter_values_sampled_data: list[str] = Field(
         default_factory=lambda: [
             "Energy.Active.Import.Register",

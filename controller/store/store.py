@@ -1,0 +1,376 @@
+"""The central system's persistence: one ``Store`` over SQLAlchemy 2 (SQLite file by default, PostgreSQL by URL).
+
+Why synchronous and thread-safe rather than async: every write of the running server goes through one
+dedicated writer thread (``controller.store.writer.DbWriter``) that batches the frequent, answer-independent
+writes (meter values, status, last-seen) into one transaction, so the OCPP read loop never waits on the disk;
+the few writes an answer depends on (StartTransaction's id, StopTransaction) run on the same thread, in order,
+before the answer is sent. Reads (tests, CLI, load management at start) simply open their own session.
+
+Every query method returns detached ORM rows (``controller.store.models``), oldest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from controller.store.models import (
+    Base,
+    ChargePointRow,
+    ChargingProfileRow,
+    ConnectorRow,
+    EventRow,
+    IdTagRow,
+    MeterValueRow,
+    TransactionRow,
+)
+
+#: ``stop_reason`` of a transaction the store closed because its charger booted while it was open.
+REBOOT_CLOSED = "ClosedAtBoot"
+
+
+@dataclass
+class WriteBatch:
+    """Answer-independent writes collected by the writer thread and committed together.
+
+    ``connectors`` and ``last_seen`` are keyed so that only the newest value per key is written.
+    """
+
+    meter_values: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    connectors: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    last_seen: dict[str, datetime] = field(default_factory=dict)
+    cp_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return (
+            len(self.meter_values) + len(self.events) + len(self.connectors) + len(self.last_seen) + len(self.cp_fields)
+        )
+
+
+class Store:
+    """Charge points, connectors, id tags, transactions, meter values, charging profiles and the event log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, create: bool = True) -> Store:
+        """Open (and by default create the tables of) the store at ``url``.
+
+        ``sqlite:///file.db`` (WAL journal, so readers never block the writer thread), ``sqlite://`` (memory),
+        or ``postgresql+psycopg://user@host/db``.
+        """
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if url.startswith("sqlite"):
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False},
+                poolclass=StaticPool if memory else None,
+            )
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.close()
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        store = cls(engine)
+        if create:
+            Base.metadata.create_all(engine)
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success."""
+        with self._session() as s, s.begin():
+            yield s
+
+    # ----------------------------------------------------------------- reads
+
+    def charge_point(self, cp_id: str) -> ChargePointRow | None:
+        with self.session() as s:
+            return s.get(ChargePointRow, cp_id)
+
+    def charge_points(self) -> list[ChargePointRow]:
+        with self.session() as s:
+            return list(s.scalars(select(ChargePointRow).order_by(ChargePointRow.id)))
+
+    def connectors(self, cp_id: str | None = None) -> list[ConnectorRow]:
+        with self.session() as s:
+            q = select(ConnectorRow).order_by(ConnectorRow.cp_id, ConnectorRow.connector_id)
+            if cp_id is not None:
+                q = q.where(ConnectorRow.cp_id == cp_id)
+            return list(s.scalars(q))
+
+    def id_tag(self, id_tag: str) -> IdTagRow | None:
+        with self.session() as s:
+            return s.get(IdTagRow, id_tag)
+
+    def id_tags(self) -> list[IdTagRow]:
+        with self.session() as s:
+            return list(s.scalars(select(IdTagRow).order_by(IdTagRow.id_tag)))
+
+    def transaction(self, transaction_id: int) -> TransactionRow | None:
+        with self.session() as s:
+            return s.get(TransactionRow, transaction_id)
+
+    def transactions(self, cp_id: str | None = None, open_only: bool = False) -> list[TransactionRow]:
+        with self.session() as s:
+            q = select(TransactionRow).order_by(TransactionRow.id)
+            if cp_id is not None:
+                q = q.where(TransactionRow.cp_id == cp_id)
+            if open_only:
+                q = q.where(TransactionRow.stop_time.is_(None))
+            return list(s.scalars(q))
+
+    def meter_values(
+        self,
+        cp_id: str | None = None,
+        transaction_id: int | None = None,
+        measurand: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[MeterValueRow]:
+        with self.session() as s:
+            q = select(MeterValueRow).order_by(MeterValueRow.timestamp, MeterValueRow.id)
+            if cp_id is not None:
+                q = q.where(MeterValueRow.cp_id == cp_id)
+            if transaction_id is not None:
+                q = q.where(MeterValueRow.transaction_id == transaction_id)
+            if measurand is not None:
+                q = q.where(MeterValueRow.measurand == measurand)
+            if since is not None:
+                q = q.where(MeterValueRow.timestamp >= since)
+            if limit is not None:
+                q = q.limit(limit)
+            return list(s.scalars(q))
+
+    def charging_profiles(self, cp_id: str | None = None) -> list[ChargingProfileRow]:
+        with self.session() as s:
+            q = select(ChargingProfileRow).order_by(ChargingProfileRow.id)
+            if cp_id is not None:
+                q = q.where(ChargingProfileRow.cp_id == cp_id)
+            return list(s.scalars(q))
+
+    def events(self, cp_id: str | None = None, kind: str | None = None) -> list[EventRow]:
+        with self.session() as s:
+            q = select(EventRow).order_by(EventRow.id)
+            if cp_id is not None:
+                q = q.where(EventRow.cp_id == cp_id)
+            if kind is not None:
+                q = q.where(EventRow.kind == kind)
+            return list(s.scalars(q))
+
+    # ---------------------------------------------------------------- writes
+
+    def register_charge_point(
+        self, cp_id: str, at: datetime, password_hash: str | None = None, auto_registered: bool = False
+    ) -> ChargePointRow:
+        """Create the charge point if new; a given ``password_hash`` replaces the stored one."""
+        with self.session() as s:
+            row = s.get(ChargePointRow, cp_id)
+            if row is None:
+                row = ChargePointRow(id=cp_id, registered_at=at, auto_registered=auto_registered)
+                s.add(row)
+            if password_hash is not None:
+                row.password_hash = password_hash
+            return row
+
+    def upsert_id_tag(
+        self, id_tag: str, status: str, expiry_date: datetime | None = None, parent_id_tag: str | None = None
+    ) -> None:
+        with self.session() as s:
+            row = s.get(IdTagRow, id_tag) or IdTagRow(id_tag=id_tag)
+            row.status, row.expiry_date, row.parent_id_tag = status, expiry_date, parent_id_tag
+            s.add(row)
+
+    def record_boot(self, cp_id: str, at: datetime, **fields: Any) -> list[int]:
+        """Record a BootNotification; close transactions left open by the previous life of the charger.
+
+        Returns the ids of the transactions closed (``stop_reason = REBOOT_CLOSED``, ``meter_stop`` = the last
+        energy register seen for it, else its meter start).
+        """
+        with self.session() as s:
+            row = s.get(ChargePointRow, cp_id)
+            if row is None:
+                row = ChargePointRow(id=cp_id, registered_at=at, auto_registered=True)
+                s.add(row)
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.last_boot = row.last_seen = at
+            open_tx = list(
+                s.scalars(
+                    select(TransactionRow).where(TransactionRow.cp_id == cp_id, TransactionRow.stop_time.is_(None))
+                )
+            )
+            for tx in open_tx:
+                last = s.scalar(
+                    select(MeterValueRow.value)
+                    .where(
+                        MeterValueRow.transaction_id == tx.id,
+                        MeterValueRow.measurand == "Energy.Active.Import.Register",
+                    )
+                    .order_by(MeterValueRow.timestamp.desc(), MeterValueRow.id.desc())
+                    .limit(1)
+                )
+                tx.meter_stop = int(last) if last is not None else tx.meter_start
+                tx.stop_time, tx.stop_reason = at, REBOOT_CLOSED
+            return [tx.id for tx in open_tx]
+
+    def set_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
+        with self.session() as s:
+            s.execute(update(ChargePointRow).where(ChargePointRow.id == cp_id).values(capabilities=capabilities))
+
+    def start_transaction(
+        self,
+        cp_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        start_time: datetime,
+        auth_status: str,
+        reservation_id: int | None = None,
+    ) -> tuple[int, bool]:
+        """Idempotent start: the same (charger, connector, tag, meter start, time) gets the same id.
+
+        Returns ``(transaction_id, created)``.
+        """
+        with self.session() as s:
+            existing = s.scalar(
+                select(TransactionRow.id).where(
+                    TransactionRow.cp_id == cp_id,
+                    TransactionRow.connector_id == connector_id,
+                    TransactionRow.id_tag == id_tag,
+                    TransactionRow.meter_start == meter_start,
+                    TransactionRow.start_time == start_time,
+                )
+            )
+            if existing is not None:
+                return existing, False
+            tx = TransactionRow(
+                cp_id=cp_id,
+                connector_id=connector_id,
+                id_tag=id_tag,
+                meter_start=meter_start,
+                start_time=start_time,
+                auth_status=auth_status,
+                reservation_id=reservation_id,
+            )
+            s.add(tx)
+            s.flush()
+            return tx.id, True
+
+    def stop_transaction(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        stop_time: datetime,
+        reason: str | None,
+        id_tag: str | None,
+    ) -> tuple[int, bool]:
+        """Record a stop. A stop for a transaction we never started is recorded as a new row with
+        ``unknown_start=True`` and the charger's id in ``reported_id``; a repeated stop changes nothing.
+        The charger's own stop overrides a ``REBOOT_CLOSED`` one. Returns ``(row id, known)``.
+        """
+        with self.session() as s:
+            tx = s.get(TransactionRow, transaction_id)
+            if tx is None or tx.cp_id != cp_id:
+                dup = s.scalar(
+                    select(TransactionRow.id).where(
+                        TransactionRow.cp_id == cp_id,
+                        TransactionRow.reported_id == transaction_id,
+                        TransactionRow.unknown_start.is_(True),
+                    )
+                )
+                if dup is not None:
+                    return dup, False
+                tx = TransactionRow(
+                    cp_id=cp_id,
+                    unknown_start=True,
+                    reported_id=transaction_id,
+                    meter_stop=meter_stop,
+                    stop_time=stop_time,
+                    stop_reason=reason or "Local",
+                    stop_id_tag=id_tag,
+                )
+                s.add(tx)
+                s.flush()
+                return tx.id, False
+            if tx.stop_time is None or tx.stop_reason == REBOOT_CLOSED:
+                tx.meter_stop, tx.stop_time = meter_stop, stop_time
+                tx.stop_reason, tx.stop_id_tag = reason or "Local", id_tag
+            return tx.id, True
+
+    def add_profile(
+        self,
+        cp_id: str,
+        action: str,
+        connector_id: int | None,
+        profile: dict[str, Any] | None,
+        status: str,
+        reason: str | None,
+        sent_at: datetime,
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                ChargingProfileRow(
+                    cp_id=cp_id,
+                    action=action,
+                    connector_id=connector_id,
+                    profile=profile,
+                    status=status,
+                    reason=reason,
+                    sent_at=sent_at,
+                )
+            )
+
+    def add_events(self, events: Iterable[dict[str, Any]]) -> None:
+        rows = list(events)
+        if rows:
+            with self.session() as s:
+                s.execute(insert(EventRow), rows)
+
+    def write_batch(self, batch: WriteBatch) -> None:
+        """Commit a ``WriteBatch`` in one transaction (bulk inserts, one upsert per connector)."""
+        with self.session() as s:
+            if batch.cp_fields:
+                s.execute(update(ChargePointRow), [{"id": k, **v} for k, v in batch.cp_fields.items()])
+            if batch.last_seen:
+                s.execute(update(ChargePointRow), [{"id": k, "last_seen": v} for k, v in batch.last_seen.items()])
+            if batch.connectors:
+                self._upsert_connectors(s, list(batch.connectors.values()))
+            if batch.meter_values:
+                s.execute(insert(MeterValueRow), batch.meter_values)
+            if batch.events:
+                s.execute(insert(EventRow), batch.events)
+
+    def _upsert_connectors(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(ConnectorRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["cp_id", "connector_id"],
+            set_={c: stmt.excluded[c] for c in ("status", "error_code", "info", "vendor_error_code", "updated_at")},
+        )
+        s.execute(stmt, rows)
