@@ -284,7 +284,9 @@ class CentralSystem:
             if self._sessions.get(cp_id) is session:
                 del self._sessions[cp_id]
             code = ws.close_code
-            why = "frame_too_large" if code == 1009 else (ws.close_reason or "closed")
+            sent = ws.protocol.close_sent
+            too_large = code == 1009 or (sent is not None and sent.code == 1009)
+            why = "frame_too_large" if too_large else (ws.close_reason or "closed")
             self.record_event(cp_id, "disconnected", close_code=code, reason=why)
             self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, False, self.clock.now(), why))
             log_event(log, "charger_disconnected", cp_id=cp_id, close_code=code, reason=why)
@@ -295,8 +297,8 @@ class CentralSystem:
         self,
         cp_id: str,
         request: Any,
-        timeout: float | None = None,
-        reason: str | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,  # noqa: ASYNC109 (per-call timeout, part of the API)
+        reason: str | None = None,
     ) -> Any:
         """Send a central-system-initiated OCPP 1.6 request (an ``ocpp.v16.call`` dataclass).
 

@@ -44,6 +44,8 @@ log = logging.getLogger("controller.ocpp")
 
 #: Unit multipliers to SI (W, Wh, A) for the convenience fields of ``MeterEvent``.
 _TO_SI = {"kW": 1000.0, "kWh": 1000.0, "W": 1.0, "Wh": 1.0, "A": 1.0}
+#: Measurands summed over phases, with their default unit.
+_SUMMED = {"Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh"}
 
 
 def rfc3339(dt: datetime) -> str:
@@ -143,8 +145,8 @@ class ChargePointSession(LibChargePoint):
         suppress: bool = False,
         unique_id: str | None = None,
         skip_schema_validation: bool = False,
-        timeout: float | None = None,
-    ) -> Any:  # noqa: ASYNC109
+        timeout: float | None = None,  # noqa: ASYNC109 (per-call timeout, part of the API)
+    ) -> Any:
         """Send a central-system-initiated request; return the call_result dataclass or raise.
 
         One call at a time per charge point (OCPP-J §4.1.1), like the library; unlike it, a CALLERROR raises
@@ -281,13 +283,16 @@ def summarize_meter_value(
 ) -> tuple[ev.MeterEvent, list[dict[str, Any]]]:
     """One ``meterValue`` element → the bus event and the store rows.
 
-    Power and energy are summed over phases; current is the largest phase current (what a circuit limit
-    cares about); the measurand defaults to Energy.Active.Import.Register and the unit to the spec default.
+    Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases; current
+    is the largest phase current (what a circuit limit cares about). The measurand defaults to
+    Energy.Active.Import.Register and the unit to the spec's default for it.
     """
     at = parse_time(mv.get("timestamp"), now)
     samples: list[ev.Sample] = []
     rows: list[dict[str, Any]] = []
-    power = current = energy = soc = None
+    total: dict[str, float] = {}
+    phased: dict[str, float] = {}
+    current = soc = None
     for sv in mv.get("sampled_value", ()):
         raw = sv.get("value", "")
         measurand = sv.get("measurand") or "Energy.Active.Import.Register"
@@ -315,15 +320,18 @@ def summarize_meter_value(
         )
         if value is None:
             continue
-        if measurand == "Power.Active.Import":
-            if phase is None or not phase.startswith("N"):
-                power = (power or 0.0) + value * _TO_SI.get(unit or "W", 1.0)
-        elif measurand == "Energy.Active.Import.Register":
-            energy = (energy or 0.0) + value * _TO_SI.get(unit or "Wh", 1.0)
+        if measurand in _SUMMED:
+            si = value * _TO_SI.get(unit or _SUMMED[measurand], 1.0)
+            if phase is None:
+                total[measurand] = si
+            elif not phase.startswith("N"):
+                phased[measurand] = phased.get(measurand, 0.0) + si
         elif measurand == "Current.Import":
             current = value if current is None else max(current, value)
         elif measurand == "SoC":
             soc = value
+    power = total.get("Power.Active.Import", phased.get("Power.Active.Import"))
+    energy = total.get("Energy.Active.Import.Register", phased.get("Energy.Active.Import.Register"))
     return (
         ev.MeterEvent(cp_id, connector_id, transaction_id, at, tuple(samples), power, current, energy, soc),
         rows,

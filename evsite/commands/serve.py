@@ -1,16 +1,95 @@
-"""`evsite serve`: placeholder until its issue lands (the owner replaces this module)."""
+"""`evsite serve`: run the OCPP 1.6J central system until SIGINT/SIGTERM.
+
+Flags override the config file's ``[server]`` section; the overrides are validated like the file itself.
+Shutdown is clean: connections are closed and every buffered write is committed before the process exits,
+so a restart finds all data (the restart test relies on it).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from evsite.commands.common import EXIT_CONFIG, add_config_arg, load_config_or_exit
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="(not built yet)")
+    p = sub.add_parser("serve", help="run the OCPP 1.6J central system (ws://host:port/ocpp/<chargePointId>)")
+    add_config_arg(p)
+    p.add_argument("--host", help="address to bind (overrides server.host)")
+    p.add_argument("--port", type=int, help="port to bind, 0 for any free port (overrides server.port)")
+    p.add_argument(
+        "--allow-unknown-chargers",
+        action="store_true",
+        help="auto-register unknown charge point ids (test benches only; recorded as auto-registered)",
+    )
+    p.add_argument("--db", metavar="URL", help="store URL (overrides store.url)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("evsite serve: not built yet", file=sys.stderr)
-    return 1
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from evsite.config import format_validation_error
+    from evsite.log import configure_logging
+
+    config = load_config_or_exit(args.config)
+    try:
+        if args.host is not None:
+            config.server.host = args.host
+        if args.port is not None:
+            config.server.port = args.port
+        if args.allow_unknown_chargers:
+            config.server.allow_unknown_chargers = True
+        if args.db is not None:
+            config.store.url = args.db
+    except ValidationError as err:
+        print(f"evsite: {format_validation_error(err, 'command line')}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.logging.level, config.logging.format)
+    try:
+        return asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(config: object) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from controller.bus import EventBus
+    from controller.csms import CentralSystem
+    from controller.store import Store
+    from evsite.clock import RealClock
+    from evsite.config import Config
+    from evsite.log import log_event
+
+    assert isinstance(config, Config)
+    log = logging.getLogger("evsite.serve")
+    try:
+        store = Store.open(config.store.url)
+    except SQLAlchemyError as err:
+        print(f"evsite: cannot open the store at store.url: {err.__class__.__name__}: {err}", file=sys.stderr)
+        return 1
+    csms = CentralSystem(config, store, RealClock(), EventBus())
+    try:
+        await csms.start()
+    except OSError as err:
+        print(f"evsite: cannot listen on {config.server.host}:{config.server.port}: {err.strerror}", file=sys.stderr)
+        store.close()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
+    await stop.wait()
+    log_event(log, "shutdown_requested", connected=len(csms.connected))
+    await csms.stop()
+    store.close()
+    return 0
