@@ -343,6 +343,11 @@ def connector_limit(
     return best
 
 
+def charge_point_max(profiles: Sequence[Profile], t: datetime, elec: Electrical) -> Limit | None:
+    """The ChargePointMaxProfile limit in force at ``t`` (the whole charge point), or None."""
+    return _winner((p for p in profiles if p.purpose == "ChargePointMaxProfile"), t, None, elec)
+
+
 def charge_point_limit(
     profiles: Sequence[Profile],
     t: datetime,

@@ -1,0 +1,126 @@
+"""The electrical state of every simulated connector, as numpy arrays, and the vectorised power step.
+
+Why arrays: one process drives hundreds of chargers, so the per-step physics (what the composite limit
+allows, what each EV takes, how the energy register moves) is one vectorised computation over all
+connectors, not a Python loop. Only connectors whose OCPP status changes are visited in Python.
+
+The cars themselves are the regulation engineer's ``simulators.fleet.Fleet`` (struct-of-arrays) and its
+``FleetStepper`` integrates their SoC; a connector only knows which EV (``ev_id``) is plugged in.
+
+The power a connector draws is ``min(EV acceptance, composite limit, connector rating)``: an EV accepts its
+rated power until it reaches its demanded SoC (then it is SuspendedEV); a limit below the EV's minimum current
+(IEC 61851: 6 A per phase) pauses charging (SuspendedEVSE); a charge-point-wide cap (ChargePointMaxProfile)
+scales the connectors of that charger down together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulators.fleet import FleetStepper
+
+# Status codes: small ints in the arrays, names on the wire.
+AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED = range(7)
+STATUS_NAMES = ("Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted")
+EV_MIN_CURRENT_A = 6.0  # IEC 61851-1: below 6 A per phase an EV cannot charge
+
+
+@dataclass
+class ConnectorArrays:
+    """Per-connector state; index ``i`` is one connector of one charger (``SimulatedSite`` assigns them)."""
+
+    voltage_v: np.ndarray
+    phases: np.ndarray
+    rating_a: np.ndarray
+    group: np.ndarray  # which charger (for the charge-point-wide cap)
+    energy_wh: np.ndarray  # the meter register: monotonic, survives transactions and reboots
+    power_w: np.ndarray  # drawn over the last step
+    limit_w: np.ndarray  # composite limit now (the chargers refresh it)
+    ev_present: np.ndarray  # bool: a car is plugged in
+    charging_enabled: np.ndarray  # bool: a transaction runs
+    ev_id: np.ndarray  # index into the fleet, -1 when none
+
+    @classmethod
+    def build(cls, voltage_v: Any, phases: Any, rating_a: Any, group: Any) -> ConnectorArrays:
+        v = np.asarray(voltage_v, dtype=float)
+        ph = np.asarray(phases, dtype=float)
+        r = np.asarray(rating_a, dtype=float)
+        n = len(v)
+        return cls(
+            voltage_v=v,
+            phases=ph,
+            rating_a=r,
+            group=np.asarray(group, dtype=np.int64),
+            energy_wh=np.zeros(n),
+            power_w=np.zeros(n),
+            limit_w=v * ph * r,
+            ev_present=np.zeros(n, dtype=bool),
+            charging_enabled=np.zeros(n, dtype=bool),
+            ev_id=np.full(n, -1, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.voltage_v)
+
+    @property
+    def rating_w(self) -> np.ndarray:
+        return self.voltage_v * self.phases * self.rating_a
+
+    @property
+    def min_w(self) -> np.ndarray:
+        return EV_MIN_CURRENT_A * self.voltage_v * self.phases
+
+
+def offered_w(
+    state: ConnectorArrays, wants: np.ndarray, group_cap_w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each connector lets its EV draw, and which are paused by the EVSE (limit below minimum).
+
+    ``wants``: the EV behind each connector still accepts energy (below its demanded SoC).
+    """
+    active = state.ev_present & state.charging_enabled & wants
+    paused = state.limit_w < state.min_w
+    power = np.where(active & ~paused, np.minimum(state.limit_w, state.rating_w), 0.0)
+    if group_cap_w is not None:
+        total = np.bincount(state.group, weights=power, minlength=len(group_cap_w))
+        scale = np.where(total > group_cap_w, group_cap_w / np.maximum(total, 1e-9), 1.0)
+        power = power * scale[state.group]
+        squeezed = (power > 0) & (power < state.min_w)  # below the EV minimum: pause rather than charge out of spec
+        paused = paused | squeezed
+        power = np.where(squeezed, 0.0, power)
+    return power, paused & active
+
+
+def step(
+    state: ConnectorArrays,
+    stepper: FleetStepper,
+    t_s: float,
+    dt_s: float,
+    group_cap_w: np.ndarray | None = None,
+) -> np.ndarray:
+    """Advance every connector and its EV by ``dt_s`` seconds from fleet time ``t_s``; returns status codes.
+
+    The fleet stepper clips to each car's rated power and stops at the battery bound, so the power reported
+    (and metered) is what the car actually took.
+    """
+    fleet = stepper.fleet
+    occupied = state.ev_id >= 0
+    ev = state.ev_id[occupied]
+    wants = np.zeros(len(state), dtype=bool)
+    wants[occupied] = fleet.soc[ev] < fleet.soc_target[ev]
+    power, paused = offered_w(state, wants, group_cap_w)
+    per_ev_kw = np.zeros(len(fleet))
+    per_ev_kw[ev] = power[occupied] / 1000.0
+    drawn = stepper.step(t_s, dt_s, per_ev_kw)
+    power = np.zeros(len(state))
+    power[occupied] = drawn.power_kw[ev] * 1000.0
+    state.power_w = np.maximum(power, 0.0)
+    state.energy_wh += state.power_w * dt_s / 3600.0
+
+    base = np.where(state.ev_present, PREPARING, AVAILABLE)
+    in_tx = state.ev_present & state.charging_enabled
+    tx_status = np.where(state.power_w > 0, CHARGING, np.where(paused, SUSPENDED_EVSE, SUSPENDED_EV))
+    return np.where(in_tx, tx_status, base)
