@@ -30,23 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from pydantic import ValidationError
-
-    from evsite.config import format_validation_error
+    from evsite.config import ConfigError, parse_config
     from evsite.log import configure_logging
 
     config = load_config_or_exit(args.config)
+    data = config.model_dump()
+    if args.host is not None:
+        data["server"]["host"] = args.host
+    if args.port is not None:
+        data["server"]["port"] = args.port
+    if args.allow_unknown_chargers:
+        data["server"]["allow_unknown_chargers"] = True
+    if args.db is not None:
+        data["store"]["url"] = args.db
     try:
-        if args.host is not None:
-            config.server.host = args.host
-        if args.port is not None:
-            config.server.port = args.port
-        if args.allow_unknown_chargers:
-            config.server.allow_unknown_chargers = True
-        if args.db is not None:
-            config.store.url = args.db
-    except ValidationError as err:
-        print(f"evsite: {format_validation_error(err, 'command line')}", file=sys.stderr)
+        config = parse_config(data, "command line")
+    except ConfigError as err:
+        print(f"evsite: {err}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.logging.level, config.logging.format)
     try:
