@@ -78,6 +78,8 @@ def load_meter_csv(path: str | Path, column: str, time_column: str | None = None
         if c not in header.columns:
             shown = ", ".join(map(str, header.columns[:12]))
             raise MeterDataError(f"{p}: no column {c!r} (columns: {shown}...)")
+    if column == tcol:
+        raise MeterDataError(f"{p}: {column!r} is the time column, not a load column")
     df = pd.read_csv(p, usecols=[tcol, column], na_values=["?", ""])
     times = pd.to_datetime(df[tcol], utc=True, errors="coerce")
     bad = times.isna()
@@ -88,9 +90,10 @@ def load_meter_csv(path: str | Path, column: str, time_column: str | None = None
     if values.notna().sum() < 2:
         raise MeterDataError(f"{p}: column {column!r} has fewer than two numeric readings")
     values = values.interpolate(limit_direction="both")
-    order = np.argsort(times.to_numpy())
-    t = times.to_numpy()[order]
-    t0 = pd.Timestamp(t[0]).to_pydatetime()
+    naive = times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    order = np.argsort(naive, kind="stable")
+    t = naive[order]
+    t0 = pd.Timestamp(t[0]).tz_localize("UTC").to_pydatetime()
     t_s = (t - t[0]) / np.timedelta64(1, "s")
     return MeterSeries(start=t0, t_s=t_s.astype(float), power_kw=values.to_numpy(float)[order] * scale, name=column)
 
