@@ -1,0 +1,162 @@
+"""From the aggregator's mode changes to SetChargingProfile calls on real OCPP 1.6 chargers.
+
+Charging and idle are a TxDefaultProfile with the connector's full current limit or 0 A. Discharging is a
+*negative* limit, as bidirectional OCPP 1.6 chargers interpret it, and is sent only to connectors of chargers
+declared ``bidirectional = true`` in ``[[chargers]]``; for any other connector the change is refused (counted
+and logged, never sent) — the controller is also built with those cars marked unable to discharge
+(``can_discharge_mask``), so this is the second of two independent guards.
+
+Limits are in amperes per phase (the unit every OCPP 1.6 smart-charging charger supports); the power they
+mean goes through the charger's own voltage and phase count (``ConnectorRef.power_kw``), never a constant.
+
+Every profile carries the reason of the change (``controller.aggregator.core.REASONS``) to the central
+system's ``send(cp_id, request, reason=...)``, which stores it with the profile, and a
+``regulation_limit_sent`` event is logged with cp_id, connector, limit and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from controller.aggregator.core import REASONS
+from evsite.log import log_event
+from simulators.fleet import CHARGING, DISCHARGING, IDLE, MODE_NAMES
+
+logger = logging.getLogger("evsite.controller.aggregator.dispatch")
+
+Send = Callable[..., Awaitable[Any]]
+
+#: Stack level of the aggregator's TxDefaultProfile (above load management's base profiles).
+DEFAULT_STACK_LEVEL = 8
+#: chargingProfileId of the aggregator's profile on connector c: PROFILE_ID_BASE + c.
+PROFILE_ID_BASE = 5000
+
+
+class DispatchError(ValueError):
+    """A dispatch request that must not be sent (e.g. discharge to a unidirectional charger)."""
+
+
+@dataclass(frozen=True)
+class ConnectorRef:
+    """A connector the aggregator may command, with its charger's electrical facts."""
+
+    cp_id: str
+    connector_id: int
+    max_current_a: float
+    voltage_v: float
+    phases: int
+    bidirectional: bool = False
+
+    def power_kw(self, current_a: float) -> float:
+        """Power at ``current_a`` per phase through this charger's voltage and phase count."""
+        return current_a * self.voltage_v * self.phases / 1000.0
+
+
+def connectors_from_config(chargers: Sequence[Any]) -> list[ConnectorRef]:
+    """One ``ConnectorRef`` per connector of each ``[[chargers]]`` entry (``evsite.config.ChargerConfig``)."""
+    return [
+        ConnectorRef(c.id, k, c.max_current_a, c.voltage_v, c.phases, c.bidirectional)
+        for c in chargers
+        for k in range(1, c.connectors + 1)
+    ]
+
+
+def can_discharge_mask(refs: Sequence[ConnectorRef]) -> NDArray[np.bool_]:
+    """Which connectors may discharge: the ``can_discharge`` argument of ``RegulationController``."""
+    return np.array([r.bidirectional for r in refs], dtype=bool)
+
+
+def limit_a(ref: ConnectorRef, mode: int) -> float:
+    """The current limit that puts the car on ``ref`` in ``mode`` (full, 0, or negative full)."""
+    if mode == CHARGING:
+        return ref.max_current_a
+    if mode == IDLE:
+        return 0.0
+    if mode == DISCHARGING:
+        if not ref.bidirectional:
+            raise DispatchError(f"{ref.cp_id} connector {ref.connector_id}: not bidirectional, cannot discharge")
+        return -ref.max_current_a
+    raise DispatchError(f"unknown mode {mode!r}")
+
+
+def profile_request(ref: ConnectorRef, limit: float, stack_level: int = DEFAULT_STACK_LEVEL) -> Any:
+    """The ``SetChargingProfile`` request for one connector (TxDefaultProfile, Relative, amperes)."""
+    from ocpp.v16 import call
+
+    return call.SetChargingProfile(
+        connector_id=ref.connector_id,
+        cs_charging_profiles={
+            "chargingProfileId": PROFILE_ID_BASE + ref.connector_id,
+            "stackLevel": stack_level,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(float(limit), 1)}],
+            },
+        },
+    )
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0  # never sent (discharge to a unidirectional charger)
+    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (cp_id, connector, why)
+
+
+class ProfileDispatcher:
+    """Turns ``Decision`` changes (EV index = connector index) into profiles via ``send(cp_id, request)``."""
+
+    def __init__(self, send: Send, connectors: Sequence[ConnectorRef], stack_level: int = DEFAULT_STACK_LEVEL):
+        self.send = send
+        self.connectors = list(connectors)
+        self.stack_level = stack_level
+
+    async def apply(
+        self, changed: NDArray[np.integer], new_mode: NDArray[np.integer], reason: NDArray[np.integer]
+    ) -> DispatchResult:
+        """Send one profile per changed connector (connectors of different chargers in parallel)."""
+        result = DispatchResult()
+        per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]] = {}
+        for i, m, r in zip(changed.tolist(), new_mode.tolist(), reason.tolist(), strict=True):
+            ref = self.connectors[i]
+            why = REASONS[r]
+            try:
+                lim = limit_a(ref, m)
+            except DispatchError as err:
+                result.refused += 1
+                log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
+                          connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why, why=str(err))  # fmt: skip
+                continue
+            per_cp.setdefault(ref.cp_id, []).append((ref, lim, why, m))
+
+        async def one_charger(items: list[tuple[ConnectorRef, float, str, int]]) -> None:
+            for ref, lim, why, m in items:  # one call in flight per charger (OCPP-J)
+                result.sent += 1
+                try:
+                    res = await self.send(ref.cp_id, profile_request(ref, lim, self.stack_level), reason=why)
+                except Exception as err:  # a CsmsError or a transport error: record it, keep going
+                    result.failed.append((ref.cp_id, ref.connector_id, str(err)))
+                    log_event(logger, "regulation_limit_failed", logging.WARNING, cp_id=ref.cp_id,
+                              connector_id=ref.connector_id, limit_a=lim, reason=why, error=str(err))  # fmt: skip
+                    continue
+                status = str(getattr(res, "status", ""))
+                if status == "Accepted":
+                    result.accepted += 1
+                else:
+                    result.failed.append((ref.cp_id, ref.connector_id, status))
+                log_event(logger, "regulation_limit_sent", cp_id=ref.cp_id, connector_id=ref.connector_id,
+                          limit_a=lim, power_kw=round(ref.power_kw(lim), 2), mode=MODE_NAMES[m], reason=why,
+                          status=status)  # fmt: skip
+
+        await asyncio.gather(*(one_charger(items) for items in per_cp.values()))
+        return result
