@@ -35,6 +35,8 @@ class DriverImpact:
     mean_soc_demanded: float
     met_share: float  # share of departed drivers with SoC >= demanded - 0.01
     mean_shortfall_kwh: float
+    feasible: int = 0  # departed drivers whose demand full-power charging from arrival could have met
+    met_share_feasible: float = float("nan")
 
 
 @dataclass
@@ -74,7 +76,13 @@ def driver_impact(fleet: Fleet, t_start_s: float, t_end_s: float) -> DriverImpac
         return DriverImpact(0, float("nan"), float("nan"), float("nan"), 0.0)
     soc, tgt = fleet.soc[left], fleet.soc_target[left]
     short = np.maximum(tgt - soc, 0.0) * fleet.capacity_kwh[left]
-    return DriverImpact(n, float(soc.mean()), float(tgt.mean()), float(np.mean(soc >= tgt - 0.01)), float(short.mean()))
+    met = soc >= tgt - 0.01
+    stay_h = (fleet.departure_s[left] - fleet.arrival_s[left]) / 3600.0
+    reachable = fleet.soc_initial[left] + stay_h * (fleet.p_charge_kw * fleet.efficiency / fleet.capacity_kwh)[left]
+    feasible = reachable >= tgt - 0.01
+    nf = int(feasible.sum())
+    return DriverImpact(n, float(soc.mean()), float(tgt.mean()), float(np.mean(met)), float(short.mean()), nf,
+                        float(np.mean(met[feasible])) if nf else float("nan"))  # fmt: skip
 
 
 def run_regulation(
