@@ -6,9 +6,9 @@ duties: BootNotification until Accepted (Pending/Rejected retried after the give
 given interval, StatusNotification on every connector transition, Authorize, Start/StopTransaction with meter
 readings, MeterValues at ``MeterValueSampleInterval``, and smart charging per section 3.13 (``smart_charging``).
 
-Connection model: a ``SimChargePoint`` outlives its WebSocket. ``run()`` connects, boots and reads until the
-connection drops, then reconnects with exponential backoff and jitter. Everything the charger sends goes
-through one ordered outbox: *transaction* messages (Start/StopTransaction, transaction MeterValues) stay queued
+Connection model: a ``SimChargePoint`` outlives its WebSocket. ``run()`` connects, boots (first connection and
+after a reboot only) and reads until the connection drops, then reconnects with exponential backoff and jitter.
+Everything the charger sends goes through one ordered outbox: *transaction* messages (Start/StopTransaction, transaction MeterValues) stay queued
 while offline and are delivered in order on reconnect, re-sent with the same message id so a central system
 can recognise a repeat; other messages are dropped while offline (status is re-announced after the boot). The
 charger keeps applying the profiles it holds while offline (3.13.6): the physics step reads ``self.profiles``.
@@ -182,6 +182,9 @@ class SimChargePoint(OcppChargePoint):
         self._conn_lost: asyncio.Future[None] | None = None
         self._last_heartbeat_s = 0.0
         self._stopping = False
+        # BootNotification is sent after a (re)boot only; a plain reconnect after a network loss is not a boot
+        # (a central system may close open transactions on a boot, as a real reboot ends them).
+        self._needs_boot = True
         self._ws: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.fleet: Fleet | None = None  # the cars behind the connectors (for SoC readings), set by the site
@@ -243,7 +246,9 @@ class SimChargePoint(OcppChargePoint):
             self._conn_lost = loop.create_future()
             reader = asyncio.create_task(self._reader(ws), name=f"{self.id}-reader")
             try:
-                await self._boot()
+                if self._needs_boot:
+                    await self._boot()
+                    self._needs_boot = False
                 self.online.set()
                 self._announce_status()
                 self._outbox_changed.set()
@@ -301,6 +306,7 @@ class SimChargePoint(OcppChargePoint):
         Profiles are kept: a charger stores them in non-volatile memory.
         """
         log_event(logger, "cp_reboot", cp_id=self.id)
+        self._needs_boot = True
         for conn in list(self.tx):
             self.stop_transaction(conn, "Reboot")
         await self.drop_connection()
@@ -792,6 +798,7 @@ class SimChargePoint(OcppChargePoint):
 
     @after("Reset")
     async def after_reset(self, type: str) -> None:
+        self._needs_boot = True
         for conn in list(self.tx):
             self.stop_transaction(conn, "HardReset" if type == "Hard" else "SoftReset")
         await self.drop_connection()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime
 
@@ -53,6 +54,8 @@ async def test_offline_queue_delivers_in_order_without_loss_or_duplicates(
         finally:
             await site.stop()
 
+        assert len(csms.rec.calls("BootNotification")) == 1, "a reconnect is not a reboot"
+        assert csms.connections >= 2
         frames = tx_frames(csms)
         actions = [f.action for f in frames]
         assert actions[0] == "StartTransaction" and actions[-1] == "StopTransaction"
@@ -60,7 +63,7 @@ async def test_offline_queue_delivers_in_order_without_loss_or_duplicates(
         assert len({f.unique_id for f in frames}) == len(frames), "a message was delivered twice"
         # Nothing lost: one sample every 60 s from the transaction start to the departure, in order.
         stamps = [datetime.fromisoformat(f.payload["meterValue"][0]["timestamp"]) for f in frames[1:-1]]
-        gaps = {(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)}
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(stamps)}
         assert gaps == {60.0}
         start = datetime.fromisoformat(frames[0].payload["timestamp"])
         stop = datetime.fromisoformat(frames[-1].payload["timestamp"])
