@@ -8,10 +8,11 @@ readings, MeterValues at ``MeterValueSampleInterval``, and smart charging per se
 
 Connection model: a ``SimChargePoint`` outlives its WebSocket. ``run()`` connects, boots (first connection and
 after a reboot only) and reads until the connection drops, then reconnects with exponential backoff and jitter.
-Everything the charger sends goes through one ordered outbox: *transaction* messages (Start/StopTransaction, transaction MeterValues) stay queued
-while offline and are delivered in order on reconnect, re-sent with the same message id so a central system
-can recognise a repeat; other messages are dropped while offline (status is re-announced after the boot). The
-charger keeps applying the profiles it holds while offline (3.13.6): the physics step reads ``self.profiles``.
+Everything the charger sends goes through one ordered outbox: *transaction* messages (Start/StopTransaction,
+transaction MeterValues) stay queued while offline and are delivered in order on reconnect, re-sent with the
+same message id so a central system can recognise a repeat; other messages are dropped while offline (status
+is re-announced on every reconnect). The charger keeps applying the profiles it holds while offline (3.13.6):
+the physics step reads ``self.profiles``.
 
 Fault injection (``Faults`` plus ``drop_connection``/``reboot``/``fault_connector``): drop the connection,
 delay or drop answers to the central system, reject profiles, corrupt a meter value, reboot.
