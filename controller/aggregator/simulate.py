@@ -13,6 +13,8 @@ Pure: no clock and no I/O; the caller passes the fleet, the signal and the model
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,12 +100,15 @@ def run_regulation(
     a_update_period_s: float = 100.0,
     safety_margin: float = 0.1,
     online_update: bool = True,
+    latency_s: float = 0.0,
     timer=None,
 ) -> RegulationRun:
     """Track ``signal_pu`` (one per-unit value per step, +1 = inject) with ``fleet`` from ``t0_s``.
 
-    ``fleet`` is advanced in place (its SoCs at the end are the drivers' departure SoCs). ``timer`` (a
-    zero-argument callable returning seconds, e.g. ``time.perf_counter``) measures each decision when given.
+    ``fleet`` is advanced in place (its SoCs at the end are the drivers' departure SoCs). ``latency_s``
+    delays every command by whole steps (rounded up) before the cars follow it: the OCPP round trip and the
+    charger's reaction, which the controller does not see. ``timer`` (a zero-argument callable returning
+    seconds, e.g. ``time.perf_counter``) measures each decision when given.
     """
     n_steps = int(signal_pu.size)
     ctrl = RegulationController(fleet, model, can_discharge=can_discharge, boundary=boundary)
@@ -116,6 +121,8 @@ def run_regulation(
     update_steps = max(1, round(a_update_period_s / dt_s))
     counts = np.zeros((3 * ns, 3 * ns))
     base = cap = 0.0
+    lag = max(0, math.ceil(latency_s / dt_s - 1e-9))
+    pending: deque[NDArray[np.int8]] = deque([fleet.mode.copy()] * lag)
     for k in range(n_steps):
         t = t0_s + k * dt_s
         if k % horizon_steps == 0:
@@ -129,7 +136,8 @@ def run_regulation(
             out["decide"][k] = timer() - t_a
         prev = state_index(effective_mode(ctrl.commanded, fleet.soc, boundary), fleet.soc, ns)
         online_before = fleet.online(t)
-        fleet.mode[:] = ctrl.commanded
+        pending.append(ctrl.commanded.copy())
+        fleet.mode[:] = pending.popleft()  # what the chargers apply now (commanded `lag` steps ago)
         r = stepper.step(t, dt_s)
         out["actual"][k] = -r.total_kw
         if online_update:

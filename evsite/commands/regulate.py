@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="share of EVs behind bidirectional chargers (default: %(default)s)",
     )
+    p.add_argument("--latency-s", type=_non_negative_float, default=4.0,
+                   help="delay before a charger applies a command (OCPP round trip, default: %(default)s)")  # fmt: skip
     p.add_argument("--no-boundary", action="store_true", help="the plain model, without SoC-boundary handling")
     p.add_argument("--model", metavar="FILE", help="load A from an .npz written by --save-model")
     p.add_argument("--save-model", metavar="FILE", help="save the estimated (and online-updated) A")
@@ -76,6 +78,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
     return v
 
 
@@ -171,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     t_r = time.perf_counter()
     result = run_regulation(fleet, sig, model, t0_s=t0, dt_s=dt, boundary=boundary, can_discharge=can_discharge,
                             capacity_horizon_s=rc.capacity_horizon_s, a_update_period_s=rc.a_update_period_s,
-                            timer=time.perf_counter)  # fmt: skip
+                            latency_s=args.latency_s, timer=time.perf_counter)  # fmt: skip
     run_s = time.perf_counter() - t_r
     if args.save_model:
         try:
@@ -184,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     kind = "seed-study" if args.fleet == "seed" else "ElaadNL workplace"
     print(f"fleet: {args.evs:,} EVs ({kind} distributions, seed {seed}) built in {build_s:.2f} s; "
           f"{int(result.online[0]):,} online at {args.start}; {args.v2g_share:.0%} bidirectional")  # fmt: skip
-    print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s steps")
+    print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s steps; "
+          f"command latency {args.latency_s:g} s")  # fmt: skip
     print(f"model: {3 * model.ns} states, A {how} in {est_s:.2f} s; "
           f"boundary handling {'on' if boundary else 'off'}")  # fmt: skip
     base_mw = result.base_kw.mean() / 1000

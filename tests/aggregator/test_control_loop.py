@@ -130,3 +130,15 @@ def test_boundary_handling_reduces_prediction_error() -> None:
         errs[boundary] = open_loop_errors(f, model, t0_s=t0, duration_s=600, boundary=boundary)
     assert errs[True]["next_step_rel"] < 0.2 < errs[False]["next_step_rel"]
     assert errs[True]["ahead_rel"] < 0.2 < errs[False]["ahead_rel"]
+
+
+def test_command_latency_shows_in_delay_and_precision(regd_hour: np.ndarray) -> None:
+    scores = {}
+    for latency in (0.0, 30.0):
+        f = seed_fleet(2000, 7)
+        model = estimate_model(f.take(np.arange(500)), duration_s=600, seed=1)
+        charge_until(f, 8 * 3600.0)
+        scores[latency] = run_regulation(f, regd_hour, model, t0_s=8 * 3600.0, latency_s=latency).score
+    assert scores[0.0].delay_s == 0.0 and scores[30.0].delay_s == 30.0
+    assert scores[30.0].delay == pytest.approx(0.9)
+    assert scores[30.0].precision < scores[0.0].precision - 0.1
