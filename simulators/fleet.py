@@ -143,54 +143,45 @@ class FleetStepper:
         n = len(fleet)
         self._p = np.empty(n)
         self._online = np.empty(n, dtype=bool)
-        self._gain = np.empty(n)
-        self._loss = np.empty(n)
-        self._room = np.empty(n)
-        self._full = np.empty(n, dtype=bool)
-        self._empty = np.empty(n, dtype=bool)
-        # kWh of grid energy per unit of SoC: Q / eff while charging, Q * eff while discharging.
-        self._kwh_per_soc_ch = fleet.capacity_kwh / fleet.efficiency
-        self._kwh_per_soc_dis = fleet.capacity_kwh * fleet.efficiency
+        self._rate = np.empty(n)
+        self._new = np.empty(n)
+        self._lo = np.empty(n)
+        self._hi = np.empty(n)
+        self._mask = np.empty(n, dtype=bool)
+        self._zero = np.zeros(n)
+        # The car parameters are read once: a stepper assumes they do not change (SoC and mode may).
+        self._neg_pdis = -fleet.p_discharge_kw
+        # SoC per kWh of grid energy: eff / Q while charging, 1 / (eff * Q) while discharging.
+        self._soc_per_kwh_ch = fleet.efficiency / fleet.capacity_kwh
+        self._soc_per_kwh_dis = 1.0 / (fleet.capacity_kwh * fleet.efficiency)
 
     def step(self, t_s: float, dt_s: float, power_kw: FloatArray | None = None) -> StepResult:
         f = self.fleet
-        p, gain, loss, room = self._p, self._gain, self._loss, self._room
-        full, empty = self._full, self._empty
+        p, rate, new, lo, hi, mask = self._p, self._rate, self._new, self._lo, self._hi, self._mask
         online = f.online(t_s, out=self._online)
         if power_kw is None:
-            f.mode_power_kw(out=p)
+            np.choose(f.mode, (f.p_charge_kw, self._zero, self._neg_pdis), out=p)
         else:
-            np.clip(power_kw, -f.p_discharge_kw, f.p_charge_kw, out=p)
+            np.clip(power_kw, self._neg_pdis, f.p_charge_kw, out=p)
         p *= online
-        h = dt_s / HOUR_S
-        # Charging: the SoC gain is capped by the room below SOC_MAX.
-        np.maximum(p, 0.0, out=gain)
-        gain *= h
-        gain /= self._kwh_per_soc_ch
-        np.subtract(SOC_MAX, f.soc, out=room)
-        np.maximum(room, 0.0, out=room)
-        np.greater_equal(gain, room, out=full)
-        full &= p > 0
-        np.minimum(gain, room, out=gain)
-        # Discharging: the SoC loss is capped by the charge above SOC_MIN.
-        np.minimum(p, 0.0, out=loss)
-        loss *= -h
-        loss /= self._kwh_per_soc_dis
-        np.subtract(f.soc, SOC_MIN, out=room)
-        np.maximum(room, 0.0, out=room)
-        np.greater_equal(loss, room, out=empty)
-        empty &= p < 0
-        np.minimum(loss, room, out=loss)
-        f.soc += gain
-        f.soc -= loss
-        # Power actually drawn = energy moved over the step.
-        gain *= self._kwh_per_soc_ch
-        loss *= self._kwh_per_soc_dis
-        np.subtract(gain, loss, out=p)
-        p /= h
+        # SoC change per kW over this step (charging stores eff, discharging drains 1 / eff per kWh).
+        np.greater(p, 0.0, out=mask)
+        np.copyto(rate, self._soc_per_kwh_dis)
+        np.copyto(rate, self._soc_per_kwh_ch, where=mask)
+        rate *= dt_s / HOUR_S
+        np.multiply(p, rate, out=new)
+        new += f.soc
+        # Charging stops at SOC_MAX and discharging at SOC_MIN (a car already beyond a bound stays there).
+        np.minimum(f.soc, SOC_MIN, out=lo)
+        np.maximum(f.soc, SOC_MAX, out=hi)
+        np.clip(new, lo, hi, out=lo)
         # Cars that hit a bound turn idle (their battery management stops the flow).
-        full |= empty
-        f.mode[full] = IDLE
+        np.not_equal(new, lo, out=mask)
+        f.mode[mask] = IDLE
+        # Power actually drawn = energy moved over the step.
+        np.subtract(lo, f.soc, out=p)
+        p /= rate
+        f.soc[:] = lo
         return StepResult(power_kw=p, online=online)
 
 
