@@ -189,8 +189,24 @@ class RegulationConfig(_Section):
 
 
 class SimulationConfig(_Section):
-    speed: float = Field(60.0, gt=0)
+    """``evsite simulate``: simulated chargers, their EVs and a building meter (flags override these)."""
+
+    speed: float = Field(60.0, gt=0, description="simulated seconds per real second")
     seed: int = 0
+    url: str | None = Field(None, description="central system URL; default ws://<server.host>:<server.port><path_prefix>")
+    chargers: int = Field(10, ge=1, le=100_000)
+    connectors: int = Field(2, ge=1, le=16)
+    hours: float = Field(24.0, gt=0, description="simulated duration, then a summary")
+    step_s: float = Field(10.0, gt=0, le=3600, description="simulated seconds per physics step")
+    voltage_v: float = Field(230.0, gt=0, description="phase-to-neutral voltage of the simulated chargers")
+    phases: Literal[1, 3] = 3
+    max_current_a: float = Field(32.0, gt=0)
+    meter_interval_s: int = Field(60, ge=0, description="MeterValueSampleInterval until the central system sets one")
+    fleet: Literal["seed", "behaviour", "sessions"] = Field("seed", description="seed study, ElaadNL, or ACN replay")
+    sessions_csv: Path | None = Field(None, description="ACN-Data session CSV for fleet = sessions")
+    id_tag: str = Field("SIM-TAG", min_length=1, max_length=20, description="idTag the simulated drivers present")
+    meter_csv: Path | None = Field(None, description="building meter CSV to replay (else a synthetic office week)")
+    meter_column: str | None = Field(None, description="load column of meter_csv (kW, or kWh per hour)")
 
 
 class Config(_Section):
