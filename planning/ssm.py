@@ -321,26 +321,27 @@ def capacity_forecast(
 ) -> tuple[float, float]:
     """(up_kw, down_kw) the fleet can offer over the next ``horizon_steps``: the worst case over the horizon.
 
-    The availability ratios per state are assumed to hold while A moves the shares (cars drift up the SoC
-    bins while charging); ``ne_future`` counts the EVs still plugged in at the end of the horizon.
+    A moves the shares (cars drift up the SoC bins while charging, full ones turn idle); the share of each
+    mode's cars that may make each move is taken as it is now, per mode (not per SoC bin: a bin empty now may
+    fill within the horizon). ``ne_future`` counts the EVs still plugged in at the end of the horizon.
     """
     ns = model.ns
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_cs = np.where(x[:ns] > 0, avail.cs_to_is / x[:ns], 0.0)
-        r_isd = np.where(x[ns : 2 * ns] > 0, avail.is_to_ds / x[ns : 2 * ns], 0.0)
-        r_isc = np.where(x[ns : 2 * ns] + x[2 * ns :] > 0, avail.is_to_cs / (x[ns : 2 * ns] + x[2 * ns :]), 0.0)
+
+    def ratio(num: float, den: float) -> float:
+        return num / den if den > 0 else 0.0
+
+    cs0, is0, ds0 = x[:ns].sum(), x[ns : 2 * ns].sum(), x[2 * ns :].sum()
+    r_cs = ratio(avail.cs_to_is.sum(), cs0)
+    r_csd = ratio((avail.cs_to_is * avail.cs_to_ds_frac).sum(), cs0)
+    r_isd = ratio(avail.is_to_ds.sum(), is0)
+    r_isc = ratio(avail.is_to_cs.sum(), is0 + ds0)
+    pch, pdis = powers.charge_kw, powers.discharge_kw
     up, down = np.inf, np.inf
     a_end = np.linalg.matrix_power(model.A_, max(horizon_steps, 0))
-    for y, ne in ((x, ne_future), (a_end @ x, ne_future)):
-        av = Availability(
-            r_cs * y[:ns],
-            r_isd * y[ns : 2 * ns],
-            avail.cs_to_ds_frac,
-            y[2 * ns :],
-            r_isc * (y[ns : 2 * ns] + y[2 * ns :]),
-        )
-        up = min(up, av.up_kw(ne, powers))
-        down = min(down, av.down_kw(ne, powers))
+    for y in (x, a_end @ x):
+        cs, is_, ds = y[:ns].sum(), y[ns : 2 * ns].sum(), y[2 * ns :].sum()
+        up = min(up, ne_future * (r_cs * cs * pch + (r_isd * is_ + r_csd * cs) * pdis))
+        down = min(down, ne_future * (ds * pdis + r_isc * (is_ + ds) * pch))
     return float(up), float(down)
 
 

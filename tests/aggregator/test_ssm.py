@@ -174,3 +174,19 @@ def test_estimate_model_columns_sum_to_one() -> None:
     m = estimate_model(seed_fleet(500, 0), ns=10, duration_s=400)
     np.testing.assert_allclose(m.A_.sum(axis=0), 1.0)
     assert m.observed_.all()
+
+
+def test_capacity_forecast_keeps_availability_when_cars_drift_into_empty_bins() -> None:
+    """Regression: per-bin ratios made capacity vanish when A moved cars into a bin that is empty now."""
+    m = StateSpaceModel(NS)
+    shift = np.eye(3 * NS)
+    shift[:, 1] = 0.0
+    shift[2, 1] = 1.0  # CS bin 1 -> CS bin 2 in one step
+    m.A_ = shift
+    x = np.zeros(3 * NS)
+    x[1] = 1.0  # every car charging in bin 1
+    frac = np.zeros(NS)
+    frac[1] = 0.5  # half of them may discharge
+    av = Availability(x[:NS].copy(), np.zeros(NS), frac, np.zeros(NS), np.zeros(NS))
+    up, down = capacity_forecast(m, x, av, 10, P, horizon_steps=1)
+    assert up == pytest.approx(10 * (6.0 + 0.5 * 5.0)) and down == 0.0
