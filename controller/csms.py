@@ -162,6 +162,9 @@ class CentralSystem:
             compression=None,
             ssl=self._tls(),
             server_header="evsite",
+            # A reconnect storm opens thousands of connections at once: the default backlog (100) would drop
+            # SYNs and cost every charger beyond it a one-second retransmission.
+            backlog=4096,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log_event(log, "csms_listening", url=self.url, known_chargers=len(self._known))

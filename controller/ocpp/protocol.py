@@ -216,6 +216,11 @@ def to_snake(obj: Any) -> Any:
     return obj
 
 
+def to_top_snake(payload: dict[str, Any]) -> dict[str, Any]:
+    """camelCase → snake_case for the top-level keys only (handler keyword arguments)."""
+    return {_snake(k): v for k, v in payload.items()}
+
+
 @cache
 def _field_names(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, _camel(f.name)) for f in dataclasses.fields(cls))

@@ -32,6 +32,7 @@ from controller.ocpp.protocol import (
     dumps,
     parse_frame,
     to_snake,
+    to_top_snake,
     to_wire,
     validate,
 )
@@ -113,7 +114,9 @@ class ChargePointSession(LibChargePoint):
             if handlers is None or "_on_action" not in handlers:
                 raise OcppViolation("NotSupported", f"{action} is not handled by a central system", uid)
             validate(action, "req", frame.payload, uid)
-            result = handlers["_on_action"](**to_snake(frame.payload))
+            # Top-level keys only: nested structures (meterValue, transactionData) stay as the charger sent
+            # them, camelCase; a deep conversion cost ~25 µs per MeterValues for nothing.
+            result = handlers["_on_action"](**to_top_snake(frame.payload))
             if asyncio.iscoroutine(result):
                 result = await result
             payload = to_wire(result)
@@ -130,7 +133,7 @@ class ChargePointSession(LibChargePoint):
         await self._send(dumps([3, uid, payload]))
         after = handlers.get("_after_action")
         if after is not None:
-            res = after(**to_snake(frame.payload))
+            res = after(**to_top_snake(frame.payload))
             if asyncio.iscoroutine(res):
                 self.csms.spawn(res)
 
@@ -281,7 +284,7 @@ class ChargePointSession(LibChargePoint):
 def summarize_meter_value(
     cp_id: str, connector_id: int, transaction_id: int | None, mv: dict[str, Any], now: datetime
 ) -> tuple[ev.MeterEvent, list[dict[str, Any]]]:
-    """One ``meterValue`` element → the bus event and the store rows.
+    """One ``meterValue`` element (camelCase, as received) → the bus event and the store rows.
 
     Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases; current
     is the largest phase current (what a circuit limit cares about). The measurand defaults to
@@ -293,7 +296,7 @@ def summarize_meter_value(
     total: dict[str, float] = {}
     phased: dict[str, float] = {}
     current = soc = None
-    for sv in mv.get("sampled_value", ()):
+    for sv in mv.get("sampledValue", ()):
         raw = sv.get("value", "")
         measurand = sv.get("measurand") or "Energy.Active.Import.Register"
         unit = sv.get("unit")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, select, update
@@ -30,7 +30,16 @@ from controller.store.models import (
     IdTagRow,
     MeterValueRow,
     TransactionRow,
+    UTCDateTime,
 )
+
+
+def _sqlite_time(dt: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DateTime stores (naive UTC, microseconds), for the raw bulk path."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
 
 #: ``stop_reason`` of a transaction the store closed because its charger booted while it was open.
 REBOOT_CLOSED = "ClosedAtBoot"
@@ -359,9 +368,23 @@ class Store:
             if batch.connectors:
                 self._upsert_connectors(s, list(batch.connectors.values()))
             if batch.meter_values:
-                s.execute(insert(MeterValueRow), batch.meter_values)
+                self._bulk_insert(s, MeterValueRow, batch.meter_values)
             if batch.events:
                 s.execute(insert(EventRow), batch.events)
+
+    def _bulk_insert(self, s: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+        """Append rows; on SQLite straight through the driver's executemany (about twice as fast as Core,
+        and this is the write-behind thread's main cost under load), elsewhere through Core."""
+        if self.engine.dialect.name != "sqlite":
+            s.execute(insert(model), rows)
+            return
+        table = model.__table__
+        cols = [c.name for c in table.columns if c.name in rows[0]]
+        times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
+        getters = [(c, c in times) for c in cols]
+        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        params = [tuple(_sqlite_time(r[c]) if is_time else r[c] for c, is_time in getters) for r in rows]
+        s.connection().exec_driver_sql(sql, params)
 
     def _upsert_connectors(self, s: Session, rows: list[dict[str, Any]]) -> None:
         if self.engine.dialect.name == "postgresql":
