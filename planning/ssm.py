@@ -28,7 +28,7 @@ Defects of the seed's ``ev_ssm`` as published, and what this module does instead
 - Methods read a module-level global instance instead of ``self``: everything here is a function of its
   arguments or a method of its own instance.
 
-Boundary handling (``boundary=True`` in ``effective_mode`` / ``availability``): the plain model believes a
+Boundary handling (``boundary=True`` here and in ``controller.aggregator.core``): the plain model believes a
 car does what it was told, so a full car commanded to charge counts as drawing Pave (it draws nothing), and
 regulation down may "move" full cars to charging or regulation up discharge nearly empty ones. With boundary
 handling, full cars (SoC >= ``SOC_FULL``) are out of service for charging, empty cars (<= ``SOC_EMPTY``) for
@@ -245,21 +245,6 @@ class Availability:
     def down_kw(self, ne: int, powers: FleetPowers) -> float:
         """Largest injection decrease available now (DS -> IS, then IS -> CS), as a positive number."""
         return float(ne * (self.ds_to_is.sum() * powers.discharge_kw + self.is_to_cs.sum() * powers.charge_kw))
-
-
-def availability(
-    x_cs_free: FloatArray,
-    x_is_dischargeable: FloatArray,
-    x_cs_dischargeable: FloatArray,
-    x_ds: FloatArray,
-    x_is_chargeable: FloatArray,
-    x_ds_chargeable: FloatArray,
-) -> Availability:
-    """Assemble the per-bin availability from per-bin shares of cars meeting each condition."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(x_cs_free > 0, x_cs_dischargeable / x_cs_free, 0.0)
-    # A discharging car that stops is idle and may then charge (when not full).
-    return Availability(x_cs_free, x_is_dischargeable, np.clip(frac, 0, 1), x_ds, x_is_chargeable + x_ds_chargeable)
 
 
 def _take_in_order(request: float, caps: FloatArray, order: IntArray) -> FloatArray:

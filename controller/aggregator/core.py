@@ -31,12 +31,13 @@ from planning.ssm import (
     SOC_EMPTY,
     SOC_FULL,
     Availability,
-    FleetPowers,
     StateSpaceModel,
     capacity_forecast,
+    control,
     effective_mode,
     fleet_powers,
     output_kw,
+    output_weights,
     shares,
     soc_bin,
 )
@@ -126,7 +127,6 @@ class RegulationController:
         self.soc_force_charge = soc_force_charge
         self.laxity_margin_s = laxity_margin_s
         self.commanded = fleet.mode.copy()
-        self._weights: FloatArray | None = None
 
     # ----------------------------------------------------------------------------------- observation
 
@@ -184,8 +184,6 @@ class RegulationController:
     def decide(self, t_s: float, target_kw: float) -> Decision:
         """Choose the switches that move the fleet's injection (kW) towards ``target_kw``; apply them to
         ``commanded``."""
-        from planning.ssm import control
-
         obs = self.observe(t_s)
         x, ne, powers, bins, _eff = obs["x"], obs["ne"], obs["powers"], obs["bins"], obs["eff"]
         ns = self.ns
@@ -202,7 +200,7 @@ class RegulationController:
         else:
             full_now = np.zeros(len(self.fleet), dtype=bool)
 
-        w = self._output_weights(powers)
+        w = output_weights(ns, powers)
         a_x = self.model.A_ @ x
         uncontrolled = float(ne * (w @ a_x))
         delta = target_kw - uncontrolled
@@ -245,8 +243,3 @@ class RegulationController:
         diff = np.flatnonzero(self.commanded != old)
         return Decision(target_kw, delta, predicted, uncontrolled, ne, u, v, diff, self.commanded[diff].copy(),
                         reason_all[diff], x)  # fmt: skip
-
-    def _output_weights(self, powers: FleetPowers) -> FloatArray:
-        from planning.ssm import output_weights
-
-        return output_weights(self.ns, powers)

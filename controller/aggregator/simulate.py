@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from controller.aggregator.core import RegulationController
 from planning.pjm_score import PerformanceScore, resample_mean, score
-from planning.ssm import StateSpaceModel, effective_mode, output_kw, shares, state_index, transition_counts
+from planning.ssm import StateSpaceModel, effective_mode, shares, state_index, transition_counts
 from simulators.fleet import CHARGING, Fleet, FleetStepper
 
 FloatArray = NDArray[np.float64]
@@ -201,12 +201,3 @@ def open_loop_errors(
         "next_step_rel": float(np.mean(np.abs(pred1 - actual)) / scale),
         "ahead_rel": float(np.mean(np.abs(pred_m[ok] - actual[ok])) / scale) if ok.any() else float("nan"),
     }
-
-
-def output_now(fleet: Fleet, commanded: NDArray[np.int8], t_s: float, ns: int, boundary: bool) -> float:
-    """The model's view of the current injection (kW) for ``commanded`` modes."""
-    from planning.ssm import fleet_powers
-
-    online = fleet.online(t_s)
-    x, ne = shares(state_index(effective_mode(commanded, fleet.soc, boundary), fleet.soc, ns), online, ns)
-    return output_kw(x, ne, fleet_powers(fleet.p_charge_kw, fleet.p_discharge_kw, online))

@@ -117,6 +117,13 @@ def test_stepper_energy_balance_over_many_steps() -> None:
     np.testing.assert_allclose(f.soc * f.capacity_kwh - e0, grid_kwh * f.efficiency, rtol=1e-9)
 
 
+def test_energy_shortfall() -> None:
+    f = _one(0.5, IDLE, cap=40.0)
+    assert f.energy_shortfall_kwh()[0] == pytest.approx(0.3 * 40.0)
+    f.soc[:] = 0.9
+    assert f.energy_shortfall_kwh()[0] == 0.0
+
+
 def test_take_copies_a_subset() -> None:
     f = seed_fleet(10, 0)
     sub = f.take(np.array([2, 5]))
