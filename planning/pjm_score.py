@@ -11,6 +11,9 @@ against the manual text offline). Both series are compared at 10-second samples:
   absolute error by the hourly average of the signal's magnitude);
 - Composite: the mean of the three. A resource passes with a composite of at least 0.75.
 
+PJM scores each hour (the precision's normaliser is the hourly average) and averages the hourly scores;
+``score_hourly`` does that for runs of an hour or more, ``score`` scores one window.
+
 Signal and response are in the same unit (per unit of the capacity offered, or MW); each score is clipped
 to [0, 1]. Pure numpy; no dependence on the aggregator.
 """
@@ -90,3 +93,26 @@ def score(
     mean_abs = np.mean(np.abs(s))
     precision = 0.0 if mean_abs == 0 else float(np.clip(1.0 - np.mean(np.abs(r - s)) / mean_abs, 0.0, 1.0))
     return PerformanceScore(accuracy, delay, precision, delay_s)
+
+
+def score_hourly(
+    signal: NDArray[np.float64], response: NDArray[np.float64], sample_s: float = SAMPLE_S
+) -> PerformanceScore:
+    """Score every complete hour separately and average the components (one window when under two hours).
+
+    The reported ``delay_s`` is the mean of the hourly delays.
+    """
+    per_hour = round(3600.0 / sample_s)
+    hours = np.asarray(signal).size // per_hour
+    if hours < 2:
+        return score(signal, response, sample_s)
+    parts = [
+        score(signal[h * per_hour : (h + 1) * per_hour], response[h * per_hour : (h + 1) * per_hour], sample_s)
+        for h in range(hours)
+    ]
+    return PerformanceScore(
+        float(np.mean([p.accuracy for p in parts])),
+        float(np.mean([p.delay for p in parts])),
+        float(np.mean([p.precision for p in parts])),
+        float(np.mean([p.delay_s for p in parts])),
+    )

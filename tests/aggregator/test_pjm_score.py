@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planning.pjm_score import PASS_MARK, resample_mean, score
+from planning.pjm_score import PASS_MARK, resample_mean, score, score_hourly
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,15 @@ def test_too_short_or_mismatched_input_is_a_clear_error() -> None:
         score(np.ones(10), np.ones(10))
     with pytest.raises(ValueError, match="equal length"):
         score(np.ones(100), np.ones(99))
+
+
+def test_hourly_scores_are_averaged(shared_data) -> None:
+    import pandas as pd
+
+    s = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv", nrows=2 * 1800)["regd"]
+    sig = resample_mean(s.to_numpy(), 2.0)  # two hours at 10 s
+    resp = np.concatenate([sig[:360], 0.5 * sig[360:]])  # perfect first hour, half gain in the second
+    h = score_hourly(sig, resp)
+    assert h.precision == pytest.approx((1.0 + 0.5) / 2)
+    assert h.accuracy == pytest.approx(1.0) and h.delay == 1.0
+    assert score_hourly(sig[:400], resp[:400]) == score(sig[:400], resp[:400])  # under two hours: one window
