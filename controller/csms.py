@@ -26,8 +26,9 @@ Bus topics (payloads are frozen dataclasses from ``controller.events``):
 Connection rules (checked in ``process_request``, before the WebSocket upgrade): the path must be
 ``<path_prefix>/<chargePointId>`` (else 404), the client must offer subprotocol ``ocpp1.6`` (else 400), the id
 must be known (config or store) unless ``allow_unknown_chargers`` (auto-registered and recorded as such; else
-404), and with ``require_auth`` the HTTP Basic credentials must match the charger's stored hash (else 401, and
-nothing is stored). A second connection with the same id replaces the first (closed with 1000 "replaced").
+404), and with ``require_auth`` (or when the charger has a stored password) the HTTP Basic credentials must
+match the charger's stored hash (else 401, and nothing is stored). A second connection with the same id
+replaces the first (closed with 1000 "replaced").
 """
 
 from __future__ import annotations
@@ -220,7 +221,9 @@ class CentralSystem:
         if SUBPROTOCOL not in offered:
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "no_subprotocol", cp_id, "ocpp1.6 required")
         known = self._known.get(cp_id)
-        if self.config.server.require_auth:
+        # A charger with a stored password always authenticates, even before the site turns require_auth on:
+        # otherwise anyone could connect under its id without one.
+        if self.config.server.require_auth or (known is not None and known.password_hash):
             if not await self._authenticated(cp_id, known, request.headers.get("Authorization")):
                 resp = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "auth_failed", cp_id, "bad credentials")
                 resp.headers["WWW-Authenticate"] = 'Basic realm="evsite", charset="UTF-8"'

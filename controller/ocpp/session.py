@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
+from websockets.exceptions import ConnectionClosed
 
 from controller import events as ev
 from controller.errors import CallErrorReceived, CallTimeout, ChargePointNotConnected, InvalidRequest, InvalidResponse
@@ -177,7 +178,7 @@ class ChargePointSession(LibChargePoint):
                 frame = await asyncio.wait_for(fut, timeout)
             except TimeoutError:
                 raise CallTimeout(self.id, action, timeout) from None
-            except ConnectionError:
+            except (ConnectionError, ConnectionClosed):
                 raise ChargePointNotConnected(self.id) from None
             finally:
                 self._pending.pop(uid, None)

@@ -331,3 +331,17 @@ async def test_a_second_connection_replaces_the_first(csms: CentralSystem) -> No
     seen = [(await conn_sub.get())[1].connected for _ in range(4)]
     assert seen.count(True) == 2 and seen.count(False) == 2
     assert csms.connected == set()
+
+
+async def test_a_call_interrupted_by_a_disconnect_raises_not_connected(csms: CentralSystem) -> None:
+    from websockets.asyncio.client import connect
+
+    connections = csms.bus.subscribe(ev.TOPIC_CONNECTION)
+    async with connect(csms.url + "CP2", subprotocols=["ocpp1.6"]) as ws:
+        await asyncio.wait_for(connections.get(), 2)
+        pending = asyncio.create_task(csms.send("CP2", call.Reset(type="Hard"), timeout=5))
+        assert '"Reset"' in await ws.recv()
+    with pytest.raises(ChargePointNotConnected):
+        await asyncio.wait_for(pending, 2)
+    with pytest.raises(ChargePointNotConnected):
+        await csms.send("CP2", call.Reset(type="Hard"))

@@ -119,3 +119,14 @@ async def test_security_profile_2_tls_and_basic_auth(make_csms, tmp_path: Path) 
     with pytest.raises((InvalidHandshake, OSError, TimeoutError)):  # plain ws:// to a TLS port: no WebSocket
         async with connect(csms.url.replace("wss://", "ws://") + "CP-AUTH", subprotocols=["ocpp1.6"], open_timeout=2):
             pass
+
+
+async def test_a_charger_with_a_stored_password_must_authenticate_even_without_require_auth(
+    csms: CentralSystem,
+) -> None:
+    assert not csms.config.server.require_auth
+    assert await refused_status(csms.url + "CP-AUTH", ["ocpp1.6"]) == 401
+    async with charge_point(csms.url, "CP-AUTH", password=PASSWORDS["CP-AUTH"]) as cp:
+        assert await cp.call(call.Heartbeat())
+    async with charge_point(csms.url, "CP1") as cp:  # no stored password: profile 0 still works
+        assert await cp.call(call.Heartbeat())
