@@ -155,6 +155,8 @@ class TariffConfig(_Section):
 
 
 class PlanningConfig(_Section):
+    """The load study and charger plan (``evsite plan``); see planning/ for the rules behind each field."""
+
     method: Literal["evsite", "seed"] = "evsite"
     k_min: int = Field(2, ge=2)
     k_max: int = Field(30, ge=2)
@@ -165,9 +167,36 @@ class PlanningConfig(_Section):
     setpoint_min_kw: float = Field(3.0, ge=0)
     setpoint_max_kw: float = Field(6.6, gt=0)
     safety_factor: float = Field(1.1, ge=1)
-    ev_energy_kwh_per_day: float | None = Field(None, ge=0)
+    ev_energy_kwh_per_day: float | None = Field(
+        None, ge=0, description="expected EV energy per charger per day (kWh); overrides ev_sessions_file"
+    )
+    ev_sessions_file: Path | None = Field(None, description="ACN-style session CSV for energy and plug-in hours")
     building_type: str | None = None
     floor_area_m2: float | None = Field(None, gt=0)
+    site_timezone: str | None = Field(
+        None, description="IANA zone of the site: a 'day' of the load profile is a local day (e.g. America/New_York)"
+    )
+    data_timezone: str | None = Field(None, description="zone of naive meter timestamps (None: site local time)")
+    meter_unit: Literal["kW", "kWh"] | None = Field(None, description="None: detect (a 'kwh' column/file name)")
+    zero_run_min_h: float = Field(1.0, gt=0, description="zero runs this long (h) in a loaded building = outage")
+    outlier_k: float = Field(10.0, gt=0, description="robust-sigma multiple beyond which a reading is an outlier")
+    max_fill_h: float = Field(3.0, ge=0, description="missing runs up to this long (h) are interpolated")
+    rating_a_by_meter: dict[str, float] = Field(
+        default_factory=dict, description="per-meter service rating (A) overriding service.rating_a in a batch"
+    )
+    workers: int = Field(2, ge=1, description="processes for a many-building plan")
+
+    @field_validator("site_timezone", "data_timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (expected an IANA name like Europe/London)") from None
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> PlanningConfig:
@@ -193,7 +222,9 @@ class SimulationConfig(_Section):
 
     speed: float = Field(60.0, gt=0, description="simulated seconds per real second")
     seed: int = 0
-    url: str | None = Field(None, description="central system URL; default ws://<server.host>:<server.port><path_prefix>")
+    url: str | None = Field(
+        None, description="central system URL; default ws://<server.host>:<server.port><path_prefix>"
+    )
     chargers: int = Field(10, ge=1, le=100_000)
     connectors: int = Field(2, ge=1, le=16)
     hours: float = Field(24.0, gt=0, description="simulated duration, then a summary")

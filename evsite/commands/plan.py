@@ -1,16 +1,156 @@
-"""`evsite plan`: placeholder until its issue lands (the owner replaces this module)."""
+"""`evsite plan`: load study, NEC capacity and the cost-optimal charger schedule for one or many meters.
+
+Outputs in ``--out``: ``plan.json`` (everything, per building), ``buildings.csv`` (one row per meter point),
+``ocpp_profile*.json`` (the OCPP 1.6 daily Recurring profile load management applies) and PNG plots.
+Exit status: 0 when every building was planned, 1 when any could not be (each reason printed), 2 for a bad
+config. Heavy libraries are imported inside ``run`` so ``evsite --help`` stays instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
+
+from evsite.commands.common import add_config_arg, load_config_or_exit
+
+EXIT_PLAN_FAILED = 1
+log = logging.getLogger("evsite.plan")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="(not built yet)")
+    p = sub.add_parser(
+        "plan",
+        help="load study, NEC 220.87/625.42 capacity and charger schedule from meter data",
+        description="Plan EV chargers for one building meter file, a multi-column CSV or a folder of CSVs.",
+    )
+    p.add_argument("--meter", required=True, metavar="FILE|DIR", help="meter CSV (one or many points) or a folder")
+    add_config_arg(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--method", choices=["evsite", "seed"], help="optimisation model (default: planning.method)")
+    p.add_argument("--columns", help="comma-separated meter points to plan (default: all)")
+    p.add_argument("--tz", help="site time zone (overrides planning.site_timezone)")
+    p.add_argument("--data-tz", help="zone of naive timestamps (overrides planning.data_timezone)")
+    p.add_argument("--unit", choices=["kW", "kWh"], help="meter unit (default: detect)")
+    p.add_argument("--type", dest="building_type", help="building type for every point (e.g. office, multifamily)")
+    p.add_argument("--areas", metavar="CSV", help="CSV of building id and floor area (m2), e.g. Cambridge GIA")
+    p.add_argument("--tariff", metavar="JSON", help="tariff file (acnportal or OpenEI URDB JSON)")
+    p.add_argument("--workers", type=int, help="processes for many buildings (default: planning.workers)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--profile-purpose",
+        choices=["ChargePointMaxProfile", "TxDefaultProfile"],
+        default="ChargePointMaxProfile",
+        help="chargingProfilePurpose of the written OCPP profile",
+    )
     p.set_defaults(func=run)
 
 
+def _read_areas(path: str) -> dict[str, float]:
+    import pandas as pd
+
+    from planning.errors import PlanningError
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as err:
+        raise PlanningError(f"{path}: cannot read the areas CSV ({err})") from None
+    area_cols = [c for c in df.columns[1:] if "area" in c.lower() or "gia" in c.lower()]
+    if not area_cols:
+        raise PlanningError(f"{path}: no area column (expected a header containing 'area' or 'GIA')")
+    return {str(k): float(v) for k, v in zip(df.iloc[:, 0], df[area_cols[0]], strict=True)}
+
+
 def run(args: argparse.Namespace) -> int:
-    print("evsite plan: not built yet", file=sys.stderr)
-    return 1
+    cfg = load_config_or_exit(args.config)
+    from functools import partial
+
+    from evsite.log import configure_logging, log_event
+    from planning.errors import PlanningError
+    from planning.meter import read_meters
+    from planning.pipeline import BuildingFailure, BuildingPlan, plan_many
+    from planning.report import write_outputs, write_plots
+
+    configure_logging(cfg.logging.level, cfg.logging.format)
+    planning = cfg.planning
+    updates = {}
+    if args.tz:
+        updates["site_timezone"] = args.tz
+    if args.data_tz:
+        updates["data_timezone"] = args.data_tz
+    if args.workers:
+        updates["workers"] = args.workers
+    if updates:
+        try:
+            planning = type(planning).model_validate(planning.model_dump() | updates)
+        except ValueError as err:
+            print(f"evsite plan: {err}", file=sys.stderr)
+            return 2
+    tariff_cfg = cfg.tariff.model_copy(update={"file": Path(args.tariff)}) if args.tariff else cfg.tariff
+    cfg = cfg.model_copy(update={"planning": planning, "tariff": tariff_cfg})
+    out = Path(args.out)
+    try:
+        meters = read_meters(
+            args.meter,
+            data_tz=planning.data_timezone,
+            site_tz=planning.site_timezone,
+            unit=args.unit or planning.meter_unit,
+            columns=[c.strip() for c in args.columns.split(",")] if args.columns else None,
+        )
+        areas = _read_areas(args.areas) if args.areas else {}
+        if not meters:
+            raise PlanningError(f"{args.meter}: no meter points selected")
+        types = {m.name: args.building_type for m in meters} if args.building_type else {}
+        post = None if args.no_plots else partial(write_plots, out_dir=out)
+        out.mkdir(parents=True, exist_ok=True)
+        results = plan_many(
+            meters,
+            cfg,
+            types=types,
+            areas=areas,
+            method=args.method,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            post=post,
+        )
+        meta = {
+            "generated_by": "evsite plan",
+            "meter": str(args.meter),
+            "method": args.method or planning.method,
+            "service": cfg.service.model_dump(mode="json"),
+            "planning": planning.model_dump(mode="json"),
+            "tariff": tariff_cfg.model_dump(mode="json"),
+        }
+        paths = write_outputs(results, out, meta=meta, purpose=args.profile_purpose)
+    except PlanningError as err:
+        print(f"evsite plan: {err}", file=sys.stderr)
+        return EXIT_PLAN_FAILED
+    except OSError as err:
+        print(f"evsite plan: cannot write outputs to {out}: {err}", file=sys.stderr)
+        return EXIT_PLAN_FAILED
+    failed = 0
+    for r in results:
+        if isinstance(r, BuildingFailure):
+            failed += 1
+            print(f"evsite plan: {r.name}: {r.error}", file=sys.stderr)
+            log_event(log, "plan_failed", logging.WARNING, building=r.name, error=r.error)
+        elif isinstance(r, BuildingPlan):
+            log_event(
+                log,
+                "plan_done",
+                building=r.name,
+                method=r.method,
+                k=r.k,
+                max_demand_kw=round(r.max_demand["kw"], 1),
+                chargers_without_lm=r.nec["chargers_without_lm"],
+                chargers_with_lm=r.chargers_with_lm,
+                cost_per_day=r.cost_per_day,
+                peak_ev_limit_kw=round(max(r.schedule_kw), 1),
+                reason=f"{r.baseload_rule} baseload; EV limit <= {cfg.service.continuous_load_factor} x service - load",
+            )
+    print(
+        f"planned {len(results) - failed}/{len(results)} meter point(s); report {paths['json']}, table {paths['csv']}",
+        file=sys.stdout,
+    )
+    return EXIT_PLAN_FAILED if failed else 0

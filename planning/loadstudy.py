@@ -1,0 +1,204 @@
+"""Daily load profiles, k-means with k chosen by silhouette, and the baseload.
+
+Why this shape: the seed study fitted k-means on unscaled profiles, scored silhouettes on scaled ones and then
+ignored the score (k fixed at 5). Here the profiles are min-max scaled once (per hour of day, as the study
+describes), and both the k-means fits and the silhouette scores use that same scaled matrix; k is the argmax.
+
+Speed: the silhouette search is the expensive stage (29 values of k on ~730 days). The pairwise distance
+matrix of the scaled days is computed once and reused for every k, and the silhouette itself is computed in
+closed form from ``D @ onehot(labels)`` (exactly sklearn's definition, tested against it), which turns each
+score into one small matrix product. Each k gets one k-means++ start in the search (``n_init=1``, lloyd);
+the chosen k is then refitted with more starts (the reported clustering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planning.errors import PlanningError
+
+HOURS = 24
+
+
+def daily_profiles(kw: pd.Series) -> tuple[pd.DataFrame, int]:
+    """Hourly means pivoted to one row per local day (24 columns); days with any missing hour are dropped.
+
+    Returns the profiles and the number of days dropped (incomplete or touched by an unfilled gap).
+    """
+    if kw.empty:
+        raise PlanningError("no readings left after cleaning")
+    step = kw.index[1] - kw.index[0] if kw.size > 1 else pd.Timedelta(hours=1)
+    per_hour = max(1, round(pd.Timedelta(hours=1) / step))
+    grouped = kw.resample("h")
+    hourly = grouped.mean()
+    counts = grouped.count()
+    hourly[counts < per_hour] = np.nan  # an hour with a missing sample is not a measured hour
+    day = hourly.index.normalize()
+    frame = pd.DataFrame({"day": day, "hour": hourly.index.hour, "kw": hourly.to_numpy()})
+    wide = frame.pivot_table(index="day", columns="hour", values="kw", aggfunc="mean", dropna=False)
+    wide = wide.reindex(columns=range(HOURS))
+    all_days = pd.date_range(day.min(), day.max(), freq="D")
+    wide = wide.reindex(all_days)
+    complete = wide.notna().all(axis=1)
+    return wide[complete].astype(float), int((~complete).sum())
+
+
+def minmax_scale(x: np.ndarray) -> np.ndarray:
+    """Per-hour min-max scaling (constant hours map to 0)."""
+    lo = x.min(axis=0)
+    span = x.max(axis=0) - lo
+    return (x - lo) / np.where(span > 0, span, 1.0)
+
+
+def pairwise_distances(x: np.ndarray) -> np.ndarray:
+    """Euclidean distance matrix via the Gram trick (clipped at 0 against rounding)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, 0.0)
+    return np.sqrt(d2)
+
+
+def silhouette_from_distances(d: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette coefficient from a precomputed distance matrix (sklearn's definition).
+
+    a_i = mean distance to the other members of i's cluster, b_i = smallest mean distance to another
+    cluster, s_i = (b_i - a_i) / max(a_i, b_i), and s_i = 0 for members of singleton clusters.
+    """
+    _, inv = np.unique(labels, return_inverse=True)
+    k = int(inv.max()) + 1
+    if k < 2 or k >= d.shape[0]:
+        raise PlanningError(f"silhouette needs 2 <= clusters < samples (got {k} clusters, {d.shape[0]} samples)")
+    onehot = np.zeros((d.shape[0], k))
+    onehot[np.arange(d.shape[0]), inv] = 1.0
+    sums = d @ onehot
+    counts = onehot.sum(axis=0)
+    own = counts[inv]
+    rows = np.arange(d.shape[0])
+    a = sums[rows, inv] / np.maximum(own - 1, 1)
+    means = sums / counts
+    means[rows, inv] = np.inf
+    b = means.min(axis=1)
+    denom = np.maximum(a, b)
+    s = np.where((own > 1) & (denom > 0), (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
+    return float(s.mean())
+
+
+@dataclass
+class ClusterSummary:
+    label: int
+    size: int
+    median_kw: list[float]
+    peak_kw: float
+    weekday_days: int
+    weekend_days: int
+    seasons: dict[str, int]
+
+
+@dataclass
+class LoadStudy:
+    """The fitted load study of one meter point (sklearn-style: learned state ends in ``_``)."""
+
+    k_min: int = 2
+    k_max: int = 30
+    random_state: int = 0
+    n_init_final: int = 4
+    profiles_: pd.DataFrame = field(default_factory=pd.DataFrame)
+    k_: int = 0
+    silhouette_: dict[int, float] = field(default_factory=dict)
+    labels_: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    clusters_: list[ClusterSummary] = field(default_factory=list)
+    timings_: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, profiles: pd.DataFrame, timer=None) -> LoadStudy:
+        """Choose k by silhouette and cluster the days. ``timer()`` returns seconds (perf counter)."""
+        from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # tiny matrices: BLAS/OpenMP threads cost more than they save
+            return self._fit(profiles, timer, KMeans)
+
+    def _fit(self, profiles: pd.DataFrame, timer, kmeans_cls) -> LoadStudy:
+        KMeans = kmeans_cls
+        tick = timer or (lambda: 0.0)
+        n = len(profiles)
+        if n < 3:
+            raise PlanningError(
+                f"only {n} complete day(s) of data: a load study needs at least 3 (a year for NEC 220.87)"
+            )
+        x = profiles.to_numpy(dtype=float)
+        if float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.abs(x).max())):
+            raise PlanningError("flat load: every hour of every day has the same value, there is nothing to cluster")
+        xs = minmax_scale(x)
+        distinct = np.unique(np.round(xs, 9), axis=0).shape[0]
+        k_hi = min(self.k_max, n - 1, distinct)
+        k_lo = min(self.k_min, k_hi)
+        if k_hi < 2:
+            raise PlanningError(f"only {distinct} distinct daily profile(s): cannot form 2 or more clusters")
+        t0 = tick()
+        d = pairwise_distances(xs)
+        scores: dict[int, float] = {}
+        for k in range(k_lo, k_hi + 1):
+            km = KMeans(n_clusters=k, n_init=1, random_state=self.random_state, algorithm="lloyd").fit(xs)
+            if np.unique(km.labels_).size < 2:
+                continue
+            scores[k] = silhouette_from_distances(d, km.labels_)
+        if not scores:
+            raise PlanningError("k-means found no two distinct clusters in the daily profiles")
+        t1 = tick()
+        best = max(scores, key=lambda k: (scores[k], -k))
+        final = KMeans(n_clusters=best, n_init=self.n_init_final, random_state=self.random_state, algorithm="lloyd")
+        labels = final.fit_predict(xs)
+        t2 = tick()
+        self.profiles_, self.k_, self.silhouette_, self.labels_ = profiles, best, scores, labels
+        self.clusters_ = summarise_clusters(profiles, labels)
+        self.timings_ = {"silhouette_search_s": t1 - t0, "kmeans_s": t2 - t1}
+        return self
+
+    def worst_cluster(self) -> ClusterSummary:
+        """The seed study's baseload cluster: the one whose median profile has the highest peak."""
+        return max(self.clusters_, key=lambda c: c.peak_kw)
+
+    def baseload(self, method: str = "max_median", percentile: float = 95.0) -> np.ndarray:
+        """24 hourly kW: the worst cluster's median, or its hourly ``percentile`` (conservative plan)."""
+        worst = self.worst_cluster()
+        if method == "max_median":
+            return np.asarray(worst.median_kw)
+        if method == "percentile":
+            days = self.profiles_.to_numpy()[self.labels_ == worst.label]
+            return np.percentile(days, percentile, axis=0)
+        raise PlanningError(f"planning.baseload must be 'max_median' or 'percentile' (got {method!r})")
+
+    def worst_days(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.profiles_.index[self.labels_ == self.worst_cluster().label])
+
+
+_SEASON = np.array(["winter"] * 2 + ["spring"] * 3 + ["summer"] * 3 + ["autumn"] * 3 + ["winter"])
+
+
+def summarise_clusters(profiles: pd.DataFrame, labels: np.ndarray) -> list[ClusterSummary]:
+    """Size, median profile, weekday/weekend split and (northern, meteorological) season split per cluster."""
+    idx = pd.DatetimeIndex(profiles.index)
+    weekend = idx.dayofweek >= 5
+    season = _SEASON[idx.month - 1]
+    x = profiles.to_numpy()
+    out = []
+    for lab in np.unique(labels):
+        m = labels == lab
+        med = np.median(x[m], axis=0)
+        seasons = {s: int((season[m] == s).sum()) for s in ("winter", "spring", "summer", "autumn")}
+        out.append(
+            ClusterSummary(
+                label=int(lab),
+                size=int(m.sum()),
+                median_kw=[round(float(v), 3) for v in med],
+                peak_kw=float(med.max()),
+                weekday_days=int((m & ~weekend).sum()),
+                weekend_days=int((m & weekend).sum()),
+                seasons=seasons,
+            )
+        )
+    return out
