@@ -31,6 +31,7 @@ from planning.ssm import (
     SOC_EMPTY,
     SOC_FULL,
     Availability,
+    FleetPowers,
     StateSpaceModel,
     capacity_forecast,
     control,
@@ -67,6 +68,20 @@ class Decision:
     new_mode: NDArray[np.int8]  # their new commanded modes
     reason: NDArray[np.int8]  # why (index into REASONS)
     x: FloatArray = field(repr=False)
+
+
+@dataclass
+class Observation:
+    """The fleet as the model sees it at one instant (per-EV masks and the SSM state)."""
+
+    online: NDArray[np.bool_]
+    lax: FloatArray  # slack to departure, s
+    forced: NDArray[np.bool_]  # must charge (boundary handling)
+    eff: NDArray[np.int8]  # effective mode, forced cars counted as charging
+    bins: IntArray  # SoC bin
+    x: FloatArray  # state shares
+    ne: int
+    powers: FleetPowers
 
 
 def laxity_s(fleet: Fleet, t_s: float) -> FloatArray:
@@ -130,7 +145,7 @@ class RegulationController:
 
     # ----------------------------------------------------------------------------------- observation
 
-    def observe(self, t_s: float) -> dict:
+    def observe(self, t_s: float) -> Observation:
         """Everything a decision needs about the fleet at ``t_s`` (masks, bins, x, Ne, powers, slack)."""
         f = self.fleet
         online = f.online(t_s)
@@ -144,17 +159,16 @@ class RegulationController:
         eff_forced[forced] = CHARGING
         x, ne = shares(eff_forced.astype(np.intp) * self.ns + bins, online, self.ns)
         powers = fleet_powers(f.p_charge_kw, f.p_discharge_kw, online)
-        return {"online": online, "lax": lax, "forced": forced, "eff": eff_forced, "bins": bins, "x": x, "ne": ne,
-                "powers": powers}  # fmt: skip
+        return Observation(online, lax, forced, eff_forced, bins, x, ne, powers)
 
-    def _availability(self, obs: dict) -> tuple[Availability, dict[str, NDArray[np.bool_]]]:
-        f, ns, ne = self.fleet, self.ns, max(obs["ne"], 1)
-        online, eff, bins, forced = obs["online"], obs["eff"], obs["bins"], obs["forced"]
+    def _availability(self, obs: Observation) -> tuple[Availability, dict[str, NDArray[np.bool_]]]:
+        f, ns, ne = self.fleet, self.ns, max(obs.ne, 1)
+        online, eff, bins, forced = obs.online, obs.eff, obs.bins, obs.forced
         free = online & ~forced
         dischargeable = self.can_discharge.copy()
         chargeable = np.ones(len(f), dtype=bool)
         if self.boundary:
-            dischargeable &= (f.soc > max(self.soc_force_charge, SOC_EMPTY)) & (obs["lax"] > self.laxity_margin_s)
+            dischargeable &= (f.soc > max(self.soc_force_charge, SOC_EMPTY)) & (obs.lax > self.laxity_margin_s)
             chargeable &= f.soc < SOC_FULL
         masks = {
             "cs_free": free & (eff == CHARGING),
@@ -174,9 +188,9 @@ class RegulationController:
         """(injection now, up kW, down kW) the fleet can hold over the next ``horizon_s``."""
         obs = self.observe(t_s)
         av, _ = self._availability(obs)
-        ne_future = int((obs["online"] & (self.fleet.departure_s >= t_s + horizon_s)).sum())
-        p_now = output_kw(obs["x"], obs["ne"], obs["powers"])
-        up, down = capacity_forecast(self.model, obs["x"], av, ne_future, obs["powers"], int(horizon_s // step_s))
+        ne_future = int((obs.online & (self.fleet.departure_s >= t_s + horizon_s)).sum())
+        p_now = output_kw(obs.x, obs.ne, obs.powers)
+        up, down = capacity_forecast(self.model, obs.x, av, ne_future, obs.powers, int(horizon_s // step_s))
         return p_now, up, down
 
     # ---------------------------------------------------------------------------------------- decide
@@ -185,17 +199,17 @@ class RegulationController:
         """Choose the switches that move the fleet's injection (kW) towards ``target_kw``; apply them to
         ``commanded``."""
         obs = self.observe(t_s)
-        x, ne, powers, bins, _eff = obs["x"], obs["ne"], obs["powers"], obs["bins"], obs["eff"]
+        x, ne, powers, bins, _eff = obs.x, obs.ne, obs.powers, obs.bins, obs.eff
         ns = self.ns
         changed: list[IntArray] = []
         reasons: list[NDArray[np.int8]] = []
         old = self.commanded.copy()
 
         # Forced charging first (boundary handling): these are not the regulation's to move.
-        forced_now = obs["forced"] & (self.commanded != CHARGING)
+        forced_now = obs.forced & (self.commanded != CHARGING)
         self.commanded[forced_now] = CHARGING
         if self.boundary:
-            full_now = obs["online"] & (self.commanded == CHARGING) & (self.fleet.soc >= SOC_FULL)
+            full_now = obs.online & (self.commanded == CHARGING) & (self.fleet.soc >= SOC_FULL)
             self.commanded[full_now] = IDLE
         else:
             full_now = np.zeros(len(self.fleet), dtype=bool)
@@ -206,7 +220,7 @@ class RegulationController:
         delta = target_kw - uncontrolled
         av, masks = self._availability(obs)
         u, v = control(delta, av, ne, powers)
-        lax = obs["lax"]
+        lax = obs.lax
         if delta > 0:
             pick = select_per_bin(masks["cs_free"], bins, round_shares(np.maximum(u, 0), ne), -lax, ns)
             self.commanded[pick] = IDLE

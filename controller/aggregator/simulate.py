@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,7 +102,7 @@ def run_regulation(
     safety_margin: float = 0.1,
     online_update: bool = True,
     latency_s: float = 0.0,
-    timer=None,
+    timer: Callable[[], float] | None = None,
 ) -> RegulationRun:
     """Track ``signal_pu`` (one per-unit value per step, +1 = inject) with ``fleet`` from ``t0_s``.
 

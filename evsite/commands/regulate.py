@@ -16,8 +16,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evsite.commands.common import add_config_arg, load_config_or_exit
+
+if TYPE_CHECKING:
+    from evsite.config import RegulationConfig
+    from planning.ssm import StateSpaceModel
+    from simulators.fleet import Fleet
 
 EXIT_USAGE = 2
 
@@ -224,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plain_or_boundary(fleet, rc, dt: float, boundary: bool, seed: int):
+def _plain_or_boundary(fleet: Fleet, rc: RegulationConfig, dt: float, boundary: bool, seed: int) -> StateSpaceModel:
     """A second model (the other boundary variant) for the open-loop comparison."""
     import numpy as np
 
