@@ -58,6 +58,7 @@ class RegulationRun:
     drivers: DriverImpact
     score: PerformanceScore
     decide_s: FloatArray = field(repr=False)
+    declared: list[tuple[float, float, float]] = field(default_factory=list)  # (t_s, up_kw, down_kw) per interval
 
     @property
     def mean_capacity_kw(self) -> float:
@@ -122,12 +123,14 @@ def run_regulation(
     update_steps = max(1, round(a_update_period_s / dt_s))
     counts = np.zeros((3 * ns, 3 * ns))
     base = cap = 0.0
+    declared: list[tuple[float, float, float]] = []
     lag = max(0, math.ceil(latency_s / dt_s - 1e-9))
     pending: deque[NDArray[np.int8]] = deque([fleet.mode.copy()] * lag)
     for k in range(n_steps):
         t = t0_s + k * dt_s
         if k % horizon_steps == 0:
             p_now, up, down = ctrl.capacity(t, capacity_horizon_s, dt_s)
+            declared.append((t, up, down))
             base = p_now + (up - down) / 2.0
             cap = max((up + down) / 2.0 * (1.0 - safety_margin), 0.0)
         target = base + float(signal_pu[k]) * cap
@@ -155,7 +158,7 @@ def run_regulation(
     drivers = driver_impact(fleet, t0_s, t_end)
     sig = np.asarray(signal_pu, float)
     return RegulationRun(dt_s, sig, out["target"], out["actual"], out["pred"], out["base"], out["cap"], online_n,
-                         switches, drivers, perf, out["decide"])  # fmt: skip
+                         switches, drivers, perf, out["decide"], declared)  # fmt: skip
 
 
 def open_loop_errors(

@@ -209,6 +209,11 @@ def run(args: argparse.Namespace) -> int:
     base_mw = result.base_kw.mean() / 1000
     print(f"capacity offered: mean {cap_mw.mean():.2f} MW (min {cap_mw.min():.2f}, max {cap_mw.max():.2f}), "
           f"re-declared every {rc.capacity_horizon_s:g} s; base point mean {base_mw:.2f} MW")  # fmt: skip
+    t_last, up_last, down_last = result.declared[-1]
+    print(
+        f"next-interval capacity (model forecast at +{(t_last - t0) / 60:.0f} min, "
+        f"{rc.capacity_horizon_s:g} s ahead): up {up_last / 1000:.2f} MW, down {down_last / 1000:.2f} MW"
+    )
     print(f"PJM performance: accuracy {s.accuracy:.3f}  delay {s.delay:.3f} ({s.delay_s:.0f} s)  "
           f"precision {s.precision:.3f}")  # fmt: skip
     print(f"composite score: {s.composite:.2f} ({'pass' if s.passed else 'FAIL'}, pass mark 0.75)")

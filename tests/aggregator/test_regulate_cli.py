@@ -21,6 +21,7 @@ def test_regulate_prints_capacity_score_and_driver_impact(regd: str, tmp_path, c
     out = capsys.readouterr().out
     assert rc == 0
     assert re.search(r"capacity offered: mean \d+\.\d\d MW", out)
+    assert re.search(r"next-interval capacity .*: up \d+\.\d\d MW, down \d+\.\d\d MW", out)
     assert re.search(r"PJM performance: accuracy 0?\.\d{3}|accuracy 1\.000", out)
     m = re.search(r"composite score: (\d\.\d\d) \((pass|FAIL)", out)
     assert m and 0.75 <= float(m.group(1)) <= 1.0 and m.group(2) == "pass"
