@@ -70,6 +70,8 @@ CAPABILITY_KEYS = (
     "NumberOfConnectors",
 )
 _PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
+#: Longest charge point id accepted (the store's column; OCPP 1.6 security uses up to 48 characters).
+MAX_CP_ID = 48
 
 
 @dataclass
@@ -217,6 +219,8 @@ class CentralSystem:
         cp_id = unquote(path[len(prefix) :]) if path.startswith(prefix) else ""
         if not cp_id or "/" in cp_id:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "missing_cp_id", None, f"expected {prefix}<id>")
+        if len(cp_id) > MAX_CP_ID:
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "cp_id_too_long", cp_id[:MAX_CP_ID], "id too long")
         offered = {p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")}
         if SUBPROTOCOL not in offered:
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "no_subprotocol", cp_id, "ocpp1.6 required")

@@ -108,6 +108,7 @@ class ChargePointSession(LibChargePoint):
 
     async def _handle(self, frame: CallFrame) -> None:
         uid, action = frame.unique_id, frame.action
+        self.csms.touch(self.id, self.clock.now())
         try:
             if action not in V16_ACTIONS:
                 raise OcppViolation("NotImplemented", f"{action!r} is not an OCPP 1.6 action", uid)
@@ -214,9 +215,7 @@ class ChargePointSession(LibChargePoint):
 
     @on("Heartbeat")
     def on_heartbeat(self) -> Any:
-        now = self.clock.now()
-        self.csms.touch(self.id, now)
-        return call_result.Heartbeat(current_time=rfc3339(now))
+        return call_result.Heartbeat(current_time=rfc3339(self.clock.now()))
 
     @on("StatusNotification")
     def on_status_notification(self, connector_id: int, error_code: str, status: str, **kw: Any) -> Any:

@@ -32,6 +32,7 @@ async def refused_status(url: str, subprotocols: list[str] | None = None, header
         ("/ocpp/CP1", None, 400),  # no subprotocol offered
         ("/ocpp/CP1", ["ocpp2.0.1"], 400),  # only another version offered
         ("/ocpp/STRANGER", ["ocpp1.6"], 404),  # unknown id, auto-registration off
+        ("/ocpp/" + "X" * 49, ["ocpp1.6"], 400),  # longer than the store keeps
     ],
 )
 async def test_refused_before_the_upgrade(
