@@ -199,7 +199,7 @@ class RegulationController:
         """Choose the switches that move the fleet's injection (kW) towards ``target_kw``; apply them to
         ``commanded``."""
         obs = self.observe(t_s)
-        x, ne, powers, bins, _eff = obs.x, obs.ne, obs.powers, obs.bins, obs.eff
+        x, ne, powers, bins = obs.x, obs.ne, obs.powers, obs.bins
         ns = self.ns
         changed: list[IntArray] = []
         reasons: list[NDArray[np.int8]] = []
