@@ -31,10 +31,11 @@ import numpy as np
 
 from controller import events as ev
 from controller.aggregator.core import Decision, RegulationController
-from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher, can_discharge_mask
+from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher, Send, can_discharge_mask
 from controller.aggregator.signal_source import BUS_TOPIC as SIGNAL_TOPIC
 from controller.bus import EventBus
 from evsite.clock import Clock
+from evsite.config import Config
 from evsite.log import log_event
 from planning.ssm import StateSpaceModel
 from simulators.fleet import CHARGING, Fleet, FleetStepper
@@ -206,3 +207,33 @@ class RegulationService:
             await self.step_once()
             next_t = max(next_t + self.step_s, self.clock.monotonic())
             await self.clock.sleep(next_t - self.clock.monotonic())
+
+
+def service_from_config(
+    config: Config,
+    bus: EventBus,
+    clock: Clock,
+    send: Send,
+    model: StateSpaceModel | None = None,
+    defaults: LiveDefaults | None = None,
+) -> RegulationService:
+    """The live aggregator for a site: one slot per ``[[chargers]]`` connector, ``[regulation]`` timing.
+
+    ``send`` is ``CentralSystem.send``. Without ``model``, A is estimated in test mode on a simulated fleet of
+    the seed study (a stand-in until the site has its own history; ``StateSpaceModel.load`` a saved one).
+    Start it with ``asyncio.create_task(service.run())`` next to a ``SignalSubscriber``.
+    """
+    from controller.aggregator.dispatch import connectors_from_config
+    from planning.ssm_estimate import estimate_model
+    from simulators.fleet import seed_fleet
+
+    rc = config.regulation
+    refs = connectors_from_config(config.chargers)
+    if model is None:
+        model = estimate_model(seed_fleet(2000, config.simulation.seed), ns=rc.soc_bins,
+                               learning_rate=rc.learning_rate, duration_s=900.0, dt_s=rc.step_s)  # fmt: skip
+    elif model.ns != rc.soc_bins:
+        raise ValueError(f"the model has {model.ns} SoC bins but [regulation] soc_bins is {rc.soc_bins}")
+    live = LiveFleet(refs, defaults)
+    return RegulationService(bus, clock, live, model, ProfileDispatcher(send, refs), step_s=rc.step_s,
+                             capacity_horizon_s=rc.capacity_horizon_s)  # fmt: skip

@@ -12,6 +12,7 @@ from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher
 from controller.aggregator.service import CAPACITY_TOPIC, LiveDefaults, LiveFleet, RegulationService
 from controller.aggregator.signal_source import BUS_TOPIC, SignalSample
 from controller.bus import EventBus
+from planning.ssm import StateSpaceModel
 from planning.ssm_estimate import estimate_model
 from simulators.fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 
@@ -112,3 +113,16 @@ async def test_failed_profile_keeps_the_previous_mode(manual_clock, model) -> No
     bus.publish(BUS_TOPIC, SignalSample(T, 1.0))
     await svc.step_once()
     assert svc.ctrl.commanded.tolist() == [IDLE, IDLE, CHARGING]  # V2G did not take the discharge profile
+
+
+async def test_service_from_config(manual_clock) -> None:
+    from controller.aggregator.service import service_from_config
+    from evsite.config import parse_config
+
+    cfg = parse_config({"chargers": [{"id": "A", "connectors": 2}, {"id": "B", "bidirectional": True}],
+                        "regulation": {"soc_bins": 10, "step_s": 2}})  # fmt: skip
+    svc = service_from_config(cfg, EventBus(), manual_clock, Recorder().send)
+    assert svc.step_s == 2 and svc.ctrl.ns == 10 and len(svc.live.connectors) == 3
+    assert svc.ctrl.can_discharge.tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="soc_bins is 10"):
+        service_from_config(cfg, EventBus(), manual_clock, Recorder().send, model=StateSpaceModel(20))
