@@ -271,7 +271,7 @@ class CentralSystem:
         return ok
 
     async def _serve_connection(self, ws: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
+        from websockets.exceptions import ConnectionClosedError
 
         cp_id: str = ws.evsite_cp_id
         session = ChargePointSession(cp_id, ws, self)
@@ -285,10 +285,11 @@ class CentralSystem:
         self.touch(cp_id, now)
         self.record_event(cp_id, "connected", replaced=old is not None)
         self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, True, now))
+        abnormal = False
         try:
             await session.run()
-        except ConnectionClosed:
-            pass  # the close code is logged below
+        except ConnectionClosedError:  # closed without a close frame, or with an error code
+            abnormal = True
         finally:
             session.connection_lost()
             if self._sessions.get(cp_id) is session:
@@ -297,9 +298,9 @@ class CentralSystem:
             sent = ws.protocol.close_sent
             too_large = code == 1009 or (sent is not None and sent.code == 1009)
             why = "frame_too_large" if too_large else (ws.close_reason or "closed")
-            self.record_event(cp_id, "disconnected", close_code=code, reason=why)
+            self.record_event(cp_id, "disconnected", close_code=code, reason=why, abnormal=abnormal)
             self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, False, self.clock.now(), why))
-            log_event(log, "charger_disconnected", cp_id=cp_id, close_code=code, reason=why)
+            log_event(log, "charger_disconnected", cp_id=cp_id, close_code=code, reason=why, abnormal=abnormal)
 
     # ------------------------------------------------------------------ commands
 

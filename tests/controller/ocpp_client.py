@@ -16,6 +16,7 @@ from typing import Any
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 CAPABILITIES = {
     "ChargeProfileMaxStackLevel": "3",
@@ -149,5 +150,5 @@ async def charge_point(
             yield cp
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
