@@ -335,7 +335,7 @@ class CentralSystem:
         connector_id = body.get("connectorId")
         profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
         now = self.clock.now()
-        self._db.submit(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
+        self._db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
         self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
         log_event(
             log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason

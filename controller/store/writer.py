@@ -90,6 +90,15 @@ class DbWriter:
 
         return asyncio.get_running_loop().run_in_executor(self._executor, job)
 
+    def submit_logged(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """``submit`` without waiting: a failure is logged (with the function's name), never lost silently."""
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                log_event(log, "store_write_failed", logging.ERROR, op=fn.__name__, error=repr(fut.exception()))
+
+        self.submit(fn, *args, **kwargs).add_done_callback(done)
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``submit`` and wait for the result."""
         return await self.submit(fn, *args, **kwargs)
