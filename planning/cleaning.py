@@ -134,7 +134,7 @@ def clean_series(
 
     # Robust outliers: residual from a centred rolling median (about one hour either side, at least 5 points).
     window = max(5, 2 * per_hour + 1)
-    med = pd.Series(v).rolling(window, center=True, min_periods=3).median().to_numpy()
+    med = pd.Series(v).rolling(window, center=True, min_periods=window).median().to_numpy()  # no verdict near gaps
     resid = v - med
     ok = np.isfinite(resid)
     if ok.sum() > 10:

@@ -182,7 +182,7 @@ _SEASON = np.array(["winter"] * 2 + ["spring"] * 3 + ["summer"] * 3 + ["autumn"]
 def summarise_clusters(profiles: pd.DataFrame, labels: np.ndarray) -> list[ClusterSummary]:
     """Size, median profile, weekday/weekend split and (northern, meteorological) season split per cluster."""
     idx = pd.DatetimeIndex(profiles.index)
-    weekend = idx.dayofweek >= 5
+    weekend = idx.day_of_week >= 5
     season = _SEASON[idx.month - 1]
     x = profiles.to_numpy()
     out = []
@@ -194,7 +194,7 @@ def summarise_clusters(profiles: pd.DataFrame, labels: np.ndarray) -> list[Clust
             ClusterSummary(
                 label=int(lab),
                 size=int(m.sum()),
-                median_kw=[round(float(v), 3) for v in med],
+                median_kw=[float(v) for v in med],
                 peak_kw=float(med.max()),
                 weekday_days=int((m & ~weekend).sum()),
                 weekend_days=int((m & weekend).sum()),

@@ -143,8 +143,8 @@ def plan_building(
     else:
         if headroom.max() <= 0:
             raise PlanningError(
-                f"{meter.name}: no headroom: the baseload peak {base.max():.1f} kW is at or above the "
-                f"{service.continuous_load_factor:.0%} continuous limit of the {service.rating_kw:.1f} kW service"
+                f"{meter.name}: no headroom: even the lowest baseload hour ({base.min():.1f} kW) is at or above "
+                f"the continuous limit ({service.continuous_load_factor:.0%} of the {service.rating_kw:.1f} kW service)"
             )
         sched = solve_evsite_gekko(headroom, prices, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
         if sched.chargers == 0:
@@ -157,7 +157,7 @@ def plan_building(
 
     x = profiles.to_numpy()
     idx = pd.DatetimeIndex(profiles.index)
-    weekend = idx.dayofweek >= 5
+    weekend = idx.day_of_week >= 5
     by_cluster = {
         str(c.label): alm_headroom(np.asarray(c.median_kw), service).round(3).tolist() for c in study.clusters_
     }

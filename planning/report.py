@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -53,8 +54,11 @@ def ocpp_profile(
         midnight = midnight.tz_localize(plan.site_timezone).tz_convert("UTC")
     else:
         midnight = midnight.tz_localize("UTC")
+    # Whole watts, rounded down: never above the plan, and exactly a multiple of 0.1 as the schema's
+    # ``multipleOf: 0.1`` demands (a float such as 78890.9 fails that check in binary floating point).
     periods = [
-        {"startPeriod": 3600 * t, "limit": round(float(kw) * 1000.0, 1)} for t, kw in enumerate(plan.schedule_kw)
+        {"startPeriod": 3600 * t, "limit": max(0, math.floor(float(kw) * 1000.0 + 1e-6))}
+        for t, kw in enumerate(plan.schedule_kw)
     ]
     return {
         "chargingProfileId": profile_id,

@@ -48,7 +48,7 @@ class Tariff:
         """(n_days, 24) cents/kWh. Later rules do not override earlier ones: the first match wins."""
         days = pd.DatetimeIndex(days)
         key = days.month * 100 + days.day
-        weekend = days.dayofweek >= 5
+        weekend = days.day_of_week >= 5
         out = np.full((len(days), 24), np.nan)
         for r in self.rules:
             in_window = (key >= r.start) & (key <= r.end) if r.start <= r.end else (key >= r.start) | (key <= r.end)

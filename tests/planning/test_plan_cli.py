@@ -1,0 +1,146 @@
+"""`evsite plan` end to end: outputs, the OCPP profile against the OCPP 1.6 schema, batches and error exits."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import ocpp.v16
+import pandas as pd
+import pytest
+
+from evsite.cli import main
+from tests.planning.conftest import office_like
+
+CONFIG = """
+[service]
+rating_a = {rating}
+voltage_v = 208
+phases = 3
+evse_rating_a = 32
+[planning]
+k_max = 8
+site_timezone = "America/New_York"
+"""
+
+
+def _write_config(tmp_path: Path, rating: float = 600) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG.format(rating=rating))
+    return cfg
+
+
+def _doe_slice(doe_csv: Path, column: str, days: int, dest: Path) -> Path:
+    df = pd.read_csv(doe_csv, index_col=0)
+    s = df[column].iloc[: 24 * days]
+    dest.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
+    return dest
+
+
+def _schema() -> dict:
+    path = Path(ocpp.v16.__file__).parent / "schemas" / "SetChargingProfile.json"
+    return json.loads(path.read_text())
+
+
+def test_plan_writes_report_table_plots_and_a_valid_ocpp_profile(tmp_path: Path, doe_csv: Path, capsys) -> None:
+    meter = _doe_slice(doe_csv, "MediumOffice", 60, tmp_path / "office.csv")
+    out = tmp_path / "out"
+    rc = main(["plan", "--meter", str(meter), "--config", str(_write_config(tmp_path, 1600)), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "plan.json").read_text())
+    [b] = doc["buildings"]
+    assert b["max_demand"]["basis"].startswith("30-day")
+    assert b["chargers_with_lm"] >= b["nec"]["chargers_without_lm"] > 0
+    assert b["cleaning"]["n_input"] == 60 * 24
+    rows = list(csv.DictReader((out / "buildings.csv").open()))
+    assert rows[0]["building"] == "kW" and int(rows[0]["chargers_with_lm"]) == b["chargers_with_lm"]
+    profile = json.loads((out / "ocpp_profile.json").read_text())
+    jsonschema.validate({"connectorId": 0, "csChargingProfiles": profile}, _schema())
+    periods = profile["chargingSchedule"]["chargingSchedulePeriod"]
+    assert len(periods) == 24 and profile["recurrencyKind"] == "Daily"
+    assert [p["limit"] for p in periods] == pytest.approx([1000 * v for v in b["schedule_kw"]], abs=1.0)
+    assert profile["chargingSchedule"]["startSchedule"].endswith("T05:00:00Z")  # New York midnight in UTC
+    for name in ("profiles", "silhouette", "capacity", "chargers"):
+        assert (out / "plots" / "kW" / f"{name}.png").stat().st_size > 1000
+
+
+def test_seed_method_and_tx_default_profile(tmp_path: Path, doe_csv: Path) -> None:
+    meter = _doe_slice(doe_csv, "SmallOffice", 45, tmp_path / "small.csv")
+    out = tmp_path / "out"
+    args = ["plan", "--meter", str(meter), "--config", str(_write_config(tmp_path)), "--out", str(out)]
+    rc = main([*args, "--method", "seed", "--no-plots", "--profile-purpose", "TxDefaultProfile"])
+    assert rc == 0
+    [b] = json.loads((out / "plan.json").read_text())["buildings"]
+    assert b["method"] == "seed" and b["chargers_with_lm"] == max(b["active_chargers"])
+    assert b["schedule_extra"]["demand_max_kw"] == 100.0  # SmallOffice median peak ~ 20-30 kW
+    profile = json.loads((out / "ocpp_profile.json").read_text())
+    assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
+    jsonschema.validate({"connectorId": 1, "csChargingProfiles": profile}, _schema())
+
+
+def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv: Path, capsys) -> None:
+    folder = tmp_path / "meters"
+    folder.mkdir()
+    df = pd.read_csv(doe_csv, index_col=0).iloc[: 24 * 40]
+    wide = df[["SmallOffice", "MidriseApartment", "FastFoodRest"]]
+    wide.index.name = "timestamp"
+    wide.to_csv(folder / "site.csv")
+    out = tmp_path / "out"
+    cfg = _write_config(tmp_path, rating=52)  # 18.7 kW service: 15 kW continuous, below the apartments all day
+    rc = main(["plan", "--meter", str(folder), "--config", str(cfg), "--out", str(out), "--no-plots", "--workers", "2"])
+    err = capsys.readouterr().err
+    rows = {r["building"]: r for r in csv.DictReader((out / "buildings.csv").open())}
+    assert set(rows) == {"SmallOffice", "MidriseApartment", "FastFoodRest"}
+    assert "no headroom" in rows["MidriseApartment"]["error"] and "MidriseApartment" in err
+    assert rows["SmallOffice"]["error"] == "" and int(rows["SmallOffice"]["chargers_with_lm"]) > 0
+    assert rc == 1 and "Traceback" not in err
+    doc = json.loads((out / "plan.json").read_text())
+    assert "MidriseApartment" in [f["name"] for f in doc["failures"]]
+    assert "SmallOffice" in [b["name"] for b in doc["buildings"]]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("one_day", "days of data"),
+        ("flat", "flat load"),
+        ("no_headroom", "no headroom"),
+        ("missing_file", "not found"),
+    ],
+)
+def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: str, message: str) -> None:
+    meter = tmp_path / "m.csv"
+    if case == "one_day":
+        s = office_like(days=1)
+    elif case == "flat":
+        s = pd.Series(np.full(24 * 40, 7.0), index=pd.date_range("2024-01-01", periods=24 * 40, freq="h"))
+    else:
+        s = office_like(days=40)
+    if case != "missing_file":
+        meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
+    rating = 30 if case == "no_headroom" else 600  # 30 A: 10.8 kW service, the office never drops below 20 kW
+    rc = main(
+        [
+            "plan",
+            "--meter",
+            str(meter),
+            "--config",
+            str(_write_config(tmp_path, rating)),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-plots",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and "Traceback" not in err
+
+
+def test_bad_config_exits_2(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[planning]\nk_max = 1\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--meter", "x.csv", "--config", str(cfg), "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "planning.k_max" in capsys.readouterr().err
