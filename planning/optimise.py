@@ -103,7 +103,9 @@ def solve_evsite_gekko(
         raise PlanningError(f"evsite optimisation returned a fractional charger count ({n_val})")
     power = np.clip(power, 0.0, h)
     obj = float(c @ power - w * chargers)
-    return _schedule("evsite", chargers, power, c, evse_kw, obj, "gekko-apopt")
+    sched = _schedule("evsite", chargers, power, c, evse_kw, obj, "gekko-apopt")
+    sched.extra["n_from_solver"] = n_val  # kept to show the count is integral as solved, not only rounded
+    return sched
 
 
 def solve_evsite_milp(
