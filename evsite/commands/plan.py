@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-tz", help="zone of naive timestamps (overrides planning.data_timezone)")
     p.add_argument("--unit", choices=["kW", "kWh"], help="meter unit (default: detect)")
     p.add_argument("--type", dest="building_type", help="building type for every point (e.g. office, multifamily)")
+    p.add_argument(
+        "--type-from-name", action="store_true", help="use each meter point's name as its type (DOE reference files)"
+    )
     p.add_argument("--areas", metavar="CSV", help="CSV of building id and floor area (m2), e.g. Cambridge GIA")
     p.add_argument("--tariff", metavar="JSON", help="tariff file (acnportal or OpenEI URDB JSON)")
     p.add_argument("--workers", type=int, help="processes for many buildings (default: planning.workers)")
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         if not meters:
             raise PlanningError(f"{args.meter}: no meter points selected")
         types = {m.name: args.building_type for m in meters} if args.building_type else {}
+        if args.type_from_name:
+            types = {m.name: m.name for m in meters}
         post = None if args.no_plots else partial(write_plots, out_dir=out)
         out.mkdir(parents=True, exist_ok=True)
         results = plan_many(

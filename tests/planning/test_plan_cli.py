@@ -90,12 +90,14 @@ def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv
     wide.to_csv(folder / "site.csv")
     out = tmp_path / "out"
     cfg = _write_config(tmp_path, rating=52)  # 18.7 kW service: 15 kW continuous, below the apartments all day
-    rc = main(["plan", "--meter", str(folder), "--config", str(cfg), "--out", str(out), "--no-plots", "--workers", "2"])
+    args = ["plan", "--meter", str(folder), "--config", str(cfg), "--out", str(out), "--no-plots"]
+    rc = main([*args, "--workers", "2", "--type-from-name"])
     err = capsys.readouterr().err
     rows = {r["building"]: r for r in csv.DictReader((out / "buildings.csv").open())}
     assert set(rows) == {"SmallOffice", "MidriseApartment", "FastFoodRest"}
     assert "no headroom" in rows["MidriseApartment"]["error"] and "MidriseApartment" in err
     assert rows["SmallOffice"]["error"] == "" and int(rows["SmallOffice"]["chargers_with_lm"]) > 0
+    assert rows["SmallOffice"]["type"] == "SmallOffice"
     assert rc == 1 and "Traceback" not in err
     doc = json.loads((out / "plan.json").read_text())
     assert "MidriseApartment" in [f["name"] for f in doc["failures"]]
