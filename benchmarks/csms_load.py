@@ -262,11 +262,12 @@ async def worker_main(
         finished.append(time.time() - s0)
         return done
 
-    srv0, me0 = _cpu_s(server_pid), time.process_time()
+    srv0, me0, wait0 = _cpu_s(server_pid), time.process_time(), _runqueue_wait_s(server_pid)
     s0 = time.time()
     done = await asyncio.gather(*(storm(i) for i in ids))
     s1 = time.time()
     srv_cpu, my_cpu = _cpu_s(server_pid) - srv0, time.process_time() - me0
+    srv_wait = _runqueue_wait_s(server_pid) - wait0
     out.put(
         {
             "held": held,
@@ -280,6 +281,7 @@ async def worker_main(
             "storm_errors": stats.errors,
             "storm_t": (s0, s1),
             "storm_cpu": (srv_cpu, my_cpu),
+            "storm_wait": srv_wait,
             "storm_opened": opened,
             "storm_finished": finished,
         }
@@ -294,6 +296,11 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _runqueue_wait_s(pid: int) -> float:
+    """Seconds the main thread (event loop) of ``pid`` was runnable but waiting for a CPU held by another."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -414,6 +421,7 @@ def main() -> int:
     print(f"storm CPU: server {srv_cpu:.2f} s ({srv_cpu / (t1 - t0):.0%} of one core), "
           f"load generator(s) {sum(r['storm_cpu'][1] for r in results):.2f} s")  # fmt: skip
     print(f"  = {calls / srv_cpu:.0f} calls per server CPU-second (independent of other load on the machine)")
+    print(f"  server event loop runnable but waiting for a CPU: {results[0]['storm_wait']:.2f} s")
     print(f"server peak RSS: {rss:.0f} MB")
     for name, us in validation_cost().items():
         print(f"schema validation of one MeterValues, {name}: {us:.1f} µs")
