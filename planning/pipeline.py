@@ -65,6 +65,7 @@ class BuildingPlan:
     schedule_extra: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     site_timezone: str | None = None
+    silhouette_final: float = 0.0
 
 
 @dataclass
@@ -207,6 +208,7 @@ def plan_building(
             "total_s": t3 - t0,
         },
         site_timezone=meter.site_tz,
+        silhouette_final=round(study.silhouette_final_, 5),
     )
 
 
