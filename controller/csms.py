@@ -133,10 +133,14 @@ class CentralSystem:
 
     @property
     def url(self) -> str:
-        scheme = "wss" if self._tls() is not None else "ws"
+        scheme = "wss" if self.tls_context() is not None else "ws"
         return f"{scheme}://{self.config.server.host}:{self.port}{self.config.server.path_prefix}/"
 
-    def _tls(self) -> ssl.SSLContext | None:
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context from ``tls_cert``/``tls_key`` (None: plain ws://).
+
+        Raises ``OSError`` (``ssl.SSLError`` included) when the files cannot be loaded.
+        """
         if self.ssl_context is not None:
             return self.ssl_context
         srv = self.config.server
@@ -163,7 +167,7 @@ class CentralSystem:
             process_request=self._process_request,
             max_size=srv.max_frame_bytes,
             compression=None,
-            ssl=self._tls(),
+            ssl=self.tls_context(),
             server_header="evsite",
             # A reconnect storm opens thousands of connections at once: the default backlog (100) would drop
             # SYNs and cost every charger beyond it a one-second retransmission.

@@ -14,6 +14,7 @@ aggregator, ``[simulation]`` for the simulators.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,7 +108,21 @@ class IdTagConfig(_Section):
     id_tag: str = Field(min_length=1, max_length=20)
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
     expiry_date: str | None = Field(None, description="RFC 3339, with a time zone")
-    parent_id_tag: str | None = None
+    parent_id_tag: str | None = Field(None, max_length=20)
+
+    @field_validator("expiry_date")
+    @classmethod
+    def _expiry(cls, v: str | None) -> str | None:
+        """A tag's expiry is compared with the (UTC) clock: a time without a zone would be ambiguous."""
+        if v is None:
+            return v
+        try:
+            parsed = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError("expected an RFC 3339 time such as 2027-01-01T00:00:00Z") from None
+        if parsed.tzinfo is None:
+            raise ValueError("expected a time zone (Z or +hh:mm)")
+        return v
 
 
 class ServiceConfig(_Section):

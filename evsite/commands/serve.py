@@ -88,6 +88,12 @@ async def _serve(config: object) -> int:
         return 1
     csms = CentralSystem(config, store, RealClock(), EventBus())
     try:
+        csms.tls_context()
+    except OSError as err:
+        print(f"evsite: server.tls_cert / server.tls_key: cannot load the certificate: {err}", file=sys.stderr)
+        store.close()
+        return EXIT_CONFIG
+    try:
         await csms.start()
     except OSError as err:
         print(f"evsite: cannot listen on {config.server.host}:{config.server.port}: {err.strerror}", file=sys.stderr)

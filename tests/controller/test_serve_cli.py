@@ -70,6 +70,20 @@ def test_bad_config_exits_non_zero_with_the_key_path(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     res = subprocess.run([*EVSITE, "serve", "--port", "99999"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "server.port" in res.stderr
+    cfg.write_text('[[id_tags]]\nid_tag = "T"\nexpiry_date = "2027-01-01"\n')
+    res = subprocess.run([*EVSITE, "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "id_tags.0.expiry_date" in res.stderr
+
+
+def test_unloadable_tls_certificate_is_a_clean_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "tls.toml"
+    cfg.write_text(
+        f'[server]\nport = 0\ntls_cert = "{tmp_path / "missing.pem"}"\ntls_key = "{tmp_path / "missing.key"}"\n'
+        f'[store]\nurl = "sqlite:///{tmp_path / "t.db"}"\n'
+    )
+    res = subprocess.run([*EVSITE, "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "server.tls_cert" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:
