@@ -117,10 +117,14 @@ class LoadStudy:
 
     def fit(self, profiles: pd.DataFrame, timer=None) -> LoadStudy:
         """Choose k by silhouette and cluster the days. ``timer()`` returns seconds (perf counter)."""
+        import sklearn
         from sklearn.cluster import KMeans
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1):  # tiny matrices: BLAS/OpenMP threads cost more than they save
+        # Tiny matrices: BLAS/OpenMP threads cost more than they save. The profiles are complete days (checked
+        # finite by daily_profiles) and the parameters are ours, so sklearn's per-fit re-validation (about 15%
+        # of the search) is skipped.
+        with threadpool_limits(1), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return self._fit(profiles, timer, KMeans)
 
     def _fit(self, profiles: pd.DataFrame, timer, kmeans_cls) -> LoadStudy:

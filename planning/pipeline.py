@@ -259,8 +259,12 @@ def plan_many(
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            # forkserver/spawn would re-import numpy, sklearn and gekko per worker; fork is cheap on Linux.
+            # forkserver/spawn would re-import numpy, sklearn and gekko per worker; fork is cheap on Linux, and
+            # importing the heavy libraries once here lets every forked worker share them.
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            if ctx is not None:
+                import gekko  # noqa: F401
+                import sklearn.cluster  # noqa: F401
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
                 futures = {pool.submit(_plan_one, job): i for i, job in enumerate(jobs)}
                 for fut in as_completed(futures):
