@@ -66,6 +66,7 @@ class BuildingPlan:
     timings: dict[str, float] = field(default_factory=dict)
     site_timezone: str | None = None
     silhouette_final: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +156,15 @@ def plan_building(
                 f"{ev.energy_kwh_per_charger_day:.1f} kWh per charger in the plug-in hours"
             )
     t3 = timer()
+    warnings = []
+    if nec.existing_over_rating:
+        warnings.append(
+            f"125% of the measured maximum demand ({nec.existing_load_kw:.1f} kW) already exceeds the "
+            f"{nec.rating_kw:.1f} kW service: NEC 220.87 is not met before any EV load; the managed plan rests on "
+            f"the {p.baseload} baseload and the live controller's limit"
+        )
+    if ev.source.startswith("default"):
+        warnings.append(f"EV demand is the default {ev.energy_kwh_per_charger_day:g} kWh per charger-day")
 
     x = profiles.to_numpy()
     idx = pd.DatetimeIndex(profiles.index)
@@ -209,6 +219,7 @@ def plan_building(
         },
         site_timezone=meter.site_tz,
         silhouette_final=round(study.silhouette_final_, 5),
+        warnings=warnings,
     )
 
 

@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"evsite plan: {r.name}: {r.error}", file=sys.stderr)
             log_event(log, "plan_failed", logging.WARNING, building=r.name, error=r.error)
         elif isinstance(r, BuildingPlan):
+            for w in r.warnings:
+                log_event(log, "plan_warning", logging.WARNING, building=r.name, warning=w)
             log_event(
                 log,
                 "plan_done",
