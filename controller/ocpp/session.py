@@ -47,6 +47,9 @@ log = logging.getLogger("controller.ocpp")
 #: Unit multipliers to SI (W, Wh, A) for the convenience fields of ``MeterEvent``.
 _TO_SI = {"kW": 1000.0, "kWh": 1000.0, "W": 1.0, "Wh": 1.0, "A": 1.0}
 _HOOKS = ("_on_action", "_after_action")
+#: Per class: action -> {hook: method name}. Built once per class, because the library rebuilds the route map
+#: for every connection by scanning every ``@on``-decorated name of every class (~15 % of a reconnect's cost).
+_ROUTES: dict[type, dict[str, dict[str, Any]]] = {}
 #: Measurands summed over phases, with their default unit.
 _SUMMED = {"Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh"}
 
@@ -70,15 +73,11 @@ def parse_time(text: str | None, fallback: datetime) -> datetime:
 class ChargePointSession(LibChargePoint):
     """The central system's side of one charge point connection."""
 
-    #: action -> handler method name, built once per class (the library rebuilds it for every connection by
-    #: scanning every ``@on``-decorated name of every class: ~15 % of a reconnect's cost).
-    _routes: dict[str, dict[str, Any]] | None = None
-
     def __init__(self, cp_id: str, connection: Any, csms: CentralSystem) -> None:
-        cls = type(self)
-        if cls._routes is None:
+        routes = _ROUTES.get(type(self))
+        if routes is None:
             super().__init__(cp_id, connection, response_timeout=csms.config.server.call_timeout_s)
-            cls._routes = {
+            _ROUTES[type(self)] = {
                 a: {k: (v.__name__ if callable(v) else v) for k, v in h.items()} for a, h in self.route_map.items()
             }
         else:
@@ -89,7 +88,7 @@ class ChargePointSession(LibChargePoint):
             self._unique_id_generator = uuid.uuid4
             self.logger = log
             self.route_map = {
-                a: {k: (getattr(self, v) if k in _HOOKS else v) for k, v in h.items()} for a, h in cls._routes.items()
+                a: {k: (getattr(self, v) if k in _HOOKS else v) for k, v in h.items()} for a, h in routes.items()
             }
         self.csms = csms
         self.clock = csms.clock
