@@ -221,6 +221,7 @@ async def worker_main(
     await asyncio.gather(*(boot(cp) for cp in cps))
     await asyncio.sleep(1.0)  # let the central system's GetConfiguration/ChangeConfiguration finish
     held = sum(1 for cp in cps if not cp.transport.is_closing())
+    boot_server_calls = stats.server_calls
     stats.reset()
     # Phase 2: steady MeterValues.
     period = 1.0 / rate_per_cp
@@ -266,11 +267,13 @@ async def worker_main(
     s0 = time.time()
     done = await asyncio.gather(*(storm(i) for i in ids))
     s1 = time.time()
+    storm_server_calls = stats.server_calls - boot_server_calls
     srv_cpu, my_cpu = _cpu_s(server_pid) - srv0, time.process_time() - me0
     srv_wait = _runqueue_wait_s(server_pid) - wait0
     out.put(
         {
             "held": held,
+            "server_calls": (boot_server_calls, storm_server_calls),
             "held_after": held_after,
             "steady_wall": steady_wall,
             "steady_lat": steady_lat,
@@ -403,6 +406,10 @@ def main() -> int:
           f"errors {sum(r['steady_errors'] for r in results)}")  # fmt: skip
     for action, lat in sorted(steady.items()):
         print(f"  {action:20s} n={len(lat):6d}  p50 {_pct(lat, 0.5):7.1f} ms  p99 {_pct(lat, 0.99):7.1f} ms")
+    boot_calls = sum(r["server_calls"][0] for r in results)
+    storm_calls = sum(r["server_calls"][1] for r in results)
+    print(f"central-system calls answered (capability probe, sampling config): {boot_calls} at first boot, "
+          f"{storm_calls} in the storm")  # fmt: skip
     storm = merged("storm_lat")
     t0 = min(r["storm_t"][0] for r in results)
     t1 = max(r["storm_t"][1] for r in results)
