@@ -5,6 +5,9 @@ Public API (used by load management, the regulation dispatcher, the simulators' 
     csms = CentralSystem(config, store, clock, bus)
     await csms.start()                     # binds config.server.host/port (port 0: ephemeral, see csms.port)
     csms.connected                         # set of connected charge point ids
+    csms.capabilities("CP1")               # smart-charging keys read at boot, or None
+    csms.open_transactions("CP1")          # {transaction id: connector id}
+    csms.connector_status[("CP1", 1)]      # latest StatusEvent per connector
     result = await csms.send("CP1", call.SetChargingProfile(...), reason="site_headroom")
     await csms.flush()                     # commit buffered writes (tests read the store after this)
     await csms.stop()
@@ -130,6 +133,15 @@ class CentralSystem:
             return self._sessions[cp_id]
         except KeyError:
             raise ChargePointNotConnected(cp_id) from None
+
+    def capabilities(self, cp_id: str) -> dict[str, Any] | None:
+        """Smart-charging capabilities read at boot (GetConfiguration), None until known."""
+        known = self._known.get(cp_id)
+        return None if known is None or known.capabilities is None else dict(known.capabilities)
+
+    def open_transactions(self, cp_id: str) -> dict[int, int | None]:
+        """Open transactions of a charge point: ``{transaction id: connector id}``."""
+        return dict(self._open_tx.get(cp_id, {}))
 
     @property
     def url(self) -> str:

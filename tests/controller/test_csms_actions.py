@@ -54,7 +54,8 @@ async def test_boot_answers_rfc3339_reads_capabilities_and_configures_sampling(c
         "MaxChargingProfilesInstalled": 8,
         "NumberOfConnectors": 2,
     }
-    assert caps_event.capabilities == row.capabilities
+    assert caps_event.capabilities == row.capabilities == csms.capabilities("CP1")
+    assert csms.capabilities("CP2") is None
     assert (await boots.get())[1].vendor == "Acme"
     assert row.last_boot is not None and row.last_boot.tzinfo is not None
 
@@ -148,6 +149,7 @@ async def test_start_transaction_is_idempotent_and_stop_is_recorded(csms: Centra
         repeat = await cp.call(start)  # the answer was "lost": the charger sends it again
         other = await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=5, timestamp=NOW_Z))
         assert repeat.transaction_id == first.transaction_id != other.transaction_id
+        assert csms.open_transactions("CP1") == {first.transaction_id: 2, other.transaction_id: 1}
         stop = await cp.call(
             call.StopTransaction(
                 meter_stop=9000,
