@@ -1,16 +1,124 @@
-"""`evsite demo`: placeholder until its issue lands (the owner replaces this module)."""
+"""``evsite demo``: plan, serve and simulate a whole site in about a minute (see ``evsite.demo``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from evsite.commands.common import add_config_arg, load_config_or_exit
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="(not built yet)")
+    p = sub.add_parser(
+        "demo",
+        help="plan, serve and simulate a whole site on an accelerated clock (needs nothing but Python)",
+    )
+    add_config_arg(p)
+    p.add_argument("--chargers", type=_positive_int, default=10, help="simulated charge points (default 10)")
+    p.add_argument("--connectors", type=_positive_int, default=2, help="connectors per charger (default 2)")
+    p.add_argument("--hours", type=_positive_float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument(
+        "--speed", type=_positive_float, default=1440.0, help="simulated seconds per real second (default 1440)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("evsite-demo"), help="where the plan and the store go")
+    p.add_argument("--db", metavar="URL", help="store URL (default: SQLite in --out)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("evsite demo: not built yet", file=sys.stderr)
-    return 1
+    import asyncio
+
+    from rich.console import Console
+
+    from evsite.demo import run_demo
+    from evsite.log import configure_logging
+
+    config = load_config_or_exit(args.config if args.config else _default_config())
+    configure_logging("warning", config.logging.format)
+    console = Console()
+    console.print(
+        f"[bold]evsite demo[/bold]: {args.chargers} simulated chargers x {args.connectors} connectors, "
+        f"{args.hours:g} simulated hours at {args.speed:g}x, service {config.service.rating_a:g} A "
+        f"({config.service.rating_kw:.0f} kW)"
+    )
+    with console.status("planning the site, then running the simulated day..."):
+        report = asyncio.run(
+            run_demo(
+                config,
+                args.out,
+                chargers=args.chargers,
+                connectors=args.connectors,
+                hours=args.hours,
+                speed=args.speed,
+                seed=args.seed,
+                db_url=args.db,
+            )
+        )
+    _print_report(console, report)
+    ok = report.ev_peak_over_limit_kw <= 0.5 and report.profiles_accepted == report.chargers
+    if not ok:
+        print("evsite demo: the site EV limit was not kept (see the table above)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _default_config() -> str | None:
+    return "config.toml" if Path("config.toml").is_file() else None
+
+
+def _print_report(console, report) -> None:
+    from rich.table import Table
+
+    plan = Table(title="1. Plan (generated office building, a year of hourly load)", show_header=False)
+    plan.add_row("chargers without load management (NEC 220.87, 125 %)", f"{report.chargers_without_lm}")
+    plan.add_row("chargers with load management (NEC 625.42)", f"{report.chargers_with_lm}")
+    plan.add_row("EV energy cost per day at the plan's schedule", f"${report.cost_per_day:,.2f}")
+    plan.add_row("reports (plan.json, buildings.csv, OCPP profile)", report.plan_dir)
+    console.print(plan)
+
+    hours = Table(title="2. The simulated day as the central system saw it (kW)")
+    for col in ("hour", "building", "EV max", "EV limit (plan)", "building + EV limit", "service x 0.8"):
+        hours.add_column(col, justify="right")
+    for r in report.hours:
+        style = "red" if r.ev_kw_max > r.ev_limit_kw + 0.5 else None
+        hours.add_row(
+            f"{r.hour:02d}",
+            f"{r.building_kw:.1f}",
+            f"{r.ev_kw_max:.1f}",
+            f"{r.ev_limit_kw:.1f}",
+            f"{r.building_kw + r.ev_limit_kw:.1f}",
+            f"{r.service_kw:.1f}",
+            style=style,
+        )
+    console.print(hours)
+
+    run = Table(title="3. Chargers, transactions and the store", show_header=False)
+    run.add_row("plan profiles accepted / sent", f"{report.profiles_accepted} / {report.profiles_sent}")
+    run.add_row("transactions (closed)", f"{report.transactions} ({report.transactions_closed})")
+    run.add_row("energy delivered", f"{report.energy_kwh:.1f} kWh")
+    run.add_row("meter values stored", f"{report.meter_values}")
+    run.add_row("largest EV power above the plan's limit", f"{report.ev_peak_over_limit_kw:.2f} kW")
+    run.add_row("simulated / wall time", f"{report.simulated_hours:.1f} h / {report.wall_s:.1f} s")
+    run.add_row("store", report.store_url)
+    console.print(run)
