@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from planning.errors import PlanningError
 from planning.pipeline import BuildingFailure, BuildingPlan
 
 CSV_COLUMNS = [
@@ -73,6 +74,36 @@ def ocpp_profile(
             "chargingSchedulePeriod": periods,
         },
     }
+
+
+def load_ocpp_profile(path: str | Path) -> dict:
+    """Read a profile written by ``evsite plan`` (for load management), checking the shape it relies on.
+
+    Raises PlanningError naming the file and the problem; returns the ``ChargingProfile`` dict unchanged.
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanningError(f"{p}: charging profile not found (run `evsite plan` first)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise PlanningError(f"{p}: not a readable JSON charging profile ({err})") from None
+    try:
+        sched = doc["chargingSchedule"]
+        periods = sched["chargingSchedulePeriod"]
+        ok = (
+            doc["chargingProfileKind"] == "Recurring"
+            and doc["recurrencyKind"] == "Daily"
+            and sched["chargingRateUnit"] in ("W", "A")
+            and [q["startPeriod"] for q in periods] == sorted({q["startPeriod"] for q in periods})
+            and periods[0]["startPeriod"] == 0
+            and all(float(q["limit"]) >= 0 for q in periods)
+        )
+    except (KeyError, TypeError, IndexError, ValueError) as err:
+        raise PlanningError(f"{p}: not an OCPP 1.6 ChargingProfile ({type(err).__name__}: {err})") from None
+    if not ok:
+        raise PlanningError(f"{p}: expected a Daily Recurring profile with ordered, non-negative periods from 0 s")
+    return doc
 
 
 def plan_to_dict(plan: BuildingPlan) -> dict:

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from evsite.cli import main
+from planning.errors import PlanningError
+from planning.report import load_ocpp_profile
 from tests.planning.conftest import office_like
 
 CONFIG = """
@@ -64,6 +66,7 @@ def test_plan_writes_report_table_plots_and_a_valid_ocpp_profile(tmp_path: Path,
     assert len(periods) == 24 and profile["recurrencyKind"] == "Daily"
     assert [p["limit"] for p in periods] == pytest.approx([1000 * v for v in b["schedule_kw"]], abs=1.0)
     assert profile["chargingSchedule"]["startSchedule"].endswith("T05:00:00Z")  # New York midnight in UTC
+    assert load_ocpp_profile(out / "ocpp_profile.json") == profile  # what load management reads back
     for name in ("profiles", "silhouette", "capacity", "chargers"):
         assert (out / "plots" / "kW" / f"{name}.png").stat().st_size > 1000
 
@@ -149,3 +152,26 @@ def test_bad_config_exits_2(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["plan", "--meter", "x.csv", "--config", str(cfg), "--out", str(tmp_path)])
     assert exc.value.code == 2 and "planning.k_max" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        ("{", "not a readable JSON"),
+        ('{"chargingProfileKind": "Recurring"}', "not an OCPP 1.6 ChargingProfile"),
+        (
+            '{"chargingProfileKind": "Absolute", "recurrencyKind": "Daily", "chargingSchedule": '
+            '{"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 5}]}}',
+            "Daily Recurring",
+        ),
+    ],
+)
+def test_profile_loader_rejects_what_load_management_cannot_use(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    f = tmp_path / "p.json"
+    if content is not None:
+        f.write_text(content)
+    with pytest.raises(PlanningError, match=message):
+        load_ocpp_profile(f)
