@@ -160,7 +160,7 @@ async def run_demo(
     chargers: int = 10,
     connectors: int = 2,
     hours: float = 24.0,
-    speed: float = 1440.0,
+    speed: float = 2880.0,
     seed: int = 0,
     db_url: str | None = None,
 ) -> DemoReport:
@@ -239,7 +239,7 @@ async def run_demo(
     store.close()
 
     service_kw = cfg.service.rating_kw * cfg.service.continuous_load_factor
-    rows = hourly_rows(monitor.samples, site_profile, service_kw)
+    rows = [r for r in hourly_rows(monitor.samples, site_profile, service_kw) if r.hour < math.ceil(hours)]
     over = ev_over_limit_kw(monitor.samples, site_profile, lag_s=cfg.server.meter_value_sample_interval_s)
     return DemoReport(
         chargers=chargers,

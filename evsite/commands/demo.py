@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connectors", type=_positive_int, default=2, help="connectors per charger (default 2)")
     p.add_argument("--hours", type=_positive_float, default=24.0, help="simulated hours (default 24)")
     p.add_argument(
-        "--speed", type=_positive_float, default=1440.0, help="simulated seconds per real second (default 1440)"
+        "--speed", type=_positive_float, default=2880.0, help="simulated seconds per real second (default 2880)"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("evsite-demo"), help="where the plan and the store go")
