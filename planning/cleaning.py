@@ -11,9 +11,11 @@ Order (each step sees the previous one's output):
 3. regular grid at the file's own interval: absent slots are inserted as missing (DST gaps counted apart);
 4. runs of exact zeros of at least ``zero_run_min_h`` in a building whose typical load is positive -> outage,
    set missing (upstream exports such as the Cambridge archive write 0 for "no reading");
-5. outliers by a robust rule: residual from a centred rolling median, flagged when it exceeds ``outlier_k``
-   robust standard deviations (1.4826 x MAD of all residuals, floored at 5% of the median load), so the
-   threshold scales with each building;
+5. outliers by a robust (Hampel-type) rule: residual from a centred rolling median, flagged when it exceeds
+   ``outlier_k`` robust standard deviations of the residuals around it (1.4826 x their one-day rolling median,
+   floored at the whole series' value and at 5% of the median load), and only when the reading also lies
+   outside the building's range fences (Q1/Q3 -/+ ``outlier_k`` x IQR). Both scale with each building; the
+   fences keep real peaks (the NEC maximum) from ever being cleaned away;
 6. missing runs up to ``max_fill_h`` are linearly interpolated; longer runs stay missing and the daily
    profile step drops (and counts) the days they touch.
 """
@@ -132,21 +134,30 @@ def clean_series(
         rep.zero_run_values = int(zero_mask.sum())
         v[zero_mask] = np.nan
 
-    # Robust outliers: residual from a centred rolling median (about one hour either side, at least 5 points).
+    # Robust outliers (a Hampel-type rule): the residual from a short centred rolling median (about one hour
+    # either side, at least 5 points) against a LOCAL scale, 1.4826 x the rolling one-day median of |residual|.
+    # A local scale keeps the ordinary spikiness of a house (cooking, cycling AC) from reading as meter faults,
+    # while a reading far outside its own day's variation is flagged. The scale is floored at the global scale
+    # and at 5% of the typical load (meters rounding to 0.1 kW on a small building have a MAD near zero).
     window = max(5, 2 * per_hour + 1)
     med = pd.Series(v).rolling(window, center=True, min_periods=window).median().to_numpy()  # no verdict near gaps
     resid = v - med
     ok = np.isfinite(resid)
     if ok.sum() > 10:
-        r = resid[ok]
-        mad = float(np.median(np.abs(r - np.median(r))))
-        # Floor the scale at 5% of the typical load: meters that round to 0.1 kW on a small building have a MAD
-        # near zero, and ordinary hour-to-hour variation must not read as outliers there.
-        scale = max(1.4826 * mad, 0.05 * abs(typical))
-        if scale > 0:
-            out = ok & (np.abs(np.where(ok, resid, 0.0) - np.median(r)) > outlier_k * scale)
-            rep.outliers = int(out.sum())
-            v[out] = np.nan
+        absr = np.abs(resid)
+        day = 24 * per_hour
+        local = pd.Series(absr).rolling(day, center=True, min_periods=day // 2).median().to_numpy()
+        global_scale = float(np.median(absr[ok]))
+        scale = 1.4826 * np.fmax(np.nan_to_num(local, nan=global_scale), global_scale)
+        scale = np.maximum(scale, 0.05 * abs(typical))
+        # ...and only a reading outside the building's own range fences (Q1/Q3 -/+ outlier_k x IQR) is removed:
+        # the NEC figure is a maximum, so a real peak must never be cleaned away (that would not be conservative).
+        q1, q3 = np.percentile(v[np.isfinite(v)], [25, 75])
+        fence = outlier_k * (q3 - q1)
+        beyond = (v > q3 + fence) | (v < q1 - fence)
+        out = ok & (scale > 0) & (np.where(ok, absr, 0.0) > outlier_k * scale) & np.where(ok, beyond, False)
+        rep.outliers = int(out.sum())
+        v[out] = np.nan
 
     missing = ~np.isfinite(v)
     if missing.any():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,3 +84,14 @@ def test_fifteen_minute_interval_is_detected() -> None:
 def test_single_reading_is_refused() -> None:
     with pytest.raises(PlanningError, match="single reading"):
         clean_series(pd.Series([1.0], index=pd.DatetimeIndex(["2024-01-01"])))
+
+
+def test_spiky_real_homes_keep_their_peaks_and_a_meter_glitch_is_caught(citylearn_csv: Path) -> None:
+    """Houses spike (cooking, AC); those peaks are the NEC maximum and must survive. A 20x glitch must not."""
+    [home] = read_meter(citylearn_csv, columns=["B7"])
+    out, rep = clean_series(home.kw)
+    assert rep.outliers == 0 and out.max() == pytest.approx(home.kw.max())
+    glitched = home.kw.copy()
+    glitched.iloc[4000] = 20 * home.kw.max()
+    out, rep = clean_series(glitched)
+    assert rep.outliers == 1 and out.max() == pytest.approx(home.kw.max())
