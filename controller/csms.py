@@ -203,6 +203,16 @@ class CentralSystem:
         for tx in self.store.transactions(open_only=True):
             self._open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
 
+    async def apply_config(self, config: Config) -> None:
+        """Take a reloaded config live: new or changed ``[[chargers]]`` and ``[[id_tags]]`` apply at once.
+
+        The listening socket keeps its bind settings (a restart applies those; see ``controller.runtime``). A
+        charger removed from the config stays known in the store: forgetting a charger is an explicit act.
+        """
+        self.config = config
+        await self._db.run(self._seed_and_load)
+        log_event(log, "csms_config_applied", chargers=len(config.chargers), id_tags=len(config.id_tags))
+
     async def stop(self) -> None:
         """Close every connection, finish background work, and commit what is buffered."""
         if self._server is not None:

@@ -12,6 +12,7 @@ Polling (not inotify) keeps it portable and works on the editors that replace fi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,18 @@ def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
 class ConfigWatcher:
     """Holds the running config and swaps it only for a valid, different one."""
 
-    def __init__(self, path: str | Path, current: Config, bus: EventBus, clock: Clock, interval_s: float = 2.0):
+    def __init__(
+        self,
+        path: str | Path,
+        current: Config,
+        bus: EventBus,
+        clock: Clock,
+        interval_s: float = 2.0,
+        transform: Callable[[Config], Config] | None = None,
+    ):
+        """``transform`` re-applies what the command line overrode (``--port``...) to every reloaded config."""
         self.path = Path(path)
+        self.transform = transform
         self.current = current
         self.bus = bus
         self.clock = clock
@@ -70,6 +81,8 @@ class ConfigWatcher:
         self._last_text = text
         try:
             new = parse_config_text(text, str(self.path))
+            if self.transform is not None:
+                new = self.transform(new)
         except ConfigError as err:
             rejected = ConfigRejected(str(self.path), str(err))
             log_event(log, "config_rejected", logging.ERROR, path=str(self.path), error=str(err))

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from evsite.demo import run_demo
     from evsite.log import configure_logging
 
-    config = load_config_or_exit(args.config if args.config else _default_config())
+    config = load_config_or_exit(args.config)
     configure_logging("warning", config.logging.format)
     console = Console()
     console.print(
@@ -81,10 +81,6 @@ def run(args: argparse.Namespace) -> int:
     if not ok:
         print("evsite demo: the site EV limit was not kept (see the table above)", file=sys.stderr)
     return 0 if ok else 1
-
-
-def _default_config() -> str | None:
-    return "config.toml" if Path("config.toml").is_file() else None
 
 
 def _print_report(console, report) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
-from evsite.commands.common import EXIT_CONFIG, add_config_arg, load_config_or_exit
+from evsite.commands.common import EXIT_CONFIG, add_config_arg, load_config_or_exit, resolve_config_path
+from evsite.config import Config, ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,21 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from evsite.config import ConfigError, parse_config
     from evsite.log import configure_logging
 
     config = load_config_or_exit(args.config)
-    data = config.model_dump()
-    if args.host is not None:
-        data["server"]["host"] = args.host
-    if args.port is not None:
-        data["server"]["port"] = args.port
-    if args.allow_unknown_chargers:
-        data["server"]["allow_unknown_chargers"] = True
-    if args.db is not None:
-        data["store"]["url"] = args.db
     try:
-        config = parse_config(data, "command line")
+        config = _with_overrides(config, args)
     except ConfigError as err:
         print(f"evsite: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -59,12 +52,30 @@ def run(args: argparse.Namespace) -> int:
 
     gc.set_threshold(50_000, 20, 100)
     try:
-        return asyncio.run(_serve(config))
+        return asyncio.run(_serve(config, resolve_config_path(args.config), lambda cfg: _with_overrides(cfg, args)))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(config: object) -> int:
+def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """The config with the command line's flags applied, validated like the file (raises ConfigError)."""
+    from evsite.config import parse_config
+
+    data = config.model_dump()
+    if args.host is not None:
+        data["server"]["host"] = args.host
+    if args.port is not None:
+        data["server"]["port"] = args.port
+    if args.allow_unknown_chargers:
+        data["server"]["allow_unknown_chargers"] = True
+    if args.db is not None:
+        data["store"]["url"] = args.db
+    return parse_config(data, "command line")
+
+
+async def _serve(
+    config: Config, config_path: Path | None = None, overrides: Callable[[Config], Config] | None = None
+) -> int:
     import asyncio
     import gc
     import logging
@@ -72,21 +83,20 @@ async def _serve(config: object) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from controller.bus import EventBus
-    from controller.csms import CentralSystem
+    from controller.runtime import SiteRuntime
     from controller.store import Store
     from evsite.clock import RealClock
-    from evsite.config import Config
     from evsite.log import log_event
 
-    assert isinstance(config, Config)
     log = logging.getLogger("evsite.serve")
     try:
         store = Store.open(config.store.url)
     except SQLAlchemyError as err:
         print(f"evsite: cannot open the store at store.url: {err.__class__.__name__}: {err}", file=sys.stderr)
         return 1
-    csms = CentralSystem(config, store, RealClock(), EventBus())
+    # The watched file is the one read at start; flags override it only until its next valid edit.
+    site = SiteRuntime(config, RealClock(), config_path=config_path, store=store, overrides=overrides)
+    csms = site.csms
     try:
         csms.tls_context()
     except OSError as err:
@@ -94,7 +104,7 @@ async def _serve(config: object) -> int:
         store.close()
         return EXIT_CONFIG
     try:
-        await csms.start()
+        await site.start()
     except OSError as err:
         print(f"evsite: cannot listen on {config.server.host}:{config.server.port}: {err.strerror}", file=sys.stderr)
         store.close()
@@ -107,6 +117,6 @@ async def _serve(config: object) -> int:
     print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
     await stop.wait()
     log_event(log, "shutdown_requested", connected=len(csms.connected))
-    await csms.stop()
+    await site.stop()
     store.close()
     return 0
