@@ -71,7 +71,7 @@ def test_scaling_is_shared_by_fit_and_score(doe_csv: Path) -> None:
     """The reported silhouette is the one of the labels on the scaled profiles (the seed mixed the two)."""
     study, prof = _study(doe_csv, "MidriseApartment")
     xs = minmax_scale(prof.to_numpy())
-    assert silhouette_score(xs, study.labels_) == pytest.approx(study.silhouette_final_, abs=1e-9)
+    assert silhouette_score(xs, study.labels_) == pytest.approx(study.silhouette_final_, abs=1e-5)  # float32 D
     assert study.silhouette_final_ == pytest.approx(max(study.silhouette_.values()), abs=0.05)
 
 
