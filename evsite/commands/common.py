@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from evsite.config import Config, ConfigError, load_config
 
@@ -35,3 +37,26 @@ def load_config_or_exit(path: str | Path | None) -> Config:
     except ConfigError as err:
         print(f"evsite: {err}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def _bounded(kind: type, low: float, inclusive: bool) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses ``kind`` and refuses values below ``low`` (or at it, unless inclusive)."""
+    noun = "a whole number" if kind is int else "a number"
+    bound = f">= {low:g}" if inclusive else f"> {low:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        ok = value >= low if inclusive else value > low  # NaN fails both
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = _bounded(int, 0, inclusive=False)
+positive_float = _bounded(float, 0, inclusive=False)
+non_negative_float = _bounded(float, 0, inclusive=True)

@@ -6,27 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evsite.commands.common import add_config_arg, load_config_or_exit
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+from evsite.commands.common import add_config_arg, load_config_or_exit, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="plan, serve and simulate a whole site on an accelerated clock (needs nothing but Python)",
     )
     add_config_arg(p)
-    p.add_argument("--chargers", type=_positive_int, default=10, help="simulated charge points (default 10)")
-    p.add_argument("--connectors", type=_positive_int, default=2, help="connectors per charger (default 2)")
-    p.add_argument("--hours", type=_positive_float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--chargers", type=positive_int, default=10, help="simulated charge points (default 10)")
+    p.add_argument("--connectors", type=positive_int, default=2, help="connectors per charger (default 2)")
+    p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours (default 24)")
     p.add_argument(
-        "--speed", type=_positive_float, default=2880.0, help="simulated seconds per real second (default 2880)"
+        "--speed", type=positive_float, default=2880.0, help="simulated seconds per real second (default 2880)"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("evsite-demo"), help="where the plan and the store go")

@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evsite.commands.common import add_config_arg, load_config_or_exit
+from evsite.commands.common import (
+    add_config_arg,
+    load_config_or_exit,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from evsite.config import RegulationConfig
@@ -34,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run an EV fleet against a regulation signal (state-space model), print the PJM score",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--evs", type=_positive_int, default=10_000, help="fleet size (default: %(default)s)")
+    p.add_argument("--evs", type=positive_int, default=10_000, help="fleet size (default: %(default)s)")
     p.add_argument(
         "--signal", metavar="FILE", help="CSV of timestamp,per-unit value (default: [regulation] signal_file)"
     )
-    p.add_argument("--hours", type=_positive_float, default=1.0, help="simulated hours (default: %(default)s)")
+    p.add_argument("--hours", type=positive_float, default=1.0, help="simulated hours (default: %(default)s)")
     p.add_argument(
         "--start",
         default="20:00",
@@ -58,43 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="share of EVs behind bidirectional chargers (default: %(default)s)",
     )
-    p.add_argument("--latency-s", type=_non_negative_float, default=4.0,
+    p.add_argument("--latency-s", type=non_negative_float, default=4.0,
                    help="delay before a charger applies a command (OCPP round trip, default: %(default)s)")  # fmt: skip
     p.add_argument("--no-boundary", action="store_true", help="the plain model, without SoC-boundary handling")
     p.add_argument("--model", metavar="FILE", help="load A from an .npz written by --save-model")
     p.add_argument("--save-model", metavar="FILE", help="save the estimated (and online-updated) A")
     add_config_arg(p)
     p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
 
 
 def _share(text: str) -> float:
