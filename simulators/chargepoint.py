@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import logging
 import random
 import uuid
@@ -35,11 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import jsonschema
 import websockets
-from ocpp.exceptions import NotSupportedError, OCPPError
+from ocpp.exceptions import FormatViolationError, NotSupportedError, OCPPError
+from ocpp.messages import MessageType, get_validator
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
-from ocpp.v16 import call, call_result
+from ocpp.v16 import call_result
 
 from evsite.clock import Clock
 from evsite.log import log_event
@@ -112,6 +115,7 @@ class Outgoing:
     on_result: Callable[[Any], None] | None = None
     on_drop: Callable[[], None] | None = None
     attempts: int = 0
+    created_s: float = 0.0  # clock.monotonic() when queued: the age of the oldest message measures backlog
 
 
 @dataclass
@@ -140,6 +144,12 @@ class Counters:
 
 
 _local_ids = itertools.count(1)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a call task's outcome as seen: ``_call`` reports it, or has already raised ConnectionLost."""
+    if not task.cancelled():
+        task.exception()
 
 
 class SimChargePoint(OcppChargePoint):
@@ -227,6 +237,10 @@ class SimChargePoint(OcppChargePoint):
         """Messages not yet delivered (transaction messages survive disconnects)."""
         return list(self._outbox)
 
+    def backlog_s(self) -> float:
+        """Age (clock seconds) of the oldest undelivered message; 0 when the outbox is empty."""
+        return self.clock.monotonic() - self._outbox[0].created_s if self._outbox else 0.0
+
     async def _session(self) -> None:
         headers = {}
         if self.spec.password is not None:
@@ -276,19 +290,20 @@ class SimChargePoint(OcppChargePoint):
         """BootNotification until Accepted; Pending and Rejected wait the given interval (4.2)."""
         while True:
             result = await self._call(
-                call.BootNotification(
-                    charge_point_model=self.spec.model,
-                    charge_point_vendor=self.spec.vendor,
-                    charge_point_serial_number=self.id[:25],
-                    firmware_version="evsite-sim-1",
-                ),
+                "BootNotification",
+                {
+                    "chargePointModel": self.spec.model,
+                    "chargePointVendor": self.spec.vendor,
+                    "chargePointSerialNumber": self.id[:25],
+                    "firmwareVersion": "evsite-sim-1",
+                },
                 str(uuid.uuid4()),
             )
             self.counters.boots += 1
-            self.registration = result.status
-            interval = float(result.interval or 0)
-            log_event(logger, "cp_boot", cp_id=self.id, status=result.status, interval_s=interval)
-            if result.status == "Accepted":
+            self.registration = result["status"]
+            interval = float(result.get("interval") or 0)
+            log_event(logger, "cp_boot", cp_id=self.id, status=result["status"], interval_s=interval)
+            if result["status"] == "Accepted":
                 if interval > 0:
                     self.heartbeat_interval_s = interval
                 self._last_heartbeat_s = self.clock.monotonic()
@@ -314,12 +329,13 @@ class SimChargePoint(OcppChargePoint):
 
     # ------------------------------------------------------------------------------------------ sending
 
-    async def _call(self, payload: Any, uid: str) -> Any:
-        """``call`` that fails fast with ConnectionLost when the socket drops (instead of a long timeout)."""
+    async def _call(self, action: str, payload: dict[str, Any], uid: str) -> dict[str, Any]:
+        """One CALL; fails fast with ConnectionLost when the socket drops (instead of a long timeout)."""
         lost = self._conn_lost
         if lost is None or lost.done() or self._ws is None:
             raise ConnectionLost(self.id)
-        task = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=uid))
+        task = asyncio.ensure_future(self._rpc(action, payload, uid))
+        task.add_done_callback(_retrieve)
         done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             try:
@@ -331,6 +347,32 @@ class SimChargePoint(OcppChargePoint):
         task.cancel()
         raise ConnectionLost(self.id)
 
+    async def _rpc(self, action: str, payload: dict[str, Any], uid: str) -> dict[str, Any]:
+        """Send a CALL and await its CALLRESULT, validating both against the OCPP 1.6 schemas.
+
+        Why not ``ocpp.ChargePoint.call``: it converts dataclasses snake_case -> camelCase recursively and
+        validates in a thread pool, which at hundreds of chargers x 60x costs more than everything else the
+        simulator does. Here payloads are built in wire form and validated in-line with the library's own
+        cached schema validators; framing, routing and incoming calls stay the library's.
+        """
+        try:
+            get_validator(MessageType.Call, action, "1.6").validate(payload)
+        except jsonschema.ValidationError as err:
+            raise AssertionError(f"simulator built an invalid {action}: {err.message}") from err
+        await self._connection.send(json.dumps([MessageType.Call, uid, action, payload], separators=(",", ":")))
+        while True:
+            response = await asyncio.wait_for(self._response_queue.get(), self._response_timeout)
+            if response.unique_id == uid:
+                break
+            log_event(logger, "cp_stale_response", logging.DEBUG, cp_id=self.id, unique_id=response.unique_id)
+        if response.message_type_id == MessageType.CallError:
+            raise response.to_exception()
+        try:
+            get_validator(MessageType.CallResult, action, "1.6").validate(response.payload)
+        except jsonschema.ValidationError as err:
+            raise FormatViolationError(details={"cause": f"{action} response: {err.message}"}) from None
+        return response.payload
+
     def enqueue(self, item: Outgoing) -> None:
         """Queue a message; while offline only transaction messages are kept."""
         if not item.transactional and not self.online.is_set():
@@ -338,6 +380,7 @@ class SimChargePoint(OcppChargePoint):
             if item.on_drop:
                 item.on_drop()
             return
+        item.created_s = self.clock.monotonic()
         self._outbox.append(item)
         self._outbox_changed.set()
 
@@ -362,9 +405,12 @@ class SimChargePoint(OcppChargePoint):
             await self.online.wait()
             item = self._outbox[0]
             try:
-                result = await self._call(item.build(), item.uid)
+                result = await self._call(item.action, item.build(), item.uid)
             except ConnectionLost:
-                continue  # stays first in line; re-sent with the same id after the reconnect
+                # Stays first in line; re-sent with the same id after the reconnect. Clearing ``online`` here
+                # (the session clears it too, a moment later) keeps this loop from spinning until then.
+                self.online.clear()
+                continue
             except (OCPPError, TimeoutError) as err:
                 item.attempts += 1
                 log_event(logger, "cp_call_failed", logging.WARNING, cp_id=self.id, action=item.action, error=repr(err))
@@ -393,12 +439,12 @@ class SimChargePoint(OcppChargePoint):
         self.enqueue(
             Outgoing(
                 "StatusNotification",
-                lambda: call.StatusNotification(
-                    connector_id=conn,
-                    error_code="OtherError" if status == "Faulted" else "NoError",
-                    status=status,
-                    timestamp=ts,
-                ),
+                lambda: {
+                    "connectorId": conn,
+                    "errorCode": "OtherError" if status == "Faulted" else "NoError",
+                    "status": status,
+                    "timestamp": ts,
+                },
                 transactional=False,
             )
         )
@@ -420,7 +466,7 @@ class SimChargePoint(OcppChargePoint):
         self.set_status(conn, PREPARING)
 
         def authorized(result: Any) -> None:
-            status = (result.id_tag_info or {}).get("status")
+            status = result["idTagInfo"]["status"]
             if status == "Accepted" and self.arrays.ev_present[self.idx(conn)]:
                 self.start_transaction(conn, id_tag)
             else:
@@ -432,9 +478,7 @@ class SimChargePoint(OcppChargePoint):
             if self.arrays.ev_present[self.idx(conn)] and conn not in self.tx:
                 self.start_transaction(conn, id_tag)  # LocalAuthorizeOffline
 
-        self.enqueue(
-            Outgoing("Authorize", lambda: call.Authorize(id_tag=id_tag), False, on_result=authorized, on_drop=offline)
-        )
+        self.enqueue(Outgoing("Authorize", lambda: {"idTag": id_tag}, False, on_result=authorized, on_drop=offline))
 
     def start_transaction(self, conn: int, id_tag: str) -> Transaction:
         i = self.idx(conn)
@@ -452,8 +496,8 @@ class SimChargePoint(OcppChargePoint):
         ts = tx.started_at.isoformat()
 
         def started(result: Any) -> None:
-            tx.transaction_id = result.transaction_id
-            status = (result.id_tag_info or {}).get("status")
+            tx.transaction_id = result["transactionId"]
+            status = result["idTagInfo"]["status"]
             log_event(
                 logger, "cp_transaction_started", cp_id=self.id, connector_id=conn, transaction_id=tx.transaction_id
             )
@@ -463,9 +507,7 @@ class SimChargePoint(OcppChargePoint):
         self.enqueue(
             Outgoing(
                 "StartTransaction",
-                lambda: call.StartTransaction(
-                    connector_id=conn, id_tag=id_tag, meter_start=tx.meter_start_wh, timestamp=ts
-                ),
+                lambda: {"connectorId": conn, "idTag": id_tag, "meterStart": tx.meter_start_wh, "timestamp": ts},
                 transactional=True,
                 on_result=started,
             )
@@ -488,13 +530,13 @@ class SimChargePoint(OcppChargePoint):
         self.enqueue(
             Outgoing(
                 "StopTransaction",
-                lambda: call.StopTransaction(
-                    meter_stop=meter_stop,
-                    timestamp=ts,
-                    transaction_id=tx.transaction_id if tx.transaction_id is not None else -1,
-                    reason=reason,
-                    id_tag=tx.id_tag,
-                ),
+                lambda: {
+                    "meterStop": meter_stop,
+                    "timestamp": ts,
+                    "transactionId": tx.transaction_id if tx.transaction_id is not None else -1,
+                    "reason": reason,
+                    "idTag": tx.id_tag,
+                },
                 transactional=True,
             )
         )
@@ -545,7 +587,7 @@ class SimChargePoint(OcppChargePoint):
         now_s = self.clock.monotonic()
         if self.online.is_set() and now_s - self._last_heartbeat_s >= self.heartbeat_interval_s:
             self._last_heartbeat_s = now_s
-            self.enqueue(Outgoing("Heartbeat", call.Heartbeat, False))
+            self.enqueue(Outgoing("Heartbeat", dict, False))
         if self.meter_interval_s <= 0:
             return
         for conn, tx in self.tx.items():
@@ -602,17 +644,16 @@ class SimChargePoint(OcppChargePoint):
                     "unit": "Percent",
                 }
             )
-        return {"timestamp": self.clock.now().isoformat(), "sampled_value": sampled}
+        return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
 
     def send_meter_values(self, conn: int, tx: Transaction | None) -> None:
         sample = self.meter_sample(conn)
         self.enqueue(
             Outgoing(
                 "MeterValues",
-                lambda: call.MeterValues(
-                    connector_id=conn,
-                    meter_value=[sample],
-                    transaction_id=tx.transaction_id if tx is not None else None,
+                lambda: (
+                    {"connectorId": conn, "meterValue": [sample]}
+                    | ({"transactionId": tx.transaction_id} if tx is not None else {})
                 ),
                 transactional=tx is not None,
             )
@@ -813,7 +854,7 @@ class SimChargePoint(OcppChargePoint):
     def after_trigger(self, requested_message: str, connector_id: int | None = None) -> None:
         conns = [connector_id] if connector_id is not None else list(range(0, self.spec.connectors + 1))
         if requested_message == "Heartbeat":
-            self.enqueue(Outgoing("Heartbeat", call.Heartbeat, False))
+            self.enqueue(Outgoing("Heartbeat", dict, False))
         elif requested_message == "StatusNotification":
             for c in conns:
                 self._send_status(c)

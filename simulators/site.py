@@ -188,9 +188,12 @@ class SimulatedSite:
         if not self._tasks:
             await self.start()
         end = self._mono0 + hours * 3600.0
+        due = self._mono0
         try:
             while self.clock.monotonic() < end:
-                await self.clock.sleep(min(self.step_s, max(end - self.clock.monotonic(), 0.0)))
+                # Sleep to the next deadline (not a fixed step) so the work done in a step does not add drift.
+                due = min(due + self.step_s, end)
+                await self.clock.sleep(max(due - self.clock.monotonic(), 0.0))
                 self.step()
             summary = self.summary()
         finally:

@@ -153,8 +153,10 @@ async def test_boot_pending_then_rejected_then_accepted(manual_clock: ManualCloc
             await settle()
             assert not site.chargers[0].online.is_set()
             assert csms.rec.calls("StatusNotification") == []  # nothing but BootNotification before Accepted
+            await eventually(lambda: manual_clock.pending == 1, what="charger waiting the Pending interval")
             await manual_clock.advance(30)
             await eventually(lambda: len(csms.rec.calls("BootNotification")) == 2, what="retry after Pending")
+            await eventually(lambda: manual_clock.pending == 1, what="charger waiting the Rejected interval")
             await manual_clock.advance(30)
             await site.wait_online(5.0)
             assert site.chargers[0].online.is_set()
@@ -254,5 +256,23 @@ async def test_fault_injection(csms: RecordingCSMS, manual_clock: ManualClock) -
         cp.fault_connector(1)
         await settle()
         assert csms.statuses[-1] == ("SIM0001", 1, "Faulted")
+    finally:
+        await site.stop()
+
+
+async def test_soc_integrates_power_drawn_and_full_ev_is_suspended_ev(
+    csms: RecordingCSMS, manual_clock: ManualClock
+) -> None:
+    """A 10 kWh car at 80 % wanting 90 %: 1 kWh into the battery = 1/0.9 kWh from the grid, then SuspendedEV."""
+    site = await started_site(csms, manual_clock, charger_specs(1, 1), 1, soc=0.8, soc_target=0.9, capacity_kwh=10.0)
+    try:
+        await advance(site, manual_clock, 600)
+        soc = site.fleet.soc[0]
+        metered_kwh = site.arrays.energy_wh[0] / 1000.0
+        assert soc == pytest.approx(0.8 + metered_kwh * 0.9 / 10.0)
+        assert soc == pytest.approx(0.9, abs=0.01)
+        assert site.arrays.power_w[0] == 0.0
+        seq = [s for _, c, s in csms.statuses if c == 1]
+        assert seq[-2:] == ["Charging", "SuspendedEV"]
     finally:
         await site.stop()

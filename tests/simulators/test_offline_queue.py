@@ -7,6 +7,7 @@ import math
 from datetime import datetime
 
 import pytest
+from ocpp.v16 import call
 
 from evsite.clock import ManualClock
 from simulators.site import SimulatedSite, charger_specs
@@ -75,3 +76,39 @@ async def test_offline_queue_delivers_in_order_without_loss_or_duplicates(
         assert registers == sorted(registers)
         assert csms.transactions[tx_id]["meter_stop"] >= registers[-1]
         assert csms.rec.errors == []
+
+
+async def test_profiles_keep_applying_while_offline(manual_clock: ManualClock) -> None:
+    """3.13.6: an Absolute profile that steps down at +300 s takes effect even though the charger is offline."""
+    async with RecordingCSMS(interval_s=600) as csms:
+        site = SimulatedSite(
+            csms.url, manual_clock, charger_specs(1, 1), small_fleet(1, arrival_s=0.0), backoff_base_s=1000.0
+        )
+        cp = site.chargers[0]
+        await site.start()
+        try:
+            assert await site.wait_online(5.0) == 1
+            await advance(site, manual_clock, 20.0)
+            profile = {
+                "chargingProfileId": 3,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": {
+                    "chargingRateUnit": "A",
+                    "startSchedule": manual_clock.now().isoformat(),
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 12.0}, {"startPeriod": 300, "limit": 8.0}],
+                },
+            }
+            res = await csms.send("SIM0001", call.SetChargingProfile(connector_id=0, cs_charging_profiles=profile))
+            assert res.status == "Accepted"
+            await advance(site, manual_clock, 20.0)
+            assert site.arrays.power_w[0] == pytest.approx(12 * 230 * 3)
+            csms.refuse = True
+            await csms.disconnect("SIM0001")
+            await eventually(lambda: not cp.online.is_set(), what="offline")
+            await advance(site, manual_clock, 300.0)
+            assert not cp.online.is_set()
+            assert site.arrays.power_w[0] == pytest.approx(8 * 230 * 3)
+        finally:
+            await site.stop()
