@@ -663,7 +663,7 @@ class SimChargePoint(OcppChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         """Fault hooks on the read side: drop or delay answers to the central system's calls."""
-        if raw_msg.startswith("[2,"):
+        if raw_msg.lstrip()[1:].lstrip().startswith("2"):  # a CALL (message type 2), not an answer
             if self.faults.drop_answers > 0:
                 self.faults.drop_answers -= 1
                 log_event(logger, "cp_fault_drop_answer", cp_id=self.id, frame=raw_msg[:80])

@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_positive(float),
         help="every N simulated seconds, drop one random charger's connection",
     )
+    f.add_argument("--reject-profiles", action="store_true", help="every charger answers Rejected to profiles")
+    f.add_argument(
+        "--answer-delay-s", type=_positive(float), help="chargers answer the central system N simulated s late"
+    )
     p.set_defaults(func=run)
 
 
@@ -182,6 +186,9 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
         password=args.password,
     )
     site = SimulatedSite(url, clock, specs, fleet, id_tags=[sim.id_tag], step_s=sim.step_s, seed=sim.seed)
+    for cp in site.chargers:
+        cp.faults.reject_profiles = args.reject_profiles
+        cp.faults.answer_delay_s = args.answer_delay_s or 0.0
     print(
         f"evsite simulate: {sim.chargers} chargers x {sim.connectors} connectors, {len(fleet)} EVs ({sim.fleet}), "
         f"{sim.hours:g} h at {sim.speed:g}x -> {url}/<id>",
