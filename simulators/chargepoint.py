@@ -425,7 +425,10 @@ class SimChargePoint(OcppChargePoint):
             if self._outbox and self._outbox[0] is item:
                 self._outbox.popleft()
             if item.on_result:
-                item.on_result(result)
+                try:
+                    item.on_result(result)
+                except Exception:  # a surprising answer must not silence this charger for good
+                    logger.exception("cp_result_handler_failed cp_id=%s action=%s", self.id, item.action)
 
     # ------------------------------------------------------------------------------------------ behaviour
 
