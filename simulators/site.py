@@ -175,6 +175,19 @@ class SimulatedSite:
             await asyncio.sleep(0.01)
         return sum(cp.online.is_set() for cp in self.chargers)
 
+    async def drain(self, timeout_s: float = 5.0) -> bool:
+        """Wait (real time, at most ``timeout_s``) until connected chargers have delivered their outboxes.
+
+        A clean stop sends what is queued rather than dropping it; offline chargers keep theirs (reported in
+        the summary as still queued).
+        """
+        deadline = time.monotonic() + timeout_s
+        while any(cp.pending and cp.online.is_set() for cp in self.chargers):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     async def stop(self) -> None:
         for cp in self.chargers:
             await cp.stop()
@@ -195,6 +208,7 @@ class SimulatedSite:
                 due = min(due + self.step_s, end)
                 await self.clock.sleep(max(due - self.clock.monotonic(), 0.0))
                 self.step()
+            await self.drain()
             summary = self.summary()
         finally:
             await self.stop()
