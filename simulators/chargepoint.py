@@ -144,6 +144,7 @@ class Counters:
 
 
 _local_ids = itertools.count(1)
+SUPPORTED_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "SoC")
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -183,6 +184,7 @@ class SimChargePoint(OcppChargePoint):
         self.counters = Counters()
         self.heartbeat_interval_s = float(spec.heartbeat_interval_s)
         self.meter_interval_s = float(spec.meter_interval_s)
+        self.sampled_data: tuple[str, ...] = SUPPORTED_MEASURANDS  # MeterValuesSampledData
         self.status = [AVAILABLE] * (spec.connectors + 1)  # index 0 = the charge point itself
         self.tx: dict[int, Transaction] = {}
         self.completed: list[Transaction] = []
@@ -647,6 +649,7 @@ class SimChargePoint(OcppChargePoint):
                     "unit": "Percent",
                 }
             )
+        sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data]
         return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
 
     def send_meter_values(self, conn: int, tx: Transaction | None) -> None:
@@ -771,7 +774,7 @@ class SimChargePoint(OcppChargePoint):
         return {
             "HeartbeatInterval": (str(int(self.heartbeat_interval_s)), False),
             "MeterValueSampleInterval": (str(int(self.meter_interval_s)), False),
-            "MeterValuesSampledData": ("Energy.Active.Import.Register,Power.Active.Import,Current.Import,SoC", True),
+            "MeterValuesSampledData": (",".join(self.sampled_data), False),
             "NumberOfConnectors": (str(self.spec.connectors), True),
             "SupportedFeatureProfiles": (features, True),
             "ChargeProfileMaxStackLevel": (str(0 if caps.only_stack_level_0 else caps.max_stack_level), True),
@@ -796,6 +799,13 @@ class SimChargePoint(OcppChargePoint):
             return call_result.ChangeConfiguration(status="NotSupported")
         if conf[key][1]:
             return call_result.ChangeConfiguration(status="Rejected")
+        if key == "MeterValuesSampledData":
+            wanted = tuple(m.strip() for m in value.split(",") if m.strip())
+            if not wanted or any(m not in SUPPORTED_MEASURANDS for m in wanted):
+                return call_result.ChangeConfiguration(status="Rejected")
+            self.sampled_data = wanted
+            log_event(logger, "cp_configuration_changed", cp_id=self.id, key=key, value=value)
+            return call_result.ChangeConfiguration(status="Accepted")
         try:
             seconds = float(value)
         except ValueError:

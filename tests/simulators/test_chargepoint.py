@@ -276,3 +276,24 @@ async def test_soc_integrates_power_drawn_and_full_ev_is_suspended_ev(
         assert seq[-2:] == ["Charging", "SuspendedEV"]
     finally:
         await site.stop()
+
+
+async def test_meter_values_sampled_data_is_configurable(csms: RecordingCSMS, manual_clock: ManualClock) -> None:
+    site = await started_site(csms, manual_clock, charger_specs(1, 1), 1)
+    try:
+        bad = await csms.send("SIM0001", call.ChangeConfiguration(key="MeterValuesSampledData", value="Voltage"))
+        assert bad.status == "Rejected"
+        ok = await csms.send(
+            "SIM0001",
+            call.ChangeConfiguration(key="MeterValuesSampledData", value="Energy.Active.Import.Register,SoC"),
+        )
+        assert ok.status == "Accepted"
+        ok = await csms.send("SIM0001", call.ChangeConfiguration(key="MeterValueSampleInterval", value="30"))
+        assert ok.status == "Accepted"
+        await advance(site, manual_clock, 130)
+        frames = csms.rec.calls("MeterValues")
+        assert len(frames) == 3  # every 30 s from the transaction start (t = 30..40 s)
+        measurands = {sv["measurand"] for f in frames for mv in f.payload["meterValue"] for sv in mv["sampledValue"]}
+        assert measurands == {"Energy.Active.Import.Register", "SoC"}
+    finally:
+        await site.stop()
