@@ -147,6 +147,15 @@ _local_ids = itertools.count(1)
 SUPPORTED_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "SoC")
 
 
+def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Reconnect delay before attempt ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter".
+
+    The jitter (a uniform share between half and all of the delay) keeps a site of chargers that lost the
+    network together from reconnecting in lockstep and hammering the central system at the same instants.
+    """
+    return min(cap_s, base_s * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a call task's outcome as seen: ``_call`` reports it, or has already raised ConnectionLost."""
     if not task.cancelled():
@@ -218,8 +227,7 @@ class SimChargePoint(OcppChargePoint):
                 if self._stopping:
                     break
                 attempt += 1
-                delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
-                delay *= self.rng.uniform(0.5, 1.0)  # jitter: a site of chargers must not reconnect in lockstep
+                delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s, self.rng)
                 log_event(logger, "cp_reconnect_wait", logging.DEBUG, cp_id=self.id, attempt=attempt, delay_s=delay)
                 await self.clock.sleep(delay)
                 self.counters.reconnects += 1

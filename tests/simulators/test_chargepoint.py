@@ -7,6 +7,7 @@ by the server (``recording_csms``); each test ends by asserting there were no sc
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
 
 from evsite.clock import ManualClock
-from simulators.chargepoint import ChargerSpec
+from simulators.chargepoint import ChargerSpec, backoff_delay
 from simulators.site import SimulatedSite, charger_specs
 from simulators.smart_charging import Capabilities
 from tests.simulators.helpers import advance, settle, small_fleet
@@ -295,5 +296,53 @@ async def test_meter_values_sampled_data_is_configurable(csms: RecordingCSMS, ma
         assert len(frames) == 3  # every 30 s from the transaction start (t = 30..40 s)
         measurands = {sv["measurand"] for f in frames for mv in f.payload["meterValue"] for sv in mv["sampledValue"]}
         assert measurands == {"Energy.Active.Import.Register", "SoC"}
+    finally:
+        await site.stop()
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [(1, 1.0, 2.0), (2, 2.0, 4.0), (3, 4.0, 8.0), (6, 32.0, 64.0), (8, 50.0, 100.0), (30, 50.0, 100.0)],
+)
+def test_backoff_is_exponential_capped_and_jittered(attempt: int, low: float, high: float) -> None:
+    rng = random.Random(attempt)
+    delays = [backoff_delay(attempt, 2.0, 100.0, rng) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    assert len({round(d, 6) for d in delays}) > 150, "jitter: chargers must not retry in lockstep"
+
+
+async def test_remote_and_trigger_answers_follow_the_spec(csms: RecordingCSMS, manual_clock: ManualClock) -> None:
+    site = await started_site(csms, manual_clock, charger_specs(1, 2), 1)
+    cp = site.chargers[0]
+    try:
+        await advance(site, manual_clock, 60)
+        (tx_id,) = csms.transactions
+        assert (await csms.send("SIM0001", call.RemoteStopTransaction(transaction_id=999))).status == "Rejected"
+        assert (await csms.send("SIM0001", call.RemoteStopTransaction(transaction_id=tx_id))).status == "Accepted"
+        await advance(site, manual_clock, 10)
+        assert csms.rec.calls("StopTransaction")[-1].payload["reason"] == "Remote"
+        # The car is still plugged in: a remote start on its connector begins a new transaction.
+        conn = next(c for c in (1, 2) if site.arrays.ev_present[cp.idx(c)])
+        res = await csms.send("SIM0001", call.RemoteStartTransaction(id_tag="REMOTE", connector_id=conn))
+        assert res.status == "Accepted"
+        empty = 3 - conn
+        res = await csms.send("SIM0001", call.RemoteStartTransaction(id_tag="REMOTE", connector_id=empty))
+        assert res.status == "Rejected"  # no car on that connector
+        await advance(site, manual_clock, 10)
+        assert len(csms.transactions) == 2
+        for what in ("StatusNotification", "MeterValues", "Heartbeat"):
+            before = len(csms.rec.calls(what))
+            assert (await csms.send("SIM0001", call.TriggerMessage(requested_message=what))).status == "Accepted"
+            await eventually(lambda w=what, b=before: len(csms.rec.calls(w)) > b, what=f"triggered {what}")
+        res = await csms.send("SIM0001", call.TriggerMessage(requested_message="DiagnosticsStatusNotification"))
+        assert res.status == "NotImplemented"
+        res = await csms.send("SIM0001", call.ChangeAvailability(connector_id=0, type="Inoperative"))
+        assert res.status == "Scheduled"  # a transaction runs
+        assert (await csms.send("SIM0001", call.Reset(type="Soft"))).status == "Accepted"
+        await eventually(lambda: not cp.online.is_set(), what="reset")
+        await manual_clock.advance(5)
+        assert await site.wait_online(5.0) == 1
+        assert len(csms.rec.calls("BootNotification")) == 2
+        await eventually(lambda: csms.rec.calls("StopTransaction")[-1].payload["reason"] == "SoftReset", what="stop")
     finally:
         await site.stop()
