@@ -207,6 +207,7 @@ class SimChargePoint(OcppChargePoint):
         # BootNotification is sent after a (re)boot only; a plain reconnect after a network loss is not a boot
         # (a central system may close open transactions on a boot, as a real reboot ends them).
         self._needs_boot = True
+        self.last_error: str | None = None  # why the last connection attempt failed (for operator messages)
         self._ws: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.fleet: Fleet | None = None  # the cars behind the connectors (for SoC readings), set by the site
@@ -223,6 +224,7 @@ class SimChargePoint(OcppChargePoint):
                     await self._session()
                     attempt = 0 if self.registration == "Accepted" else attempt
                 except (OSError, websockets.exceptions.WebSocketException, TimeoutError, ConnectionLost) as err:
+                    self.last_error = str(err) or err.__class__.__name__
                     log_event(logger, "cp_connect_failed", logging.DEBUG, cp_id=self.id, error=repr(err))
                 if self._stopping:
                     break

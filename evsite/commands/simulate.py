@@ -229,6 +229,16 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
             site.meter_publish = publisher
         if args.drop_every_s:
             extra.append(asyncio.create_task(drop_faults()))
+        await site.start()
+        if await site.wait_online(15.0) == 0:
+            why = next((cp.last_error for cp in site.chargers if cp.last_error), "no answer to BootNotification")
+            print(f"evsite simulate: no charger could connect to {url}: {why}", file=sys.stderr)
+            if "404" in why:
+                print(
+                    "  (unknown charge point ids: list them in [[chargers]] or allow_unknown_chargers)", file=sys.stderr
+                )
+            await site.stop()
+            return 1
         summary = await site.run(sim.hours)
     finally:
         for t in extra:
