@@ -189,8 +189,7 @@ class SimulatedSite:
         return True
 
     async def stop(self) -> None:
-        for cp in self.chargers:
-            await cp.stop()
+        await asyncio.gather(*(cp.stop() for cp in self.chargers), return_exceptions=True)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
