@@ -223,7 +223,7 @@ def main() -> None:
             print(f"  {n:>9,} EVs: {rate:8.1f} steps/s = {rate * n / 1e6:8.1f} M EV-steps/s")
 
     real = [500, 1000, 2000] if args.quick else [500, 1000, 2000, 4000]
-    fast = [50, 100, 200] if args.quick else [50, 100, 200, 300, 400, 800]
+    fast = [50, 100, 200] if args.quick else [100, 200, 400, 800, 1200, 1600, 2400]
     with central_system(args.csms) as url:
         print(f"chargers (2 connectors each, all charging) against {args.csms} at {url}:")
         # At real time a run must span at least one meter interval (60 s) to see the steady load.
