@@ -37,9 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evsite.clock import ScaledClock  # noqa: E402
-from simulators.fleet import FleetStepper, seed_fleet  # noqa: E402
+from simulators.fleet import Fleet, FleetStepper, seed_fleet  # noqa: E402
 from simulators.site import SimulatedSite, charger_specs  # noqa: E402
-from tests.simulators.helpers import small_fleet  # noqa: E402
 
 ACCEPTOR = textwrap.dedent(
     """
@@ -111,6 +110,22 @@ def central_system(kind: str) -> Iterator[str]:
             proc.wait(10)
 
 
+def always_charging(n: int) -> Fleet:
+    """``n`` 11 kW cars with huge batteries, plugged in from t = 0 for ever: the busiest steady state."""
+    full = np.full(n, 1.0)
+    return Fleet(
+        arrival_s=np.zeros(n),
+        departure_s=np.full(n, 1e12),
+        capacity_kwh=full * 1e6,
+        p_charge_kw=full * 11.0,
+        p_discharge_kw=full * 11.0,
+        efficiency=full * 0.9,
+        soc=full * 0.2,
+        soc_target=full * 0.9,
+        mode=np.zeros(n, dtype=np.int8),
+    )
+
+
 async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -121,7 +136,7 @@ async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
 
 async def one_run(url: str, n: int, speed: float, seconds: float) -> dict[str, float]:
     clock = ScaledClock(speed)
-    fleet = small_fleet(2 * n, arrival_s=0.0, departure_s=1e9, capacity_kwh=1e6)  # everyone charges all along
+    fleet = always_charging(2 * n)
     site = SimulatedSite(url, clock, charger_specs(n, 2, prefix=f"B{n}x{int(speed)}-"), fleet, step_s=10.0)
     t0 = time.perf_counter()
     await site.start()
