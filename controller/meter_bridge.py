@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.bus import EventBus
+from controller.mqtt_subscription import subscribe_forever
 from evsite.clock import Clock
 from evsite.log import log_event
 
@@ -148,22 +149,13 @@ class MeterBridge:
         return reading
 
     async def run(self) -> None:
-        """Run until cancelled."""
-        import aiomqtt
+        """Run until cancelled (reconnects with backoff: ``controller.mqtt_subscription``)."""
 
-        delay = 1.0
-        while True:
-            try:
-                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id) as client:
-                    await client.subscribe(self.topic)
-                    self.subscribed.set()
-                    log_event(logger, "meter_bridge_subscribed", host=self.host, port=self.port, topic=self.topic)
-                    delay = 1.0
-                    async for message in client.messages:
-                        self.handle(message.payload)  # type: ignore[arg-type]
-            except aiomqtt.MqttError as err:
-                self.subscribed.clear()
-                self.stats.reconnects += 1
-                log_event(logger, "meter_bridge_disconnected", logging.WARNING, error=str(err), retry_in_s=delay)
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, 60.0)
+        def disconnected() -> None:
+            self.stats.reconnects += 1
+
+        await subscribe_forever(
+            host=self.host, port=self.port, topic=self.topic, clock=self.clock, handle=self.handle,
+            subscribed=self.subscribed, on_disconnect=disconnected, logger=logger, event_prefix="meter_bridge",
+            client_id=self.client_id,
+        )  # fmt: skip
