@@ -18,6 +18,7 @@ from controller.runtime import SiteRuntime, restart_needed
 from evsite.config import load_config, parse_config_text
 from evsite.config_watch import TOPIC_REJECTED
 from tests.controller.ocpp_client import charge_point
+from tests.waiting import eventually
 
 BASE = """
 [server]
@@ -104,11 +105,9 @@ def test_evsite_serve_reloads_its_config_file(tmp_path: Path) -> None:
         path.write_text(path.read_text() + ADDED)
 
         async def wait_accepted() -> str:
-            for _ in range(60):  # the file is polled every 2 s
-                if any("config_applied" in line for line in lines):
-                    return await _authorize(url, "CP2", "TAG-NEW")
-                await asyncio.sleep(0.1)
-            return "never applied"
+            # The file is polled every 2 s.
+            await eventually(lambda: any("config_applied" in line for line in lines), 6.0, "config_applied")
+            return await _authorize(url, "CP2", "TAG-NEW")
 
         assert asyncio.run(wait_accepted()) == "Accepted"
     finally:

@@ -11,6 +11,7 @@ import aiomqtt
 import pytest
 
 from controller.mqtt_subscription import subscribe_forever
+from tests.waiting import eventually
 
 
 def _closed_port() -> int:
@@ -30,19 +31,13 @@ async def test_unreachable_broker_backs_off_exponentially(manual_clock) -> None:
         )
     )  # fmt: skip
     try:
-        for _ in range(200):  # the first refused connection
-            if disconnects:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: disconnects, what="the first refused connection")
         for wait in (1.0, 2.0, 4.0):
             n = len(disconnects)
             await manual_clock.advance(wait - 0.001)
             assert len(disconnects) == n  # still waiting: the backoff is this long
             await manual_clock.advance(0.001)
-            for _ in range(200):
-                if len(disconnects) > n:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda n=n: len(disconnects) > n, what=f"the retry after {wait} s")
         assert disconnects == pytest.approx([0.0, 1.0, 3.0, 7.0])
         assert not subscribed.is_set()
     finally:
@@ -65,10 +60,7 @@ async def test_payloads_reach_handle_from_the_real_broker(mqtt_broker, manual_cl
         async with aiomqtt.Client(host, port) as client:
             await client.publish(topic, b"one")
             await client.publish(topic, b"two")
-        for _ in range(200):
-            if len(got) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(got) == 2, what="both payloads")
         assert got == [b"one", b"two"]
     finally:
         task.cancel()

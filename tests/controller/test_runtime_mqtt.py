@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -13,14 +12,7 @@ import aiomqtt
 from controller.runtime import SiteRuntime
 from evsite.clock import RealClock
 from evsite.config import parse_config_text
-
-
-async def _wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+from tests.waiting import eventually
 
 
 async def test_meter_and_regulation_signal_reach_the_running_site(tmp_path: Path, mqtt_broker) -> None:
@@ -57,9 +49,9 @@ enabled = true
                 if site.bus.last("meter/site") and site.bus.last("regulation/signal"):
                     break
                 await asyncio.sleep(0.1)
-        assert await _wait_for(lambda: site.bus.last("meter/site") is not None)
+        await eventually(lambda: site.bus.last("meter/site") is not None, 10.0, "the meter reading on the bus")
         assert site.bus.last("meter/site").power_kw == 182.4
-        assert await _wait_for(lambda: site.bus.last("regulation/signal") is not None)
+        await eventually(lambda: site.bus.last("regulation/signal") is not None, 10.0, "the signal on the bus")
         assert site.bus.last("regulation/signal").value == 0.5
     finally:
         await site.stop()

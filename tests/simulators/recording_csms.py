@@ -8,7 +8,6 @@ sends (its calls, and its answers to our calls) with ``jsonschema`` against the 
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 import itertools
 import json
@@ -201,13 +200,3 @@ class RecordingCSMS:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-async def eventually(predicate: Any, timeout_s: float = 5.0, what: str = "condition") -> None:
-    """Wait (real time) for I/O to make ``predicate()`` true; the test fails with ``what`` otherwise."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)

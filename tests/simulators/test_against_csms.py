@@ -20,7 +20,7 @@ from evsite.clock import ManualClock
 from evsite.config import parse_config
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import advance, small_fleet
-from tests.simulators.recording_csms import eventually
+from tests.waiting import eventually
 
 
 @pytest.fixture

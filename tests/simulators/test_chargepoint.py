@@ -20,7 +20,8 @@ from simulators.chargepoint import ChargerSpec, backoff_delay
 from simulators.site import SimulatedSite, charger_specs
 from simulators.smart_charging import Capabilities
 from tests.simulators.helpers import advance, settle, small_fleet
-from tests.simulators.recording_csms import RecordingCSMS, eventually
+from tests.simulators.recording_csms import RecordingCSMS
+from tests.waiting import eventually
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from ocpp.v16 import call
 from evsite.clock import ManualClock
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import advance, small_fleet
-from tests.simulators.recording_csms import RecordingCSMS, eventually
+from tests.simulators.recording_csms import RecordingCSMS
+from tests.waiting import eventually
 
 TX_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction")
 

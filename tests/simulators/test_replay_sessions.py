@@ -12,7 +12,8 @@ from evsite.clock import ManualClock
 from simulators.fleet import replay_sessions
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import advance
-from tests.simulators.recording_csms import RecordingCSMS, eventually
+from tests.simulators.recording_csms import RecordingCSMS
+from tests.waiting import eventually
 
 DAY = datetime(2021, 9, 10, 12, 0, tzinfo=UTC)  # 05:00 Pasadena: the morning arrivals are ahead
 HOURS = 12.0
