@@ -125,6 +125,15 @@ class IdTagConfig(_Section):
         return v
 
 
+def service_kw(current_a: float, voltage_v: float, phases: int) -> float:
+    """Power of a service in kW: ``voltage_v`` is line-to-line, so a three-phase service carries sqrt(3) V I.
+
+    The one place this conversion lives. (Charger-side conversions use the phase voltage times the number of
+    phases instead, as OCPP charge points report it; the two conventions must not be mixed.)
+    """
+    return current_a * voltage_v * (3**0.5 if phases == 3 else 1.0) / 1000.0
+
+
 class ServiceConfig(_Section):
     """The building's electrical service, as NEC 220.87 / 625.42 need it."""
 
@@ -140,8 +149,7 @@ class ServiceConfig(_Section):
     @property
     def rating_kw(self) -> float:
         """Service rating in kW through its real voltage and phase count."""
-        factor = 3**0.5 if self.phases == 3 else 1.0
-        return self.rating_a * self.voltage_v * factor / 1000.0
+        return service_kw(self.rating_a, self.voltage_v, self.phases)
 
 
 class MqttConfig(_Section):

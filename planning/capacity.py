@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from evsite.config import service_kw
 from planning.errors import PlanningError
 
 
@@ -43,7 +44,7 @@ class Service:
 
     @property
     def rating_kw(self) -> float:
-        return self.rating_a * self.voltage_v * (math.sqrt(3) if self.phases == 3 else 1.0) / 1000.0
+        return service_kw(self.rating_a, self.voltage_v, self.phases)
 
     @property
     def evse_kw(self) -> float:
