@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from controller.bus import EventBus
 from evsite.clock import Clock, ScaledClock
 from evsite.config import Config
 from evsite.log import log_event
+
+if TYPE_CHECKING:
+    from simulators.meter import MeterSeries as SimMeterSeries
 
 log = logging.getLogger("evsite.demo")
 
@@ -72,22 +76,27 @@ class DemoReport:
     plan_dir: str = ""
 
 
-def demo_building_kw(service_kw: float, seed: int = 0, days: int = 364) -> pd.Series:
-    """A generated office-like year sized to the service (base 20 %, weekday peak 50 % of its rating)."""
+def demo_building(service_kw: float, start: datetime, seed: int = 0, days: int = 364) -> SimMeterSeries:
+    """A generated office-like year sized to the service (base 20 %, weekday peak 50 % of its rating).
+
+    One series serves both halves of the demo: the plan studies it, and the simulated meter replays it, so the
+    building the site runs next to is the building that was planned.
+    """
     from simulators.meter import synthetic_series
 
-    s = synthetic_series(base_kw=0.2 * service_kw, peak_kw=0.5 * service_kw, days=days, step_s=3600.0, seed=seed)
-    index = pd.DatetimeIndex(pd.Timestamp(s.start.replace(tzinfo=None)) + pd.to_timedelta(s.t_s, unit="s"))
-    return pd.Series(s.power_kw, index=index, name="demo-building")
+    return synthetic_series(
+        base_kw=0.2 * service_kw, peak_kw=0.5 * service_kw, days=days, step_s=3600.0, seed=seed, start=start
+    )
 
 
-def plan_demo_site(config: Config, out_dir: Path, seed: int = 0):
+def plan_demo_site(config: Config, building: SimMeterSeries, out_dir: Path):
     """Run the planning pipeline on the generated building; write its reports; return the plan."""
     from planning.meter import MeterSeries
     from planning.pipeline import plan_building
     from planning.report import write_outputs
 
-    kw = demo_building_kw(config.service.rating_kw, seed)
+    index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
+    kw = pd.Series(building.power_kw, index=index, name="demo-building")
     meter = MeterSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz=None)
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,12 +181,13 @@ async def run_demo(
     from controller.store import Store
     from planning.report import ocpp_profile
     from simulators.fleet import seed_fleet
-    from simulators.meter import BuildingMeter, bus_publisher, synthetic_series
+    from simulators.meter import BuildingMeter, bus_publisher
     from simulators.site import SimulatedSite, charger_specs
 
-    plan = await asyncio.to_thread(plan_demo_site, config, workdir / "plan", seed)
-    cfg = demo_config(config, workdir, db_url)
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    building = demo_building(config.service.rating_kw, start, seed)
+    plan = await asyncio.to_thread(plan_demo_site, config, building, workdir / "plan")
+    cfg = demo_config(config, workdir, db_url)
     clock = ScaledClock(speed=speed, start=start)
     bus = EventBus(queue_size=100_000)
     store = Store.open(cfg.store.url)
@@ -206,9 +216,6 @@ async def run_demo(
                 continue
             accepted += result.status == "Accepted"
 
-    building = synthetic_series(
-        base_kw=0.2 * cfg.service.rating_kw, peak_kw=0.5 * cfg.service.rating_kw, days=7, seed=seed, start=start
-    )
     meter = BuildingMeter(building, clock, interval_s=60.0)
     specs = charger_specs(chargers, connectors, prefix="DEMO", meter_interval_s=300)
     fleet = seed_fleet(2 * chargers * connectors, seed)
