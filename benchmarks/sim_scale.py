@@ -12,7 +12,7 @@ connector). A count "keeps up" when every charger booted, the event loop's p95 l
 site step ran less than one step (10 simulated seconds) behind its deadline at the end, and, after the start-up
 burst, no message waited in an outbox longer than one meter interval (60 simulated seconds).
 
-EV model: ``simulators.fleet.FleetStepper.step`` (the vectorised SoC step) for 10,000 and 1,000,000 EVs.
+EV model: ``evsite.ev_fleet.FleetStepper.step`` (the vectorised SoC step) for 10,000 and 1,000,000 EVs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evsite.clock import ScaledClock  # noqa: E402
-from simulators.fleet import Fleet, FleetStepper, seed_fleet  # noqa: E402
+from evsite.ev_fleet import Fleet, FleetStepper, seed_fleet  # noqa: E402
 from simulators.site import SimulatedSite, charger_specs  # noqa: E402
 
 ACCEPTOR = textwrap.dedent(
@@ -232,7 +232,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
 
     if not args.skip_fleet:
-        print("EV model (simulators.fleet.FleetStepper.step, 4 s step):")
+        print("EV model (evsite.ev_fleet.FleetStepper.step, 4 s step):")
         for n in (10_000, 1_000_000):
             rate = fleet_steps(n)
             print(f"  {n:>9,} EVs: {rate:8.1f} steps/s = {rate * n / 1e6:8.1f} M EV-steps/s")

@@ -20,8 +20,8 @@ import numpy as np
 
 from controller.aggregator.core import RegulationController
 from controller.aggregator.simulate import run_regulation
+from evsite.ev_fleet import FleetStepper, charge_until, seed_fleet
 from planning.ssm_estimate import collect_transitions, estimate_model
-from simulators.fleet import FleetStepper, charge_until, seed_fleet
 from simulators.regulation_signal import load_signal
 
 REPO = Path(__file__).resolve().parents[1]

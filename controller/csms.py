@@ -51,11 +51,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from controller import events as ev
-from controller.bus import EventBus
 from controller.errors import ChargePointNotConnected, CsmsError
 from controller.ocpp.session import ChargePointSession, summarize_meter_value
 from controller.store import Store
 from controller.store.writer import DbWriter
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config
 from evsite.log import log_event

@@ -1,4 +1,4 @@
-"""Events the central system publishes on the in-process bus (``controller.bus.EventBus``).
+"""Events the central system publishes on the in-process bus (``evsite.bus.EventBus``).
 
 Why frozen dataclasses: subscribers (load management, the regulation dispatcher, the MQTT bridge) run in other
 tasks and must not be able to mutate what another subscriber sees.
@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-TOPIC_CONNECTION = "ocpp/connection"
-TOPIC_BOOT = "ocpp/boot"
-TOPIC_CAPABILITIES = "ocpp/capabilities"
-TOPIC_STATUS = "ocpp/status"
-TOPIC_TRANSACTION = "ocpp/transaction"
-TOPIC_METER = "ocpp/meter"
-TOPIC_PROFILE = "ocpp/profile"
+from evsite import topics
+
+TOPIC_CONNECTION = topics.OCPP_CONNECTION
+TOPIC_BOOT = topics.OCPP_BOOT
+TOPIC_CAPABILITIES = topics.OCPP_CAPABILITIES
+TOPIC_STATUS = topics.OCPP_STATUS
+TOPIC_TRANSACTION = topics.OCPP_TRANSACTION
+TOPIC_METER = topics.OCPP_METER
+TOPIC_PROFILE = topics.OCPP_PROFILE
 
 
 @dataclass(frozen=True, slots=True)

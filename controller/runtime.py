@@ -19,9 +19,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from controller.bus import EventBus
 from controller.csms import CentralSystem
 from controller.store import Store
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config
 from evsite.config_watch import TOPIC_CHANGED, ConfigChange, ConfigWatcher

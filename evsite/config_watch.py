@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.bus import EventBus
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config, ConfigError, parse_config_text
 from evsite.log import log_event

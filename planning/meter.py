@@ -32,7 +32,7 @@ CITYLEARN_START = pd.Timestamp("2016-07-31 23:00")  # row 0 is July, hour-ending
 
 
 @dataclass
-class MeterSeries:
+class StudyLoadSeries:
     """One meter point: kW on the local wall clock, plus where it came from."""
 
     name: str
@@ -101,7 +101,7 @@ def read_meter(
     site_tz: str | None = None,
     unit: str | None = None,
     columns: list[str] | None = None,
-) -> list[MeterSeries]:
+) -> list[StudyLoadSeries]:
     """Read one meter file (one or many points). Raises PlanningError naming the file and the problem."""
     p = Path(path)
     if not p.is_file():
@@ -144,7 +144,7 @@ def read_meter(
     if not value_cols:
         raise PlanningError(f"{p}: no value columns")
 
-    out: list[MeterSeries] = []
+    out: list[StudyLoadSeries] = []
     for col in value_cols:
         # '?', '' and other non-numbers become NaN here; cleaning counts them as missing.
         values = pd.to_numeric(df[col].str.strip(), errors="coerce")
@@ -152,7 +152,7 @@ def read_meter(
             raise PlanningError(f"{p}: column {col!r} holds no numeric values")
         u = _unit_of(col, p, unit if unit is not None else default_unit)
         out.append(
-            MeterSeries(
+            StudyLoadSeries(
                 name=col if col.lower() != "raw" else p.stem,
                 kw=_to_kw(values, index, u),
                 source=str(p),
@@ -171,14 +171,14 @@ def read_meters(
     site_tz: str | None = None,
     unit: str | None = None,
     columns: list[str] | None = None,
-) -> list[MeterSeries]:
+) -> list[StudyLoadSeries]:
     """A file, or every ``*.csv`` in a folder (each may hold several points)."""
     p = Path(path)
     if p.is_dir():
         files = sorted(p.glob("*.csv"))
         if not files:
             raise PlanningError(f"{p}: folder holds no .csv meter files")
-        result: list[MeterSeries] = []
+        result: list[StudyLoadSeries] = []
         for f in files:
             result.extend(read_meter(f, data_tz=data_tz, site_tz=site_tz, unit=unit, columns=None))
         if columns is not None:

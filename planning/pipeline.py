@@ -19,7 +19,7 @@ from planning.cleaning import clean_series
 from planning.errors import PlanningError
 from planning.ev_demand import DEFAULT_ENERGY_KWH_PER_CHARGER_DAY, EvDemand, demand_from_sessions
 from planning.loadstudy import LoadStudy, daily_profiles
-from planning.meter import MeterSeries
+from planning.meter import StudyLoadSeries
 from planning.optimise import Schedule, solve_evsite_gekko
 from planning.seed_method import solve_seed
 from planning.tariff import Tariff, tariff_from_config
@@ -95,7 +95,7 @@ def ev_demand_from_config(cfg: Config) -> EvDemand:
 
 
 def plan_building(
-    meter: MeterSeries,
+    meter: StudyLoadSeries,
     cfg: Config,
     *,
     ev: EvDemand | None = None,
@@ -235,7 +235,7 @@ def _plan_one(args: tuple) -> BuildingPlan | BuildingFailure:
 
 
 def plan_many(
-    meters: Sequence[MeterSeries],
+    meters: Sequence[StudyLoadSeries],
     cfg: Config,
     *,
     types: dict[str, str] | None = None,

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, SOC_MAX, SOC_MIN
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, SOC_MAX, SOC_MIN
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from evsite.ev_fleet import Fleet, FleetStepper
 from planning.ssm import StateSpaceModel, effective_mode, state_index, transition_counts
-from simulators.fleet import Fleet, FleetStepper
 
 
 def collect_transitions(

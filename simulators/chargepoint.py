@@ -48,6 +48,7 @@ from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call_result
 
 from evsite.clock import Clock
+from evsite.ev_fleet import Fleet
 from evsite.log import log_event
 from simulators.connectors import (
     AVAILABLE,
@@ -60,7 +61,6 @@ from simulators.connectors import (
     SUSPENDED_EVSE,
     ConnectorArrays,
 )
-from simulators.fleet import Fleet
 from simulators.smart_charging import (
     Capabilities,
     Electrical,

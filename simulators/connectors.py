@@ -4,7 +4,7 @@ Why arrays: one process drives hundreds of chargers, so the per-step physics (wh
 allows, what each EV takes, how the energy register moves) is one vectorised computation over all
 connectors, not a Python loop. Only connectors whose OCPP status changes are visited in Python.
 
-The cars themselves are the regulation engineer's ``simulators.fleet.Fleet`` (struct-of-arrays) and its
+The cars themselves are the regulation engineer's ``evsite.ev_fleet.Fleet`` (struct-of-arrays) and its
 ``FleetStepper`` integrates their SoC; a connector only knows which EV (``ev_id``) is plugged in.
 
 The power a connector draws is ``min(EV acceptance, composite limit, connector rating)``: an EV accepts its
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from simulators.fleet import FleetStepper
+from evsite.ev_fleet import FleetStepper
 
 # Status codes: small ints in the arrays, names on the wire.
 AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED = range(7)

@@ -7,7 +7,7 @@ between samples, wraps at the end, and publishes a ``controller.meter_bridge.Met
 (``aiomqtt``, the JSON payload documented in ``controller.meter_bridge``), which the controller's
 ``MeterBridge`` turns back into bus readings.
 
-The pure part is ``MeterSeries.power_at`` (vectorised over times); publishing is a thin loop.
+The pure part is ``ReplayLoadSeries.power_at`` (vectorised over times); publishing is a thin loop.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.bus import EventBus
-from controller.meter_bridge import BUS_TOPIC, MeterReading
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.log import log_event
+from evsite.meter_reading import BUS_TOPIC, MeterReading
 
 logger = logging.getLogger("evsite.simulators.meter")
 
@@ -35,7 +35,7 @@ class MeterDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class MeterSeries:
+class ReplayLoadSeries:
     """A building load series: ``t_s`` seconds after ``start`` (increasing), ``power_kw`` at each."""
 
     start: datetime
@@ -59,7 +59,9 @@ class MeterSeries:
         return np.interp(x, xs, ys)
 
 
-def load_meter_csv(path: str | Path, column: str, time_column: str | None = None, scale: float = 1.0) -> MeterSeries:
+def load_meter_csv(
+    path: str | Path, column: str, time_column: str | None = None, scale: float = 1.0
+) -> ReplayLoadSeries:
     """Read one column of a meter CSV (first column, or ``time_column``, holds the timestamps).
 
     Missing readings ('?', empty) are interpolated; timestamps without a zone are taken as UTC.
@@ -95,7 +97,9 @@ def load_meter_csv(path: str | Path, column: str, time_column: str | None = None
     t = naive[order]
     t0 = pd.Timestamp(t[0]).tz_localize("UTC").to_pydatetime()
     t_s = (t - t[0]) / np.timedelta64(1, "s")
-    return MeterSeries(start=t0, t_s=t_s.astype(float), power_kw=values.to_numpy(float)[order] * scale, name=column)
+    return ReplayLoadSeries(
+        start=t0, t_s=t_s.astype(float), power_kw=values.to_numpy(float)[order] * scale, name=column
+    )
 
 
 def synthetic_series(
@@ -105,7 +109,7 @@ def synthetic_series(
     step_s: float = 900.0,
     seed: int = 0,
     start: datetime | None = None,
-) -> MeterSeries:
+) -> ReplayLoadSeries:
     """An office-like week: a base load, a weekday bump peaking early afternoon, 3 % seeded noise.
 
     Generated (not real data) so the product has a default meter without shipping any dataset.
@@ -117,7 +121,7 @@ def synthetic_series(
     bump = np.exp(-0.5 * ((hour - 13.0) / 3.0) ** 2) * np.where(weekday, 1.0, 0.25)
     rng = np.random.default_rng(seed)
     power = (base_kw + (peak_kw - base_kw) * bump) * (1.0 + 0.03 * rng.standard_normal(t_s.size))
-    return MeterSeries(start=start, t_s=t_s, power_kw=np.maximum(power, 0.0), name="synthetic")
+    return ReplayLoadSeries(start=start, t_s=t_s, power_kw=np.maximum(power, 0.0), name="synthetic")
 
 
 Publisher = Callable[[MeterReading], Awaitable[None] | None]
@@ -137,7 +141,7 @@ class BuildingMeter:
 
     def __init__(
         self,
-        series: MeterSeries,
+        series: ReplayLoadSeries,
         clock: Clock,
         interval_s: float = 10.0,
         replay_from: datetime | None = None,
@@ -201,7 +205,7 @@ class MqttMeterPublisher:
         await self._client.publish(self.topic, reading.to_json())
 
 
-def replay_start_for(series: MeterSeries, now: datetime) -> datetime:
+def replay_start_for(series: ReplayLoadSeries, now: datetime) -> datetime:
     """Where to start replaying so the replay's time of week matches ``now`` (offices differ on Mondays)."""
     week = timedelta(days=7)
     delta = (now - series.start) % week

@@ -3,7 +3,7 @@
 Why one orchestrator: per-charger work must be cheap for a process to drive hundreds of chargers, so there is
 one WebSocket (plus one sender task) per charger, one shared clock, and one *site step* that advances every
 connector at once (``simulators.connectors.step`` over numpy arrays, the fleet's SoC through
-``simulators.fleet.FleetStepper``). Each step:
+``evsite.ev_fleet.FleetStepper``). Each step:
 
 1. EVs whose arrival time has come take a free connector (Preparing, Authorize, StartTransaction); EVs whose
    departure time has come stop their transaction (EVDisconnected) and leave.
@@ -28,11 +28,11 @@ from datetime import datetime
 import numpy as np
 
 from evsite.clock import Clock
+from evsite.ev_fleet import Fleet, FleetStepper, seed_fleet
 from evsite.log import log_event
 from simulators import connectors as conn_model
 from simulators.chargepoint import ChargerSpec, SimChargePoint
 from simulators.connectors import FAULTED, ConnectorArrays
-from simulators.fleet import Fleet, FleetStepper, seed_fleet
 from simulators.meter import BuildingMeter, Publisher
 
 logger = logging.getLogger("evsite.simulators.site")

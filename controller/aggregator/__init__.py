@@ -8,5 +8,5 @@
 - ``service``: the live loop on a clock, fed by the central system's bus events.
 
 The model itself (A estimation, control law, capacity) is in ``planning.ssm``; PJM scoring in
-``planning.pjm_score``; the fleet in ``simulators.fleet``.
+``planning.pjm_score``; the fleet in ``evsite.ev_fleet``.
 """

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, Fleet
 from planning.ssm import (
     SOC_EMPTY,
     SOC_FULL,
@@ -42,7 +43,6 @@ from planning.ssm import (
     shares,
     soc_bin,
 )
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, Fleet
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]

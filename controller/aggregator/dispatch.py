@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from controller.aggregator.core import REASONS
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, MODE_NAMES
 from evsite.log import log_event
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, MODE_NAMES
 
 logger = logging.getLogger("evsite.controller.aggregator.dispatch")
 

@@ -33,16 +33,17 @@ from controller import events as ev
 from controller.aggregator.core import Decision, RegulationController
 from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher, Send, can_discharge_mask
 from controller.aggregator.signal_source import BUS_TOPIC as SIGNAL_TOPIC
-from controller.bus import EventBus
+from evsite import topics
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config
+from evsite.ev_fleet import CHARGING, Fleet, FleetStepper
 from evsite.log import log_event
 from planning.ssm import StateSpaceModel
-from simulators.fleet import CHARGING, Fleet, FleetStepper
 
 logger = logging.getLogger("evsite.controller.aggregator")
 
-CAPACITY_TOPIC = "regulation/capacity"
+CAPACITY_TOPIC = topics.REGULATION_CAPACITY
 _OFFLINE_STATUSES = {"Available", "Unavailable", "Faulted"}
 
 
@@ -149,7 +150,7 @@ class RegulationService:
         self.ctrl = RegulationController(live.fleet, model, can_discharge=can_discharge_mask(live.connectors),
                                          boundary=boundary)  # fmt: skip
         self._stepper = FleetStepper(live.fleet)
-        self._ocpp = bus.subscribe("ocpp/#")
+        self._ocpp = bus.subscribe(topics.OCPP_ALL)
         self._signal = bus.subscribe(SIGNAL_TOPIC)
         self.signal_value = 0.0
         self._signal_at = -math.inf
@@ -224,8 +225,8 @@ def service_from_config(
     Start it with ``asyncio.create_task(service.run())`` next to a ``SignalSubscriber``.
     """
     from controller.aggregator.dispatch import connectors_from_config
+    from evsite.ev_fleet import seed_fleet
     from planning.ssm_estimate import estimate_model
-    from simulators.fleet import seed_fleet
 
     rc = config.regulation
     refs = connectors_from_config(config.chargers)

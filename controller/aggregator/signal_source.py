@@ -1,6 +1,6 @@
 """The regulation signal, from MQTT onto the in-process bus (topic ``regulation/signal``).
 
-Why: the aggregator reads the signal from ``controller.bus.EventBus`` whatever its transport; with a broker
+Why: the aggregator reads the signal from ``evsite.bus.EventBus`` whatever its transport; with a broker
 a grid operator's gateway (or ``simulators.regulation_signal.publish_signal``) publishes on
 ``[mqtt] regulation_topic`` every 2-4 s and this subscriber validates and republishes each sample. A sample
 that fails validation is logged and dropped: a wrong set-point is worse than holding the last one.
@@ -17,14 +17,15 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.bus import EventBus
 from controller.mqtt_subscription import subscribe_forever
+from evsite import topics
+from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.log import log_event
 
 logger = logging.getLogger("evsite.controller.aggregator.signal")
 
-BUS_TOPIC = "regulation/signal"
+BUS_TOPIC = topics.REGULATION_SIGNAL
 
 
 class SignalPayloadError(ValueError):

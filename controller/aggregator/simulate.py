@@ -22,9 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from controller.aggregator.core import RegulationController
+from evsite.ev_fleet import CHARGING, Fleet, FleetStepper
 from planning.pjm_score import PerformanceScore, resample_mean, score_hourly
 from planning.ssm import StateSpaceModel, effective_mode, shares, state_index, transition_counts
-from simulators.fleet import CHARGING, Fleet, FleetStepper
 
 FloatArray = NDArray[np.float64]
 

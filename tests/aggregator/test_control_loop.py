@@ -14,8 +14,8 @@ from controller.aggregator.core import (
     select_per_bin,
 )
 from controller.aggregator.simulate import open_loop_errors, run_regulation
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, Fleet, charge_until, seed_fleet
 from planning.ssm_estimate import estimate_model
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, Fleet, charge_until, seed_fleet
 
 
 def test_select_per_bin_takes_the_lowest_priority_first_in_each_bin() -> None:

@@ -20,10 +20,10 @@ from controller.aggregator.dispatch import (
     limit_a,
 )
 from controller.aggregator.signal_source import SignalPayloadError, SignalSubscriber, parse_signal_payload
-from controller.bus import EventBus
+from evsite.bus import EventBus
 from evsite.config import parse_config_text
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 from planning.ssm_estimate import estimate_model
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 from simulators.regulation_signal import SignalFileError, load_signal, publish_signal, signal_payload
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from controller.aggregator.core import RegulationController
 from controller.aggregator.dispatch import ProfileDispatcher, can_discharge_mask, connectors_from_config
-from controller.bus import EventBus
 from controller.csms import CentralSystem
 from controller.store import Store
+from evsite.bus import EventBus
 from evsite.config import parse_config
+from evsite.ev_fleet import seed_fleet
 from planning.ssm_estimate import estimate_model
-from simulators.fleet import seed_fleet
 from tests.controller.ocpp_client import charge_point
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.fleet import (
+from evsite.ev_fleet import (
     CHARGING,
     DISCHARGING,
     IDLE,

@@ -11,10 +11,10 @@ from controller import events as ev
 from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher
 from controller.aggregator.service import CAPACITY_TOPIC, LiveDefaults, LiveFleet, RegulationService
 from controller.aggregator.signal_source import BUS_TOPIC, SignalSample
-from controller.bus import EventBus
+from evsite.bus import EventBus
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 from planning.ssm import StateSpaceModel
 from planning.ssm_estimate import estimate_model
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 
 T = datetime(2026, 3, 2, 8, tzinfo=UTC)
 REFS = [ConnectorRef("UNI", 1, 16, 230, 3), ConnectorRef("UNI", 2, 16, 230, 3),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 from planning.ssm import (
     Availability,
     FleetPowers,
@@ -22,7 +23,6 @@ from planning.ssm import (
     transition_counts,
 )
 from planning.ssm_estimate import collect_transitions, estimate_model
-from simulators.fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
 
 NS = 4
 P = FleetPowers(6.0, 5.0)

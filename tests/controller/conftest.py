@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from controller.bus import EventBus
 from controller.csms import CentralSystem
 from controller.store import Store
+from evsite.bus import EventBus
 from evsite.clock import ManualClock
 from evsite.config import Config, parse_config
 from evsite.passwords import hash_password

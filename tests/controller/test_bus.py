@@ -1,4 +1,4 @@
-from controller.bus import EventBus
+from evsite.bus import EventBus
 
 
 async def test_fan_out_prefix_and_last_value():

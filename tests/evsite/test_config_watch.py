@@ -1,7 +1,7 @@
 import asyncio
 from pathlib import Path
 
-from controller.bus import EventBus
+from evsite.bus import EventBus
 from evsite.config import load_config
 from evsite.config_watch import TOPIC_CHANGED, TOPIC_REJECTED, ConfigChange, ConfigRejected, ConfigWatcher
 

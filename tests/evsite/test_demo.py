@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evsite.cli.demo_run import charger_share_profile, ev_over_limit_kw, run_demo
 from evsite.config import Config
-from evsite.demo import charger_share_profile, ev_over_limit_kw, run_demo
 
 
 def _profile(limits_w: list[int]) -> dict:

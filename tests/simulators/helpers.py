@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from evsite.clock import ManualClock
-from simulators.fleet import Fleet
+from evsite.ev_fleet import Fleet
 from simulators.site import SimulatedSite
 
 

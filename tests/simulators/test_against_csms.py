@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
-from controller.bus import EventBus
 from controller.csms import CentralSystem
 from controller.store import Store
+from evsite.bus import EventBus
 from evsite.clock import ManualClock
 from evsite.config import parse_config
 from simulators.site import SimulatedSite, charger_specs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evsite.ev_fleet import FleetStepper
 from simulators.connectors import (
     AVAILABLE,
     CHARGING,
@@ -14,7 +15,6 @@ from simulators.connectors import (
     ConnectorArrays,
     step,
 )
-from simulators.fleet import FleetStepper
 from tests.simulators.helpers import small_fleet
 
 

@@ -11,9 +11,10 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from controller.bus import EventBus
-from controller.meter_bridge import BUS_TOPIC, MeterBridge, MeterPayloadError, MeterReading, parse_meter_payload
+from controller.meter_bridge import MeterBridge
+from evsite.bus import EventBus
 from evsite.clock import ManualClock
+from evsite.meter_reading import BUS_TOPIC, MeterPayloadError, MeterReading, parse_meter_payload
 from simulators.meter import (
     BuildingMeter,
     MeterDataError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from evsite.clock import ManualClock
-from simulators.fleet import replay_sessions
+from evsite.ev_fleet import replay_sessions
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import advance
 from tests.simulators.recording_csms import RecordingCSMS

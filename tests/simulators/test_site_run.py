@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from controller.bus import EventBus
-from controller.meter_bridge import BUS_TOPIC
+from evsite.bus import EventBus
 from evsite.clock import ManualClock
+from evsite.meter_reading import BUS_TOPIC
 from simulators.meter import BuildingMeter, bus_publisher, synthetic_series
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import settle, small_fleet

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from evsite.commands.common import EXIT_CONFIG, add_config_arg, load_config_or_exit, resolve_config_path
+from evsite.cli.common import EXIT_CONFIG, add_config_arg, load_config_or_exit, resolve_config_path
 from evsite.config import Config, ConfigError
 
 

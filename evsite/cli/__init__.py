@@ -1,4 +1,4 @@
-"""The ``evsite`` command line: one entry point, one module per subcommand under ``evsite.commands``.
+"""The ``evsite`` command line: one entry point, one module per subcommand under ``evsite.cli``.
 
 Why the split: each subcommand imports its heavy dependencies (pandas, GEKKO, websockets) only when it runs,
 so ``evsite --help`` and ``evsite config check`` stay instant.
@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from evsite import __version__
-from evsite.commands import config_cmd, demo, plan, regulate, serve, simulate
+from evsite.cli import config_cmd, demo, plan, regulate, serve, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:

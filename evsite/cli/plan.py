@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from evsite.commands.common import add_config_arg, load_config_or_exit
+from evsite.cli.common import add_config_arg, load_config_or_exit
 
 EXIT_PLAN_FAILED = 1
 log = logging.getLogger("evsite.plan")

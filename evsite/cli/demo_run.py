@@ -30,15 +30,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from controller.bus import EventBus
+from evsite import topics
+from evsite.bus import EventBus
 from evsite.clock import Clock, ScaledClock
 from evsite.config import Config
 from evsite.log import log_event
 
 if TYPE_CHECKING:
-    from simulators.meter import MeterSeries as SimMeterSeries
+    from simulators.meter import ReplayLoadSeries
 
-log = logging.getLogger("evsite.demo")
+log = logging.getLogger("evsite.cli.demo_run")
 
 DEMO_PROFILE_ID = 900  # the demo's ChargePointMaxProfile id (distinct from the aggregator's ids)
 DEMO_ID_TAG = "EVSITE-DEMO"  # the simulated drivers' tag, added to the store for the demo only
@@ -76,7 +77,7 @@ class DemoReport:
     plan_dir: str = ""
 
 
-def demo_building(service_kw: float, start: datetime, seed: int = 0, days: int = 364) -> SimMeterSeries:
+def demo_building(service_kw: float, start: datetime, seed: int = 0, days: int = 364) -> ReplayLoadSeries:
     """A generated office-like year sized to the service (base 20 %, weekday peak 50 % of its rating).
 
     One series serves both halves of the demo: the plan studies it, and the simulated meter replays it, so the
@@ -89,15 +90,15 @@ def demo_building(service_kw: float, start: datetime, seed: int = 0, days: int =
     )
 
 
-def plan_demo_site(config: Config, building: SimMeterSeries, out_dir: Path):
+def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
     """Run the planning pipeline on the generated building; write its reports; return the plan."""
-    from planning.meter import MeterSeries
+    from planning.meter import StudyLoadSeries
     from planning.pipeline import plan_building
     from planning.report import write_outputs
 
     index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
     kw = pd.Series(building.power_kw, index=index, name="demo-building")
-    meter = MeterSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz=None)
+    meter = StudyLoadSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz=None)
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_outputs([plan], out_dir, meta={"source": "evsite demo (generated building load)"})
@@ -136,8 +137,8 @@ class PowerMonitor:
     def __init__(self, bus: EventBus, clock: Clock, origin_s: float) -> None:
         self.clock = clock
         self.origin_s = origin_s
-        self._meter = bus.subscribe("ocpp/meter")
-        self._tx = bus.subscribe("ocpp/transaction")
+        self._meter = bus.subscribe(topics.OCPP_METER)
+        self._tx = bus.subscribe(topics.OCPP_TRANSACTION)
         self.bus = bus
         self.power_w: dict[tuple[str, int], float] = {}
         self.samples: list[tuple[float, float, float]] = []  # (t_s, building_kw, ev_kw)
@@ -179,8 +180,8 @@ async def run_demo(
     from controller.csms import CentralSystem
     from controller.errors import CsmsError
     from controller.store import Store
+    from evsite.ev_fleet import seed_fleet
     from planning.report import ocpp_profile
-    from simulators.fleet import seed_fleet
     from simulators.meter import BuildingMeter, bus_publisher
     from simulators.site import SimulatedSite, charger_specs
 
@@ -199,7 +200,7 @@ async def run_demo(
     log_event(log, "demo_started", url=url, chargers=chargers, connectors=connectors, speed=speed, hours=hours)
 
     sent = accepted = 0
-    boots = bus.subscribe("ocpp/boot")
+    boots = bus.subscribe(topics.OCPP_BOOT)
 
     async def apply_plan_on_boot() -> None:
         nonlocal sent, accepted

@@ -1,4 +1,4 @@
-"""``evsite demo``: plan, serve and simulate a whole site in about a minute (see ``evsite.demo``)."""
+"""``evsite demo``: plan, serve and simulate a whole site in about a minute (see ``evsite.cli.demo_run``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evsite.commands.common import add_config_arg, load_config_or_exit, positive_float, positive_int
+from evsite.cli.common import add_config_arg, load_config_or_exit, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from evsite.demo import run_demo
+    from evsite.cli.demo_run import run_demo
     from evsite.log import configure_logging
 
     config = load_config_or_exit(args.config)

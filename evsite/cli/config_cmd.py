@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomlkit
 
-from evsite.commands.common import EXIT_CONFIG
+from evsite.cli.common import EXIT_CONFIG
 from evsite.config import ConfigError, load_config
 from evsite.config_edit import get_value, parse_value, set_value, write_atomic
 from evsite.passwords import hash_password

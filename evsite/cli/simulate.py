@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from evsite.commands.common import EXIT_CONFIG, add_config_arg, load_config_or_exit
+from evsite.cli.common import EXIT_CONFIG, add_config_arg, load_config_or_exit
 
 
 def _positive(kind: type) -> Any:
@@ -138,7 +138,7 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
     import random
 
     from evsite.clock import ScaledClock
-    from simulators.fleet import FleetDataError, behaviour_fleet, replay_sessions, seed_fleet
+    from evsite.ev_fleet import FleetDataError, behaviour_fleet, replay_sessions, seed_fleet
     from simulators.meter import BuildingMeter, MeterDataError, MqttMeterPublisher, load_meter_csv, synthetic_series
     from simulators.site import SimulatedSite, charger_specs
     from simulators.smart_charging import Capabilities

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evsite.commands.common import (
+from evsite.cli.common import (
     add_config_arg,
     load_config_or_exit,
     non_negative_float,
@@ -28,8 +28,8 @@ from evsite.commands.common import (
 
 if TYPE_CHECKING:
     from evsite.config import RegulationConfig
+    from evsite.ev_fleet import Fleet
     from planning.ssm import StateSpaceModel
-    from simulators.fleet import Fleet
 
 EXIT_USAGE = 2
 
@@ -103,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from controller.aggregator.simulate import open_loop_errors, run_regulation
+    from evsite.ev_fleet import FleetDataError, behaviour_fleet, charge_until, seed_fleet
     from planning.ssm import StateSpaceModel
     from planning.ssm_estimate import estimate_model
-    from simulators.fleet import FleetDataError, behaviour_fleet, charge_until, seed_fleet
     from simulators.regulation_signal import SignalFileError, load_signal
 
     cfg = load_config_or_exit(args.config)

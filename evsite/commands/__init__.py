@@ -1,1 +1,0 @@
-"""One module per ``evsite`` subcommand; each exposes ``register(subparsers)``."""

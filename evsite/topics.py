@@ -1,0 +1,26 @@
+"""Every topic on the in-process bus (``evsite.bus.EventBus``), in one place.
+
+Why here: producers and consumers live in different layers (the simulated meter publishes what the
+controller's load management reads), and neither may import the other; a typo in a topic string would make a
+subscriber silently wait forever. Payload types are named beside each topic.
+"""
+
+from __future__ import annotations
+
+#: ``evsite.meter_reading.MeterReading``: the building meter (MQTT bridge, simulated meter).
+METER_SITE = "meter/site"
+#: ``float`` per unit in -1..1: the regulation signal.
+REGULATION_SIGNAL = "regulation/signal"
+#: the aggregator's current capacity offer.
+REGULATION_CAPACITY = "regulation/capacity"
+
+#: ``controller.events`` dataclasses, one topic per kind of central-system event.
+OCPP_CONNECTION = "ocpp/connection"
+OCPP_BOOT = "ocpp/boot"
+OCPP_CAPABILITIES = "ocpp/capabilities"
+OCPP_STATUS = "ocpp/status"
+OCPP_TRANSACTION = "ocpp/transaction"
+OCPP_METER = "ocpp/meter"
+OCPP_PROFILE = "ocpp/profile"
+#: every OCPP event (prefix subscription).
+OCPP_ALL = "ocpp/#"
