@@ -69,6 +69,11 @@ class SiteRuntime:
             ConfigWatcher(config_path, config, self.bus, clock, config_poll_s, overrides) if config_path else None
         )
         self.regulation: Any = None
+        self.loadmgmt: Any = None
+        if config.site.enabled:
+            from controller.loadmgmt.manager import LoadManager
+
+            self.loadmgmt = LoadManager(config, self.csms, self.bus, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -90,12 +95,19 @@ class SiteRuntime:
             bridge = MeterBridge(self.bus, self.clock, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.meter_topic,
                                  cfg.mqtt.client_id)  # fmt: skip
             self._spawn("mqtt-meter-bridge", bridge.run())
+        if self.loadmgmt is not None:
+            self._spawn("load-management", self.loadmgmt.run())
+            if cfg.mqtt.enabled:
+                from controller.loadmgmt.state_publisher import publish_site_state
+
+                self._spawn("mqtt-site-state", publish_site_state(self.loadmgmt, cfg.mqtt, cfg.site, self.clock))
         if cfg.regulation.enabled:
             await self._start_regulation()
         if self.watcher is not None:
             self._spawn("config-watcher", self.watcher.run())
             self._spawn("config-apply", self._apply_config_changes())
         log_event(log, "site_started", url=self.csms.url, mqtt=cfg.mqtt.enabled, regulation=cfg.regulation.enabled,
+                  load_management=self.loadmgmt is not None,
                   watching=str(self.watcher.path) if self.watcher else None)  # fmt: skip
 
     async def _start_regulation(self) -> None:
@@ -127,6 +139,8 @@ class SiteRuntime:
         if "logging" in change.sections:
             configure_logging(new.logging.level, new.logging.format)
         await self.csms.apply_config(new)
+        if self.loadmgmt is not None:
+            self.loadmgmt.apply_config(new)
         waiting = restart_needed(old, new)
         if waiting:
             log_event(log, "config_needs_restart", logging.WARNING, keys=",".join(waiting))
