@@ -19,7 +19,7 @@ KEYS = {
 def _config(tmp_path: Path) -> Path:
     # 20 A at 400 V three-phase: 11.1 kW continuous; six uncontrolled 22 kW connectors exceed it.
     path = tmp_path / "config.toml"
-    path.write_text('[service]\nrating_a = 20\nvoltage_v = 400\nphases = 3\n[site]\nresponse_s = 5\n')
+    path.write_text("[service]\nrating_a = 20\nvoltage_v = 400\nphases = 3\n[site]\nresponse_s = 5\n")
     return path
 
 
