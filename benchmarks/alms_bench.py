@@ -1,0 +1,138 @@
+"""ALMS benchmark: a load-managed site against the simulated physical world, and how fast a limit drop lands.
+
+    python benchmarks/alms_bench.py --quick     # under a minute: 10 chargers for 1 h, limit drop on 50 chargers
+    python benchmarks/alms_bench.py             # 50 chargers for 24 h; limit drop on 50, 200 and 1,000 chargers
+
+Part 1 (site): simulated chargers (2 x 11 kW connectors each) on a service that cannot carry them at full
+power, beside a real building's hourly load (Cambridge b33, scaled to 40 % of the continuous limit), with
+real WebSockets and the real Mosquitto broker (``bash .ci/services``). The simulator counts violations.
+Part 2 (latency): N chargers with a car on every connector; an operator drops the site limit to half
+(``SiteLimitOverride``) and the time is measured until load management has every decrease acknowledged
+(one allocation round: decreases sent to all chargers concurrently and acknowledged; readback included).
+The last line is ``violations: N`` (part 1's count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from evsite.cli.alms_run import alms_config, arriving_fleet, free_port, run_alms, scaled_building  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "buildings" / "cambridge" / "cambridge_electricity_hourly_kwh_2018_2019.csv"
+
+
+def site_base(chargers: int) -> dict:
+    # Service sized so the chargers at full power (22 kW each) are 2.5 x what is left beside the building.
+    limit_kw = chargers * 22.0 / 2.5 / 0.6
+    rating_a = limit_kw / 0.8 / (400 * 3**0.5 / 1000)
+    return {
+        "service": {"rating_a": round(rating_a, 1), "voltage_v": 400, "phases": 3},
+        "meter": {"stale_after_s": 30},
+        "site": {"profile_validity_s": 300, "period_s": 60, "building_peak_kw": 0.4 * limit_kw},
+    }
+
+
+async def site_run(chargers: int, hours: float, speed: float, tmp: Path) -> dict:
+    db, topic = f"sqlite:///{tmp / f'site{chargers}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
+    cfg = alms_config(site_base(chargers), chargers=chargers, connectors=2, max_a=16.0, port=free_port(), db=db,
+                      topic=topic)  # fmt: skip
+    limit = cfg.service.rating_kw * 0.8
+    building = scaled_building(DATA, "b33", 0.4 * limit)
+    start = datetime(2026, 3, 2, 0, tzinfo=UTC)
+    fleet = arriving_fleet(3 * chargers, hours, seed=1)
+    result = await run_alms(cfg, building, fleet, hours=hours, speed=speed, start=start,
+                            replay_from=datetime(2018, 3, 5, tzinfo=UTC))  # fmt: skip
+    r = result.report
+    print(
+        f"site: {chargers} chargers x 2 x 11 kW, {hours:g} h at {speed:g}x ({result.wall_s:.0f} s wall): limit "
+        f"{r['limit_kw']:.1f} kW, peak {r['peak_kw']:.1f} kW, {r['seconds_over']:.0f} s over, violations "
+        f"{r['violations']}; energy {r['energy_delivered_kwh']:.0f} / {r['energy_requested_kwh']:.0f} kWh, "
+        f"{r['sessions_served']}/{r['sessions']} sessions served"
+    )
+    return r
+
+
+async def drop_latency(chargers: int, tmp: Path) -> float:
+    """Wall seconds from a site limit drop to every decrease acknowledged (see the module docstring)."""
+    from controller.runtime import SiteRuntime
+    from evsite.clock import ScaledClock
+    from evsite.site_state import SiteLimitOverride
+    from simulators.site import SimulatedSite, charger_specs
+
+    db, topic = f"sqlite:///{tmp / f'drop{chargers}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
+    cfg = alms_config(site_base(chargers) | {"meter": {"stale_after_s": 1e6}}, chargers=chargers, connectors=2,
+                      max_a=16.0, port=free_port(), db=db, topic=topic)  # fmt: skip
+    data = cfg.model_dump()
+    data["mqtt"]["enabled"] = False
+    data["site"].update(ev_only_meter=True, period_s=3600.0, debounce_s=0.0)
+    cfg = type(cfg).model_validate(data)
+    clock = ScaledClock(10.0, start=datetime(2026, 3, 2, 8, tzinfo=UTC))
+    runtime = SiteRuntime(cfg, clock)
+    await runtime.start()
+    fleet = arriving_fleet(2 * chargers, 1.0, seed=2)
+    fleet.arrival_s[:] = 5.0
+    fleet.departure_s[:] = 36_000.0
+    site = SimulatedSite(f"ws://127.0.0.1:{cfg.server.port}/ocpp", clock, charger_specs(chargers, 2, "SIM"), fleet,
+                         step_s=5.0, fleet_origin=clock.now())  # fmt: skip
+    lm = runtime.loadmgmt
+    try:
+        await site.start()
+        await site.wait_online(120.0)
+        run = asyncio.create_task(site.run(10.0))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            active = [t for t in lm.tracks.values() if t.active]
+            if len(active) == 2 * chargers and all(t.assumed_a and not t.unacked for t in active):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            print(f"not settled: {sum(t.active for t in lm.tracks.values())} active, {lm.rounds} rounds")
+        await asyncio.sleep(1.0)
+        t0 = time.perf_counter()
+        lm.handle(
+            "loadmgmt/site_limit", SiteLimitOverride(lm.limit_kw() / 2, clock.now() + timedelta(hours=1), "bench")
+        )
+        await lm.rebalance()
+        elapsed = time.perf_counter() - t0
+        pending = sum(t.unacked for t in lm.tracks.values())
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    finally:
+        await site.stop()
+        await runtime.stop()
+    print(f"limit drop: {chargers} chargers ({2 * chargers} connectors): all decreases acknowledged in "
+          f"{elapsed:.2f} s wall ({pending} unacknowledged)")  # fmt: skip
+    return elapsed
+
+
+async def main(quick: bool) -> int:
+    import os
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="alms-bench-"))
+    print(f"load average: {os.getloadavg()[0]:.2f} (2 cores shared with parallel work)")
+    if quick:
+        r = await site_run(10, 1.0, 300.0, tmp)
+        await drop_latency(50, tmp)
+    else:
+        r = await site_run(50, 24.0, 600.0, tmp)
+        for n in (50, 200, 1000):
+            await drop_latency(n, tmp)
+    print(f"violations: {r['violations']}")
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    raise SystemExit(asyncio.run(main(args.quick)))
