@@ -290,7 +290,12 @@ class SiteConfig(_Section):
     live_stack_level: int = Field(2, ge=1, description="stack level of live limits (fail-safe is at 0)")
     noncompliance_tolerance_a: float = Field(2.0, ge=0)
     readback: bool = Field(True, description="GetCompositeSchedule after a new limit, mismatches flagged")
-    ev_only_meter: bool = Field(False, description="the site meter covers only the EVs: building load is 0")
+    ev_only_meter: bool = Field(
+        False, description="no building on this service: building load is 0 (EVs from chargers)"
+    )
+    meter_includes_evs: bool = Field(
+        False, description="the site meter measures building + chargers: the chargers' metered load is subtracted"
+    )
     replan_cron: str = Field("0 3 * * *", description="daily re-plan time (cron, site time zone)")
     state_topic: str = Field("evsite/site/state", description="MQTT topic of the site state ([mqtt] enabled)")
     panels: list[PanelConfig] = Field(default_factory=list)

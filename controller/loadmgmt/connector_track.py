@@ -51,13 +51,20 @@ class ConnectorTrack:
             return 0.0
         return max(self.energy_wh - self.meter_start_wh, 0.0) / 1000.0
 
+    def in_force_a(self, now: datetime, fail_safe_a: float) -> float | None:
+        """The limit the charger applies now (None: unknown). Once the live profile's ``validTo`` has passed the
+        fail-safe governs; around that instant either may, so the higher one is taken."""
+        if self.assumed_a is None:
+            return None
+        if self.valid_until is not None and now >= self.valid_until:
+            return max(self.assumed_a, fail_safe_a)
+        return self.assumed_a
+
     def may_draw_a(self, now: datetime, fail_safe_a: float) -> float:
         """The most this connector may draw now, as far as the controller can tell."""
-        if self.assumed_a is None:
+        live = self.in_force_a(now, fail_safe_a)
+        if live is None:
             return self.spec.max_a
-        live = self.assumed_a
-        if not self.online and self.valid_until is not None and now >= self.valid_until:
-            live = fail_safe_a  # the live profile has expired on the charger: the fail-safe governs
         drawn = self.measured_a if (self.noncompliant and self.measured_a is not None) else 0.0
         return max(live, drawn)
 
@@ -71,7 +78,7 @@ class ConnectorTrack:
         return self.assumed_a
 
     def set_limit(self, amps: float, at: datetime, valid_until: datetime | None, reason: str) -> None:
-        """An acknowledged limit."""
+        """An acknowledged limit (``at``: when the acknowledgement came, the start of the response time)."""
         if self.assumed_a is None or abs(amps - self.assumed_a) > 1e-9:
             self.previous_a = self.assumed_a
             self.limit_changed_at = at

@@ -169,9 +169,14 @@ class LoadManager:
             return 0.0, False
         r = self.reading
         stale = r is None or (now - r.ts).total_seconds() > self.config.meter.stale_after_s
-        if not stale and r is not None:
-            return max(r.power_kw, 0.0), False
-        candidates = [r.power_kw] if r is not None else []
+        reading_kw = (
+            None
+            if r is None
+            else r.power_kw - (self.ev_kw_in_reading(now) if self.config.site.meter_includes_evs else 0.0)
+        )
+        if not stale and reading_kw is not None:
+            return max(reading_kw, 0.0), False
+        candidates = [reading_kw] if reading_kw is not None else []
         if self.plan.schedule is not None:
             forecast = self.plan.schedule.building_forecast_kw(now)
             if forecast is not None:
@@ -179,6 +184,21 @@ class LoadManager:
         if not candidates:
             return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
         return max(candidates), True
+
+    def ev_kw_in_reading(self, now: datetime) -> float:
+        """The chargers' share of a total-site reading: per connector the lower of its last metered power and
+        what its limit now allows. Over-estimating the EVs would under-estimate the building, so a limit
+        lowered since the last meter value counts, not the older, higher reading. Not a strict bound: a car
+        that tapered below both since its last meter value makes the building look smaller by the difference,
+        which ``reserve_kw`` and a short ``MeterValueSampleInterval`` must cover (README)."""
+        total = 0.0
+        for t in self.tracks.values():
+            if t.power_w is None or not t.active:
+                continue
+            limit = t.in_force_a(now, self._fail_safe_for(t.spec))
+            cap_kw = (limit if limit is not None else t.spec.max_a) * t.spec.kw_per_a
+            total += min(t.power_w / 1000.0, cap_kw)
+        return total
 
     def handle(self, topic: str, payload: Any) -> None:
         """Fold one bus event into the state; wake the loop when it changes what the allocation sees."""
@@ -400,13 +420,15 @@ class LoadManager:
             if t.unacked:
                 decreases.append((t, t.assumed_a, "re-sent: the previous limit was not acknowledged"))
                 continue
-            target = float(limit_a[i]) if np.isnan(snap.sessions.fixed_a[i]) else t.assumed_a
+            current = t.in_force_a(now, self._fail_safe_for(spec))
+            assert current is not None
+            target = float(limit_a[i]) if np.isnan(snap.sessions.fixed_a[i]) else current
             reason = reasons[i]
-            if stale and target > t.assumed_a:
-                target, reason = t.assumed_a, "meter stale: no increase until fresh data"
-            if target < t.assumed_a - 1e-6:
+            if stale and target > current:
+                target, reason = current, "meter stale: no increase until fresh data"
+            if target < current - 1e-6:
                 decreases.append((t, target, reason))
-            elif target > t.assumed_a + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
+            elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
                 rest.append((t, target, reason))
         return decreases, rest
 
@@ -442,7 +464,7 @@ class LoadManager:
                     ctl.stack = stack
                     ctl.fallback = f"stack level {stack}"
                     log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
-                t.set_limit(amps, sent_at, sent_at + timedelta(seconds=validity), reason)
+                t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
                 if self.config.site.readback:
                     await self._read_back(t, shape)
                 return
@@ -585,8 +607,31 @@ class LoadManager:
 
     # ------------------------------------------------------------------ running
 
+    def restore(self) -> None:
+        """After a (re)start: the limits last acknowledged, from the store (``restore`` module)."""
+        from controller.loadmgmt.restore import last_accepted
+
+        store = getattr(self.csms, "store", None)
+        if store is None:
+            return
+        live, safe = last_accepted(store)
+        now = self.clock.now()
+        for sent in live:
+            t = self.tracks.get((sent.cp_id, sent.connector_id))
+            if t is None:
+                continue
+            amps = sent.limit if sent.unit == "A" else sent.limit / (t.spec.voltage_v * t.spec.phases)
+            t.set_limit(amps, now, sent.valid_to, "restored from the store after a restart")
+        for sent in safe:
+            ctl = self.chargers.setdefault(sent.cp_id, self._control(sent.cp_id))
+            spec = next((s for s in self._specs if s.cp_id == sent.cp_id), None)
+            if spec is not None:
+                ctl.fail_safe_a = sent.limit if sent.unit == "A" else sent.limit / (spec.voltage_v * spec.phases)
+        log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe))
+
     def seed_from_csms(self) -> None:
         """After a (re)start: open transactions and connected chargers the central system already knows."""
+        self.restore()
         for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:

@@ -60,7 +60,7 @@ async def test_loaded_site_stays_under_its_service(tmp_path: Path, shared_data: 
     "faults",
     [
         AlmsFaults(drop_every_s=120.0, stack0_only=2, reject_profiles=1),
-        AlmsFaults(meter_silent=(600.0, 1200.0), controller_restart_at_s=1500.0, controller_down_s=60.0),
+        AlmsFaults(meter_silent=(600.0, 1200.0), controller_restart_at_s=1500.0, controller_down_s=200.0),
     ],
     ids=["drops-stack0-rejects", "meter-silent-controller-restart"],
 )
