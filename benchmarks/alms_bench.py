@@ -44,7 +44,7 @@ def site_base(chargers: int) -> dict:
 async def site_run(chargers: int, hours: float, speed: float, tmp: Path) -> dict:
     db, topic = f"sqlite:///{tmp / f'site{chargers}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
     cfg = alms_config(site_base(chargers), chargers=chargers, connectors=2, max_a=16.0, port=free_port(), db=db,
-                      topic=topic)  # fmt: skip
+                      topic=topic, drivers=3 * chargers)  # fmt: skip
     limit = cfg.service.rating_kw * 0.8
     building = scaled_building(DATA, "b33", 0.4 * limit)
     start = datetime(2026, 3, 2, 0, tzinfo=UTC)
@@ -70,7 +70,7 @@ async def drop_latency(chargers: int, tmp: Path) -> float:
 
     db, topic = f"sqlite:///{tmp / f'drop{chargers}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
     cfg = alms_config(site_base(chargers) | {"meter": {"stale_after_s": 1e6}}, chargers=chargers, connectors=2,
-                      max_a=16.0, port=free_port(), db=db, topic=topic)  # fmt: skip
+                      max_a=16.0, port=free_port(), db=db, topic=topic, drivers=2 * chargers)  # fmt: skip
     data = cfg.model_dump()
     data["mqtt"]["enabled"] = False
     data["site"].update(ev_only_meter=True, period_s=3600.0, debounce_s=0.0)

@@ -42,6 +42,11 @@ class ConnectorArrays:
     ev_present: np.ndarray  # bool: a car is plugged in
     charging_enabled: np.ndarray  # bool: a transaction runs
     ev_id: np.ndarray  # index into the fleet, -1 when none
+    #: the car was paused (limit below the minimum) and is one that never resumes: it takes nothing more
+    #: until it is unplugged (some real cars behave so after a 0 A pause); cleared when a car arrives
+    stuck: np.ndarray | None = None
+    #: the car behind the connector has drawn power in this session (a pause is only a pause after that)
+    charged: np.ndarray | None = None
 
     @classmethod
     def build(cls, voltage_v: Any, phases: Any, rating_a: Any, group: Any) -> ConnectorArrays:
@@ -60,6 +65,8 @@ class ConnectorArrays:
             ev_present=np.zeros(n, dtype=bool),
             charging_enabled=np.zeros(n, dtype=bool),
             ev_id=np.full(n, -1, dtype=np.int64),
+            stuck=np.zeros(n, dtype=bool),
+            charged=np.zeros(n, dtype=bool),
         )
 
     def __len__(self) -> int:
@@ -100,24 +107,35 @@ def step(
     t_s: float,
     dt_s: float,
     group_cap_w: np.ndarray | None = None,
+    no_resume: np.ndarray | None = None,
 ) -> np.ndarray:
     """Advance every connector and its EV by ``dt_s`` seconds from fleet time ``t_s``; returns status codes.
 
     The fleet stepper clips to each car's rated power and stops at the battery bound, so the power reported
-    (and metered) is what the car actually took.
+    (and metered) is what the car actually took. ``no_resume`` (one flag per EV of the fleet) marks cars that
+    never resume after the EVSE paused them: once paused after they have charged in this session, they take
+    nothing more (``stuck``); waiting at 0 A before the first charge is not a pause.
     """
     fleet = stepper.fleet
     occupied = state.ev_id >= 0
     ev = state.ev_id[occupied]
     wants = np.zeros(len(state), dtype=bool)
     wants[occupied] = fleet.soc[ev] < fleet.soc_target[ev]
+    if state.stuck is not None:
+        wants &= ~state.stuck
     power, paused = offered_w(state, wants, group_cap_w)
+    if no_resume is not None and state.stuck is not None and state.charged is not None:
+        quirky = np.zeros(len(state), dtype=bool)
+        quirky[occupied] = no_resume[ev]
+        state.stuck |= paused & quirky & state.charged
     per_ev_kw = np.zeros(len(fleet))
     per_ev_kw[ev] = power[occupied] / 1000.0
     drawn = stepper.step(t_s, dt_s, per_ev_kw)
     power = np.zeros(len(state))
     power[occupied] = drawn.power_kw[ev] * 1000.0
     state.power_w = np.maximum(power, 0.0)
+    if state.charged is not None:
+        state.charged |= state.power_w > 0
     state.energy_wh += state.power_w * dt_s / 3600.0
 
     base = np.where(state.ev_present, PREPARING, AVAILABLE)

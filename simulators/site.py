@@ -152,6 +152,8 @@ class SimulatedSite:
         self.evs_turned_away = 0
         #: set by the caller to measure total load against the service limit (``ground_truth`` module)
         self.ground_truth: GroundTruth | None = None
+        #: per EV of the fleet: a car that never resumes after a 0 A pause (``connectors.step``)
+        self.no_resume = np.zeros(len(self.fleet), dtype=bool)
         self.plugged_evs: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._last_mono: float | None = None
@@ -235,7 +237,7 @@ class SimulatedSite:
             cp.refresh_limits()
         caps = np.array([cp.charge_point_cap_w() for cp in self.chargers])
         if dt > 0:
-            codes = conn_model.step(self.arrays, self.stepper, t - dt, dt, caps)
+            codes = conn_model.step(self.arrays, self.stepper, t - dt, dt, caps, self.no_resume)
             for cp in self.chargers:
                 cp.apply_step(codes)
             if self.ground_truth is not None:
@@ -272,6 +274,8 @@ class SimulatedSite:
         self.evs_turned_away += len(arriving) - n
         for ev, i in zip(arriving[:n], free[:n], strict=True):
             a.ev_id[i] = ev
+            if a.stuck is not None and a.charged is not None:
+                a.stuck[i] = a.charged[i] = False
             cp = self.chargers[self._owner[i]]
             cp.ev_arrived(int(self._conn_no[i]), self.id_tags[int(ev) % len(self.id_tags)])
             self.evs_plugged += 1

@@ -41,6 +41,9 @@ class ConnectorTrack:
     limit_changed_at: datetime | None = None
     previous_a: float | None = None
     flags: set[str] = field(default_factory=set)
+    #: paused (below the minimum) while its car was charging, and when it was given current again
+    paused_mid_session: bool = False
+    resumed_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -94,6 +97,8 @@ class ConnectorTrack:
         self.reason = f"not acknowledged ({reason})"
 
     def clear_session(self) -> None:
+        self.paused_mid_session = False
+        self.resumed_at = None
         self.tx_id = None
         self.id_tag = None
         self.tx_start = None

@@ -103,6 +103,8 @@ class LoadManager:
         self.fail_safe_a = 0.0
         self.rounds = 0
         self.last_limits: dict[tuple[str, int], float] = {}
+        #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
+        self.no_resume_tags: set[str] = set()
         self._specs: list[ConnectorSpec] = []
         self._constraints: Constraints | None = None
         self._wake = asyncio.Event()
@@ -260,9 +262,20 @@ class LoadManager:
         if e.connector_id < 1:
             return
         t = self._track(e.cp_id, e.connector_id)
-        if t is not None:
-            t.status = e.status
-            t.online = True
+        if t is None:
+            return
+        t.status = e.status
+        t.online = True
+        if e.status == "Charging":
+            t.paused_mid_session, t.resumed_at = False, None
+        elif e.status == "SuspendedEV" and t.resumed_at is not None:
+            # Paused while charging, given current again, and the car still takes nothing: it does not resume.
+            t.resumed_at = None
+            t.flags.add("car did not resume after a pause")
+            if t.id_tag:
+                self.no_resume_tags.add(t.id_tag)
+            log_event(log, "car_does_not_resume", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
+                      id_tag=t.id_tag)  # fmt: skip
 
     def _on_meter(self, e: ev.MeterEvent) -> None:
         if e.connector_id < 1:
@@ -347,7 +360,7 @@ class LoadManager:
         for i, c in enumerate(specs):
             t = self.tracks[(c.cp_id, c.connector_id)]
             ctl = self.chargers.get(c.cp_id)
-            s.no_pause[i] = c.no_pause
+            s.no_pause[i] = c.no_pause or (t.id_tag is not None and t.id_tag in self.no_resume_tags)
             s.active[i] = t.active
             if t.active and t.tx_start is not None:
                 s.arrival_s[i] = (t.tx_start - now).total_seconds()
@@ -455,6 +468,7 @@ class LoadManager:
         shape = self._shape(spec, ctl)
         stacks = [shape.max_stack_level] + ([0] if shape.max_stack_level != 0 else [])
         sent_at = self.clock.now()
+        before = t.assumed_a
         t.unconfirmed(amps, reason)
         for stack in stacks:
             profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
@@ -464,6 +478,7 @@ class LoadManager:
                     ctl.stack = stack
                     ctl.fallback = f"stack level {stack}"
                     log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
+                self._note_pause(t, amps, before)
                 t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
                 if self.config.site.readback:
                     await self._read_back(t, shape)
@@ -476,6 +491,14 @@ class LoadManager:
         ctl.fallback = "all profiles refused: its maximum is reserved"
         t.reason = ctl.fallback
         log_event(log, "profile_fallback", logging.ERROR, cp_id=spec.cp_id, fallback=ctl.fallback, answer=status)
+
+    def _note_pause(self, t: ConnectorTrack, amps: float, before: float | None) -> None:
+        """Remember a pause of a charging car and its resumption, to spot cars that do not resume."""
+        minimum = self.config.site.min_current_a
+        if amps < minimum and t.active and t.status == "Charging":
+            t.paused_mid_session = True
+        elif amps >= minimum and t.paused_mid_session and (before or 0.0) < minimum:
+            t.resumed_at = self.clock.now()
 
     async def _set(self, cp_id: str, connector_id: int, profile: dict[str, Any], reason: str, amps: float) -> str:
         from ocpp.v16 import call

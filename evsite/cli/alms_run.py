@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class AlmsFaults:
     meter_silent: tuple[float, float] | None = None  # (from_s, to_s) simulated: the building meter stops
     controller_restart_at_s: float | None = None  # the controller is stopped here ...
     controller_down_s: float = 60.0  # ... and started again this much later
+    no_resume_every: int = 0  # every N-th car never resumes after a 0 A pause (0: none)
+    limit_drop: tuple[float, float, float] | None = None  # (from_s, to_s, kW): an operator's lower site limit
 
 
 @dataclass
@@ -43,6 +45,9 @@ class AlmsResult:
     speed: float
     wall_s: float
     fallbacks: dict[str, str] = field(default_factory=dict)
+    no_resume_found: set[str] = field(default_factory=set)  # id tags load management found not resuming
+    no_resume_cars: set[str] = field(default_factory=set)  # id tags of the cars that really do not resume
+    limits_published: int = 0  # ``loadmgmt/limits`` messages on the bus
 
 
 def free_port() -> int:
@@ -70,8 +75,21 @@ def arriving_fleet(n: int, hours: float, seed: int = 0, p_kw: float = 11.0) -> F
     )
 
 
+def driver_tags(n: int) -> list[str]:
+    """One id tag per car, so what load management learns about a car (it does not resume) stays with it."""
+    return [f"SIM-{i:04d}" for i in range(n)]
+
+
 def alms_config(
-    base: dict[str, Any], *, chargers: int, connectors: int, max_a: float, port: int, db: str, topic: str
+    base: dict[str, Any],
+    *,
+    chargers: int,
+    connectors: int,
+    max_a: float,
+    port: int,
+    db: str,
+    topic: str,
+    drivers: int = 200,
 ) -> Config:
     """The site under test: listed chargers, MQTT meter on ``topic``, load management on."""
     data = {
@@ -82,7 +100,7 @@ def alms_config(
             {"id": f"SIM{i + 1:04d}", "connectors": connectors, "max_current_a": max_a, "voltage_v": 230.0, "phases": 3}
             for i in range(chargers)
         ],
-        "id_tags": [{"id_tag": "SIM-TAG"}],
+        "id_tags": [{"id_tag": tag} for tag in ["SIM-TAG", *driver_tags(drivers)]],
         "mqtt": {"enabled": True, "meter_topic": f"{topic}/meter", "regulation_topic": f"{topic}/reg"},
     }
     data.setdefault("site", {})
@@ -141,8 +159,12 @@ async def run_alms(
             return
         await publisher(reading)
 
+    tags = driver_tags(len(fleet))
     site = SimulatedSite(url, clock, quirky, fleet, step_s=step_s, seed=seed, fleet_origin=start, meter=meter,
-                         meter_publish=publish)  # fmt: skip
+                         meter_publish=publish, id_tags=tags)  # fmt: skip
+    if faults.no_resume_every:
+        site.no_resume[:: faults.no_resume_every] = True
+    limits = runtime.bus.subscribe("loadmgmt/limits")
     for cp in site.chargers[len(site.chargers) - faults.reject_profiles :] if faults.reject_profiles else []:
         cp.faults.reject_profiles = True
     limit_kw = config.service.rating_kw * config.service.continuous_load_factor
@@ -156,6 +178,16 @@ async def run_alms(
         while True:
             await clock.sleep(faults.drop_every_s)
             await rng.choice(site.chargers).drop_connection()
+
+    async def drop_limit() -> None:
+        from evsite import topics
+        from evsite.site_state import SiteLimitOverride
+
+        assert faults.limit_drop is not None
+        at_s, until_s, kw = faults.limit_drop
+        await clock.sleep(at_s)
+        until = clock.now() + timedelta(seconds=until_s - at_s)
+        state["runtime"].bus.publish(topics.LOADMGMT_SITE_LIMIT, SiteLimitOverride(kw, until, "alms test operator"))
 
     async def restart() -> None:
         assert faults.controller_restart_at_s is not None
@@ -173,6 +205,8 @@ async def run_alms(
             await site.wait_online(15.0)
             if faults.drop_every_s:
                 extra.append(asyncio.create_task(drops()))
+            if faults.limit_drop is not None:
+                extra.append(asyncio.create_task(drop_limit()))
             if faults.controller_restart_at_s is not None:
                 extra.append(asyncio.create_task(restart()))
             summary = await site.run(hours)
@@ -182,12 +216,17 @@ async def run_alms(
         await asyncio.gather(*extra, return_exceptions=True)
         lm = state["runtime"].loadmgmt
         fallbacks = {cp: c.fallback for cp, c in lm.chargers.items() if c.fallback} if lm is not None else {}
+        found = set(lm.no_resume_tags) if lm is not None else set()
         await state["runtime"].stop()
         store.close()
     site.ground_truth.finish()
     requested, delivered, sessions, served = site.sessions_outcome()
     report = site.ground_truth.report(requested, delivered, sessions, served, speed, with_series=series)
-    return AlmsResult(report, summary, speed, time.perf_counter() - wall0, fallbacks)
+    published = 0
+    while limits.get_nowait() is not None:
+        published += 1
+    cars = {tags[i] for i in np.flatnonzero(site.no_resume)}
+    return AlmsResult(report, summary, speed, time.perf_counter() - wall0, fallbacks, found, cars, published)
 
 
 def scaled_building(path: Path, column: str, peak_kw: float) -> Any:

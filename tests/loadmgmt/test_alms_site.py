@@ -59,7 +59,9 @@ async def test_loaded_site_stays_under_its_service(tmp_path: Path, shared_data: 
 @pytest.mark.parametrize(
     "faults",
     [
-        AlmsFaults(drop_every_s=120.0, stack0_only=2, reject_profiles=1),
+        AlmsFaults(
+            drop_every_s=120.0, stack0_only=2, reject_profiles=1, no_resume_every=3, limit_drop=(900, 1300, 24.0)
+        ),
         AlmsFaults(meter_silent=(600.0, 1200.0), controller_restart_at_s=1500.0, controller_down_s=200.0),
     ],
     ids=["drops-stack0-rejects", "meter-silent-controller-restart"],
@@ -75,3 +77,6 @@ async def test_faults_do_not_overload_the_site(
         assert any("stack level 0" in f for f in result.fallbacks.values()), result.fallbacks
     if faults.reject_profiles:
         assert any("refused" in f for f in result.fallbacks.values()), result.fallbacks
+    # A car is only ever reported as not resuming when it really does not.
+    assert result.no_resume_found <= result.no_resume_cars
+    assert result.limits_published > 0

@@ -72,3 +72,20 @@ def test_presence_without_transaction_is_preparing() -> None:
     codes = step(a, FleetStepper(small_fleet(2, arrival_s=0.0)), 0.0, 10.0)
     assert codes.tolist() == [PREPARING, AVAILABLE]
     assert a.power_w.tolist() == [0.0, 0.0]
+
+
+def test_a_car_that_does_not_resume_stays_suspended_after_a_pause() -> None:
+    a = arrays([16.0, 16.0])
+    fleet = small_fleet(2, arrival_s=0.0, p_kw=11.0, soc=0.2, soc_target=0.9)
+    stepper = FleetStepper(fleet)
+    no_resume = np.array([True, False])
+    step(a, stepper, 0.0, 10.0, None, no_resume)
+    assert (a.power_w > 0).all()  # both charge before any pause
+    a.limit_w[:] = 0.0
+    codes = step(a, stepper, 10.0, 10.0, None, no_resume)
+    assert list(codes) == [SUSPENDED_EVSE, SUSPENDED_EVSE]
+    a.limit_w[:] = 16.0 * 230.0 * 3
+    codes = step(a, stepper, 20.0, 10.0, None, no_resume)
+    # The quirky car takes nothing although the limit is back; the other resumes.
+    assert list(codes) == [SUSPENDED_EV, CHARGING]
+    assert a.power_w[0] == 0.0 and a.power_w[1] > 0
