@@ -1,0 +1,105 @@
+"""A restarted controller reads back what it last told each charger; the site state reaches MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+
+from controller.csms import CentralSystem
+from controller.loadmgmt import profiles as prof
+from controller.loadmgmt.manager import LoadManager
+from controller.loadmgmt.restore import last_accepted
+from controller.loadmgmt.state_publisher import publish_site_state
+from controller.store import Store
+from evsite.bus import EventBus
+from evsite.clock import ManualClock, RealClock
+from evsite.config import parse_config_text
+from evsite.meter_reading import MeterReading
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _config(tmp_path: Path) -> str:
+    return f"""
+[store]
+url = "sqlite:///{tmp_path / "lm.db"}"
+[service]
+rating_a = 100
+voltage_v = 400
+[site]
+building_peak_kw = 10
+[[chargers]]
+id = "CP1"
+connectors = 2
+max_current_a = 32
+"""
+
+
+def test_restart_restores_accepted_limits_and_the_fail_safe(tmp_path: Path) -> None:
+    cfg = parse_config_text(_config(tmp_path))
+    store = Store.open(cfg.store.url)
+    shape_a = prof.Shape("A", 2, 230.0, 3)
+    shape_w = prof.Shape("W", 2, 230.0, 3)
+    add = store.add_profile
+    add("CP1", "SetChargingProfile", 0, prof.fail_safe_profile(shape_a, 8.0, NOW), "Accepted",
+        "load management: fail-safe 8.0 A", NOW)  # fmt: skip
+    add("CP1", "SetChargingProfile", 1, prof.live_profile(shape_a, 1, 20.0, NOW, 120, 2), "Accepted",
+        "load management: equal share", NOW)  # fmt: skip
+    add(
+        "CP1",
+        "SetChargingProfile",
+        1,
+        prof.live_profile(shape_a, 1, 25.0, NOW, 120, 2),
+        "Rejected",
+        "load management: equal share",
+        NOW,
+    )  # fmt: skip  (refused: the 20 A stays in force)
+    add("CP1", "SetChargingProfile", 2, prof.live_profile(shape_w, 2, 10.0, NOW, 120, 2), "Accepted",
+        "load management: equal share", NOW)  # fmt: skip
+    live, safe = last_accepted(store)
+    assert {(s.connector_id, s.limit, s.unit) for s in live} == {(1, 20.0, "A"), (2, 6900.0, "W")}
+    assert [s.limit for s in safe] == [8.0]
+
+    clock = ManualClock(NOW + timedelta(seconds=30))
+    bus = EventBus()
+    # The central system as a restarted controller has it before any charger reconnects (not listening yet).
+    manager = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
+    manager.seed_from_csms()
+    t1, t2 = manager.tracks[("CP1", 1)], manager.tracks[("CP1", 2)]
+    assert t1.assumed_a == 20.0 and abs(t2.assumed_a - 10.0) < 1e-9
+    assert manager.chargers["CP1"].fail_safe_a == 8.0
+    # Offline: each keeps its live limit until validTo, then the fail-safe (or the higher of both) governs.
+    fs = manager.fail_safe_a
+    assert t1.may_draw_a(NOW + timedelta(seconds=60), fs) == 20.0
+    assert t2.may_draw_a(NOW + timedelta(seconds=200), fs) == max(10.0, fs)
+    store.close()
+
+
+async def test_site_state_is_published_on_mqtt(tmp_path: Path, mqtt_broker) -> None:
+    host, port = mqtt_broker
+    topic = f"evsite-test/{uuid.uuid4().hex[:8]}/state"
+    cfg = parse_config_text(_config(tmp_path).replace("[site]\n", f'[site]\nstate_topic = "{topic}"\n'))
+    cfg.mqtt.host, cfg.mqtt.port = host, port
+    store = Store.open(cfg.store.url)
+    clock = RealClock()
+    bus = EventBus()
+    manager = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
+    manager.handle("meter/site", MeterReading(clock.now(), 42.5))
+    async with aiomqtt.Client(host, port) as client:
+        await client.subscribe(topic)
+        task = asyncio.create_task(publish_site_state(manager, cfg.mqtt, cfg.site, clock))
+        try:
+            async with asyncio.timeout(10):
+                message = await anext(client.messages)
+        finally:
+            task.cancel()
+    doc = json.loads(message.payload)
+    assert doc["building_kw"] == 42.5 and doc["meter_stale"] is False
+    assert doc["limit_kw"] == round(100 * 400 * 3**0.5 / 1000 * 0.8, 3)
+    assert {(c["cp_id"], c["connector_id"]) for c in doc["connectors"]} == {("CP1", 1), ("CP1", 2)}
+    store.close()
