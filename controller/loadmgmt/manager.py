@@ -183,6 +183,8 @@ class LoadManager:
             forecast = self.plan.schedule.building_forecast_kw(now)
             if forecast is not None:
                 candidates.append(forecast)
+        if self.config.site.building_peak_kw is not None:
+            candidates.append(self.config.site.building_peak_kw)
         if not candidates:
             return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
         return max(candidates), True
@@ -680,6 +682,11 @@ class LoadManager:
         clockwork = Clockwork(self, self.clock)
         self._tasks = [asyncio.create_task(self._pump(s), name=f"loadmgmt-{s.pattern}") for s in subs]
         self._tasks += clockwork.tasks()
+        site = self.config.site
+        if not (self.config.mqtt.enabled or site.ev_only_meter or site.building_peak_kw is not None or site.plan):
+            log_event(log, "loadmgmt_building_unknown", logging.WARNING,
+                      advice="no building meter ([mqtt] enabled), no [site] plan and no building_peak_kw: the building "
+                      "is assumed to take the whole limit and cars get 0 A until a meter reading arrives")  # fmt: skip
         log_event(log, "loadmgmt_started", connectors=len(self._specs), limit_kw=round(self.limit_kw(), 3),
                   fail_safe_a=self.fail_safe_a, policy=self.config.site.policy,
                   plan=str(self.config.site.plan) if self.config.site.plan else None)  # fmt: skip
