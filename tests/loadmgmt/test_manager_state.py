@@ -1,0 +1,105 @@
+"""The load manager's bookkeeping, fed bus events directly: stale meter, non-compliance, offline chargers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller import events as ev
+from controller.csms import CentralSystem
+from controller.loadmgmt.manager import LoadManager
+from controller.store import Store
+from evsite.bus import EventBus
+from evsite.clock import ManualClock
+from evsite.config import parse_config_text
+from evsite.meter_reading import MeterReading
+from evsite.site_state import SiteLimitOverride
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def manager(tmp_path: Path):
+    cfg = parse_config_text(f"""
+[store]
+url = "sqlite:///{tmp_path / "lm.db"}"
+[service]
+rating_a = 100
+voltage_v = 400
+[meter]
+stale_after_s = 30
+[site]
+building_peak_kw = 25
+reserve_kw = 0
+response_s = 5
+[[chargers]]
+id = "CP1"
+connectors = 2
+max_current_a = 32
+""")
+    store = Store.open(cfg.store.url)
+    clock = ManualClock(NOW)
+    bus = EventBus()
+    yield LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock), clock
+    store.close()
+
+
+async def test_a_stale_meter_counts_as_the_highest_known_building_load(manager) -> None:
+    lm, clock = manager
+    lm.handle("meter/site", MeterReading(NOW, 12.0))
+    assert lm.building_kw(clock.now()) == (12.0, False)
+    await clock.advance(31)
+    assert lm.building_kw(clock.now()) == (25.0, True)  # building_peak_kw beats the last reading
+    lm.handle("meter/site", MeterReading(clock.now(), 40.0))
+    assert lm.building_kw(clock.now()) == (40.0, False)
+
+
+def _connect_and_start(lm: LoadManager, at: datetime) -> None:
+    lm.handle("ocpp/connection", ev.ConnectionEvent("CP1", True, at))
+    for c in (1, 2):
+        lm.handle("ocpp/status", ev.StatusEvent("CP1", c, "Charging", "NoError", at))
+        lm.handle("ocpp/transaction", ev.TransactionEvent("CP1", c, c, "started", "TAG", 0, at))
+        lm.tracks[("CP1", c)].set_limit(10.0, at, at + timedelta(seconds=120), "test")
+
+
+async def test_a_charger_over_its_limit_longer_than_the_response_time_is_flagged_and_reserved(manager) -> None:
+    lm, clock = manager
+    _connect_and_start(lm, NOW)
+    lm.handle("meter/site", MeterReading(NOW, 5.0))
+    t = clock.now()
+    lm.handle("ocpp/meter", ev.MeterEvent("CP1", 1, 1, t, current_a=20.0, power_w=13800.0))
+    assert not lm.tracks[("CP1", 1)].noncompliant  # once is not yet longer than the response time
+    lm.handle("ocpp/meter", ev.MeterEvent("CP1", 1, 1, t + timedelta(seconds=6), current_a=20.0, power_w=13800.0))
+    track = lm.tracks[("CP1", 1)]
+    assert track.noncompliant
+    snap, _, _ = lm.snapshot(clock.now())
+    assert snap.sessions.fixed_a[0] == 20.0  # its measured draw, not its 10 A limit, is reserved
+    assert np.isnan(snap.sessions.fixed_a[1])  # the compliant connector stays under control
+    # Within the tolerance (2 A) a draw is compliant.
+    lm.handle("ocpp/meter", ev.MeterEvent("CP1", 2, 2, t, current_a=10.5, power_w=7000.0))
+    assert not lm.tracks[("CP1", 2)].noncompliant
+
+
+async def test_offline_charger_is_fixed_at_its_last_limit_then_its_fail_safe(manager) -> None:
+    lm, clock = manager
+    _connect_and_start(lm, NOW)
+    lm.handle("ocpp/connection", ev.ConnectionEvent("CP1", False, NOW, "network"))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert list(snap.sessions.fixed_a) == [10.0, 10.0]
+    await clock.advance(121)  # the live profiles have expired on the charger
+    snap, _, _ = lm.snapshot(clock.now())
+    assert list(snap.sessions.fixed_a) == [max(10.0, lm.fail_safe_a)] * 2
+
+
+def test_an_operator_limit_is_clamped_to_the_continuous_rating(manager) -> None:
+    lm, clock = manager
+    continuous = 100 * 400 * 3**0.5 / 1000 * 0.8
+    lm.handle("loadmgmt/site_limit", SiteLimitOverride(10_000.0, NOW + timedelta(hours=1), "api user"))
+    assert lm.limit_kw() == pytest.approx(continuous)
+    lm.handle("loadmgmt/site_limit", SiteLimitOverride(20.0, NOW + timedelta(hours=1), "api user"))
+    assert lm.limit_kw() == 20.0
+    snap, _, _ = lm.snapshot(clock.now())
+    assert "operator site limit kW" in snap.constraints.names
