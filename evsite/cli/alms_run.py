@@ -48,6 +48,7 @@ class AlmsResult:
     no_resume_found: set[str] = field(default_factory=set)  # id tags load management found not resuming
     no_resume_cars: set[str] = field(default_factory=set)  # id tags of the cars that really do not resume
     limits_published: int = 0  # ``loadmgmt/limits`` messages on the bus
+    ceilings: set[str] = field(default_factory=set)  # chargers that accepted a ChargePointMaxProfile ceiling
 
 
 def free_port() -> int:
@@ -90,21 +91,31 @@ def alms_config(
     db: str,
     topic: str,
     drivers: int = 200,
+    circuits: dict[str, float] | None = None,
 ) -> Config:
-    """The site under test: listed chargers, MQTT meter on ``topic``, load management on."""
+    """The site under test: listed chargers, MQTT meter on ``topic``, load management on.
+
+    ``circuits`` ``{charger id: rating A}`` puts a charger on a circuit of its own (a ``[[site.panels]]`` entry).
+    """
+    circuits = circuits or {}
     data = {
         **base,
         "server": {"host": "127.0.0.1", "port": port, "meter_value_sample_interval_s": 30},
         "store": {"url": db},
         "chargers": [
             {"id": f"SIM{i + 1:04d}", "connectors": connectors, "max_current_a": max_a, "voltage_v": 230.0, "phases": 3}
+            | ({"circuit": f"circuit-SIM{i + 1:04d}"} if f"SIM{i + 1:04d}" in circuits else {})
             for i in range(chargers)
         ],
         "id_tags": [{"id_tag": tag} for tag in ["SIM-TAG", *driver_tags(drivers)]],
         "mqtt": {"enabled": True, "meter_topic": f"{topic}/meter", "regulation_topic": f"{topic}/reg"},
     }
     data.setdefault("site", {})
-    data["site"] = {**data["site"], "state_topic": f"{topic}/state"}
+    data["site"] = {
+        **data["site"],
+        "state_topic": f"{topic}/state",
+        "panels": [{"id": f"circuit-{cp}", "rating_a": amps} for cp, amps in circuits.items()],
+    }
     return parse_config(data, "alms")
 
 
@@ -217,6 +228,7 @@ async def run_alms(
         lm = state["runtime"].loadmgmt
         fallbacks = {cp: c.fallback for cp, c in lm.chargers.items() if c.fallback} if lm is not None else {}
         found = set(lm.no_resume_tags) if lm is not None else set()
+        ceilings = {cp for cp, c in lm.chargers.items() if c.ceiling_sent} if lm is not None else set()
         await state["runtime"].stop()
         store.close()
     site.ground_truth.finish()
@@ -226,7 +238,7 @@ async def run_alms(
     while limits.get_nowait() is not None:
         published += 1
     cars = {tags[i] for i in np.flatnonzero(site.no_resume)}
-    return AlmsResult(report, summary, speed, time.perf_counter() - wall0, fallbacks, found, cars, published)
+    return AlmsResult(report, summary, speed, time.perf_counter() - wall0, fallbacks, found, cars, published, ceilings)
 
 
 def scaled_building(path: Path, column: str, peak_kw: float) -> Any:

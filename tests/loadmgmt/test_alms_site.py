@@ -19,7 +19,7 @@ HOURS = 0.75
 SPEED = 150.0
 
 
-def _config(tmp_path: Path, mqtt_broker, **site):
+def _config(tmp_path: Path, mqtt_broker, circuits=None, **site):
     host, port = mqtt_broker
     base = {
         "service": {"rating_a": 80, "voltage_v": 400, "phases": 3, "continuous_load_factor": 0.8},
@@ -27,14 +27,16 @@ def _config(tmp_path: Path, mqtt_broker, **site):
         "site": {"profile_validity_s": 120, "period_s": 30, "building_peak_kw": 20.0, **site},
     }
     cfg = alms_config(base, chargers=5, connectors=2, max_a=16.0, port=free_port(),
-                      db=f"sqlite:///{tmp_path / 'alms.db'}", topic=f"evsite-test/{uuid.uuid4().hex[:8]}")  # fmt: skip
+                      db=f"sqlite:///{tmp_path / 'alms.db'}", topic=f"evsite-test/{uuid.uuid4().hex[:8]}",
+                      circuits=circuits)  # fmt: skip
     data = cfg.model_dump()
     data["mqtt"].update(host=host, port=port)
     return type(cfg).model_validate(data)
 
 
 async def _run(tmp_path: Path, shared_data: Path, mqtt_broker, faults: AlmsFaults | None = None, **site):
-    cfg = _config(tmp_path, mqtt_broker, **site)
+    # SIM0003 sits on a 20 A circuit of its own (16 A continuous): less than its 2 x 16 A connectors.
+    cfg = _config(tmp_path, mqtt_broker, {"SIM0003": 20.0}, **site)
     building = scaled_building(
         shared_data / "buildings/cambridge/cambridge_electricity_hourly_kwh_2018_2019.csv", "b33", 20.0
     )
@@ -54,6 +56,7 @@ async def test_loaded_site_stays_under_its_service(tmp_path: Path, shared_data: 
     # Load management did not simply switch the chargers off: the EVs got a large share of the room.
     assert r["energy_delivered_kwh"] > 5.0
     assert r["peak_kw"] > 0.6 * r["limit_kw"]
+    assert result.ceilings == {"SIM0003"}  # ChargePointMaxProfile only for the charger's own circuit ceiling
 
 
 @pytest.mark.parametrize(
