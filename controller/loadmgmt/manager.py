@@ -110,6 +110,9 @@ class LoadManager:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
+        #: limits to read back with GetCompositeSchedule after the round (off the decrease/increase path)
+        self._readbacks: dict[str, tuple[ConnectorTrack, prof.Shape]] = {}
+        self._readback_task: asyncio.Task[None] | None = None
         self.rebuild()
 
     # ------------------------------------------------------------------ model
@@ -416,6 +419,25 @@ class LoadManager:
                 break
             self.rounds += 1
             self._publish_limits()
+            self._start_readbacks()
+
+    def _start_readbacks(self) -> None:
+        """Read back the limits of this round in the background (one at a time per charger, chargers at once)."""
+        if not self._readbacks or (self._readback_task is not None and not self._readback_task.done()):
+            return
+        by_cp: dict[str, list[tuple[ConnectorTrack, prof.Shape]]] = {}
+        for t, shape in self._readbacks.values():
+            by_cp.setdefault(t.spec.cp_id, []).append((t, shape))
+        self._readbacks = {}
+
+        async def one(items: list[tuple[ConnectorTrack, prof.Shape]]) -> None:
+            for t, shape in items:
+                await self._read_back(t, shape)
+
+        async def all_chargers() -> None:
+            await asyncio.gather(*(one(v) for v in by_cp.values()))
+
+        self._readback_task = asyncio.create_task(all_chargers(), name="loadmgmt-readback")
 
     def _plan_sends(
         self, snap: Snapshot, limit_a: np.ndarray, reasons: list[str], now: datetime, stale: bool
@@ -483,7 +505,7 @@ class LoadManager:
                 self._note_pause(t, amps, before)
                 t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
                 if self.config.site.readback:
-                    await self._read_back(t, shape)
+                    self._readbacks[t.spec.key] = (t, shape)
                 return
             if status in ("lost", "NotSupported"):
                 break
@@ -701,6 +723,8 @@ class LoadManager:
                 except Exception:
                     log.exception("loadmgmt_round_failed")
         finally:
+            if self._readback_task is not None:
+                self._tasks.append(self._readback_task)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
