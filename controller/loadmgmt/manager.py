@@ -137,7 +137,11 @@ class LoadManager:
         return site_limit_kw(self.config, ov.limit_kw if active and ov is not None else None)
 
     def _size_fail_safe(self) -> float:
-        """Fail-safe current: every connector at it, the building at its expected peak, within every row."""
+        """Fail-safe current: every connector at it, the building at its expected peak, within every row.
+
+        Sized on the site's configured limit, not on an operator's temporary override: a fail-safe is a
+        permanent profile, and re-sending it to every charger would delay the decreases an override needs.
+        """
         site = self.config.site
         peak = site.building_peak_kw
         if peak is None and self.plan.schedule is not None:
@@ -147,7 +151,7 @@ class LoadManager:
             peak = 0.0
         if peak is None or self._constraints is None or not self._specs:
             return 0.0
-        c = self._constraints
+        c = build_constraints(self.config, self._specs, site_limit_kw(self.config))
         safe = uniform_safe_current_a(c, building_load(c, self.config, peak + site.reserve_kw), site.min_current_a)
         if site.fail_safe_a is not None and site.fail_safe_a < safe:
             safe = site.fail_safe_a
