@@ -42,6 +42,8 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         keys.append("mqtt")
     if old.regulation.enabled != new.regulation.enabled:
         keys.append("regulation.enabled")
+    if old.site.enabled != new.site.enabled:
+        keys.append("site.enabled")
     return keys
 
 

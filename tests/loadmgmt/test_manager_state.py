@@ -103,3 +103,17 @@ def test_an_operator_limit_is_clamped_to_the_continuous_rating(manager) -> None:
     assert lm.limit_kw() == 20.0
     snap, _, _ = lm.snapshot(clock.now())
     assert "operator site limit kW" in snap.constraints.names
+
+
+def test_a_departure_set_on_the_bus_replaces_the_default_estimate(manager) -> None:
+    from evsite.departure_update import DepartureUpdate
+
+    lm, clock = manager
+    _connect_and_start(lm, NOW)
+    snap, _, _ = lm.snapshot(clock.now())
+    assert snap.sessions.departure_s[0] == pytest.approx(lm.config.site.departure_default_h * 3600)
+    lm.handle("loadmgmt/departure", DepartureUpdate("CP1", 1, NOW + timedelta(hours=2), 12.0, "driver app"))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert snap.sessions.departure_s[0] == pytest.approx(7200.0)
+    assert snap.sessions.energy_requested_kwh[0] == 12.0
+    assert np.isnan(snap.sessions.energy_requested_kwh[1])  # the other session keeps the estimate
