@@ -128,6 +128,9 @@ class LoadManager:
             else:
                 self.tracks[key].spec = s
         self._specs = specs
+        self._specs_by_cp: dict[str, list[ConnectorSpec]] = {}
+        for spec in specs:
+            self._specs_by_cp.setdefault(spec.cp_id, []).append(spec)
         self._constraints = build_constraints(self.config, specs, self.limit_kw())
         self.fail_safe_a = self._size_fail_safe()
 
@@ -576,7 +579,7 @@ class LoadManager:
 
     async def _send_fail_safes(self) -> None:
         async def one(cp_id: str, ctl: ChargerControl) -> None:
-            specs = [s for s in self._specs if s.cp_id == cp_id]
+            specs = self._specs_by_cp.get(cp_id, [])
             if not specs:
                 return
             amps = min(self._fail_safe_for(s) for s in specs) if not ctl.fail_safe_rejected else self.fail_safe_a
@@ -675,8 +678,9 @@ class LoadManager:
             t.set_limit(amps, now, sent.valid_to, "restored from the store after a restart")
         for sent in safe:
             ctl = self.chargers.setdefault(sent.cp_id, self._control(sent.cp_id))
-            spec = next((s for s in self._specs if s.cp_id == sent.cp_id), None)
-            if spec is not None:
+            specs = self._specs_by_cp.get(sent.cp_id)
+            if specs:
+                spec = specs[0]
                 ctl.fail_safe_a = sent.limit if sent.unit == "A" else sent.limit / (spec.voltage_v * spec.phases)
         log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe))
 
