@@ -511,7 +511,8 @@ class LoadManager:
                     log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
                 self._note_pause(t, amps, before)
                 t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
-                if self.config.site.readback:
+                # Read back what changed (a refresh of the same limit needs no second call).
+                if self.config.site.readback and (before is None or abs(before - amps) > 1e-9):
                     self._readbacks[t.spec.key] = (t, shape)
                 return
             if status in ("lost", "NotSupported"):
