@@ -9,7 +9,7 @@ Rules, in order (each refusal is an HTTP status, a ``connection_refused`` log li
 4. with ``require_auth``, or when the charger has a stored password, HTTP Basic credentials checked by the
    ``PasswordGate`` (401 wrong, 429 back-off, 503 too many queued);
 5. the id is known, or ``allow_unknown_chargers`` is on *now* (read from the live config at every request),
-   in which case it is auto-registered; else 404.
+   in which case it is auto-registered; else 404. An id removed from the config is refused (404) even then.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class Admission:
             if verdict is not Verdict.OK:
                 return self._auth_refusal(connection, verdict, cp_id, address)
         if known is None:
+            if cp_id in self.registry.removed:
+                return self._refuse(connection, HTTPStatus.NOT_FOUND, "removed_charger", cp_id, "unknown id")
             if not srv.allow_unknown_chargers:
                 return self._refuse(connection, HTTPStatus.NOT_FOUND, "unknown_charger", cp_id, "unknown id")
             await self._register_unknown(cp_id)

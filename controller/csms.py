@@ -68,6 +68,7 @@ log = logging.getLogger("controller.csms")
 _PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
 #: How often retention runs (it prunes in small batches, so a run may take a while on a big store).
 RETENTION_EVERY = timedelta(hours=6)
+RETENTION_FIRST_AFTER = timedelta(minutes=10)
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
 
@@ -197,9 +198,11 @@ class CentralSystem:
         """On the loop: replace the known-charger and id-tag caches (keeping live state of known chargers)."""
         rows, tags, open_tx = loaded
         known: dict[str, KnownCharger] = {}
+        removed: set[str] = set()
         limit = self.config.server.max_cp_id_length
         for r in rows:
             if r.removed_at is not None:
+                removed.add(r.id)
                 continue
             old = self.registry.known.get(r.id)
             k = KnownCharger(r.password_hash, r.auto_registered, r.firmware_version, r.capabilities, r.from_config)
@@ -210,7 +213,7 @@ class CentralSystem:
             problem = cp_id_problem(r.id, limit)
             if problem is not None:
                 self.admission.warn_nonconforming(r.id, problem)
-        self.registry.known = known
+        self.registry.known, self.registry.removed = known, removed
         self._id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
         for tx in open_tx:
             self._open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
@@ -268,6 +271,8 @@ class CentralSystem:
         return counts
 
     async def _retention_loop(self) -> None:
+        # The first run waits a while: right after a start the chargers' reconnect storm has the CPU.
+        await self.clock.sleep(RETENTION_FIRST_AFTER.total_seconds())
         while True:
             if self.config.store.retention_days:
                 await self.prune_retention()

@@ -92,4 +92,6 @@ class Liveness:
             log_event(log, "charger_online", cp_id=cp_id, reason=reason)
         else:
             last = self.registry.known[cp_id].last_heard
-            log_event(log, "charger_offline", logging.WARNING, cp_id=cp_id, reason=reason, last_heard=str(last))
+            # A closed socket is an ordinary event; a charger that went silent on an open one is worth a warning.
+            level = logging.WARNING if reason == "heartbeat_timeout" else logging.INFO
+            log_event(log, "charger_offline", level, cp_id=cp_id, reason=reason, last_heard=str(last))

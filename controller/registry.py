@@ -41,6 +41,8 @@ class ChargerRegistry:
     def __init__(self) -> None:
         self.known: dict[str, KnownCharger] = {}
         self.sessions: dict[str, Any] = {}
+        #: Ids removed from the config: refused even when unknown chargers are allowed (removal is explicit).
+        self.removed: set[str] = set()
 
     @property
     def connected(self) -> set[str]:
