@@ -7,8 +7,12 @@ reload of ``config.toml``. Each part is a task on one event loop and one clock; 
 adapter is logged and does not take the central system down.
 
 Live config reload (``ConfigWatcher``): chargers and id tags take effect at once (new chargers may connect,
-passwords change, tags are (un)blocked); ``logging`` is re-applied; changes to the listening socket, TLS or the
-store are logged as ``config_needs_restart`` and wait for a restart. A rejected edit changes nothing.
+passwords change, tags are (un)blocked, a tag removed from the file answers Invalid, a charger removed from it
+is refused at its next connection); ``[server]`` settings read per connection or per message
+(``allow_unknown_chargers``, ``require_auth``, ``max_cp_id_length``, heartbeat and its timeout) apply at once;
+``logging`` is re-applied; changes to the listening socket (the port compared with the one actually bound),
+TLS or the store are logged as ``config_needs_restart`` and wait for a restart. A rejected edit changes
+nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +34,24 @@ from evsite.log import configure_logging, log_event
 log = logging.getLogger("controller.runtime")
 
 #: [server] keys that only a restart can apply (the socket is already bound with them).
-RESTART_SERVER_KEYS = ("host", "port", "path_prefix", "tls_cert", "tls_key", "max_frame_bytes")
+RESTART_SERVER_KEYS = ("host", "port", "path_prefix", "tls_cert", "tls_key", "max_frame_bytes", "auth_workers")
 
 
-def restart_needed(old: Config, new: Config) -> list[str]:
-    """Which changed settings wait for a restart (dotted names), in a stable order."""
-    keys = [f"server.{k}" for k in RESTART_SERVER_KEYS if getattr(old.server, k) != getattr(new.server, k)]
-    if old.store != new.store:
+def restart_needed(old: Config, new: Config, bound_port: int | None = None) -> list[str]:
+    """Which changed settings wait for a restart (dotted names), in a stable order.
+
+    The port is compared with the socket actually bound (``bound_port``) when known: a file saying
+    ``port = 0`` (any free port) is satisfied by whatever port was bound, and a file that names the port
+    already bound needs nothing, whatever the previous file said.
+    """
+    keys = []
+    for k in RESTART_SERVER_KEYS:
+        if k == "port" and bound_port is not None:
+            if new.server.port not in (0, bound_port):
+                keys.append("server.port")
+        elif getattr(old.server, k) != getattr(new.server, k):
+            keys.append(f"server.{k}")
+    if old.store.url != new.store.url:
         keys.append("store.url")
     if old.mqtt != new.mqtt:
         keys.append("mqtt")
@@ -127,7 +142,7 @@ class SiteRuntime:
         if "logging" in change.sections:
             configure_logging(new.logging.level, new.logging.format)
         await self.csms.apply_config(new)
-        waiting = restart_needed(old, new)
+        waiting = restart_needed(old, new, self.csms.port)
         if waiting:
             log_event(log, "config_needs_restart", logging.WARNING, keys=",".join(waiting))
         self.config = new

@@ -44,6 +44,13 @@ class ServerConfig(_Section):
     path_prefix: str = "/ocpp"
     max_frame_bytes: int = Field(65536, ge=1024, description="larger frames are refused")
     heartbeat_interval_s: int = Field(300, ge=1)
+    heartbeat_timeout_factor: float = Field(
+        3.0, ge=1, description="a charger silent this many heartbeat intervals is marked offline"
+    )
+    max_cp_id_length: int = Field(
+        20, ge=1, le=48, description="longest charge point id admitted (OCPP 1.6 CiString20; up to 48)"
+    )
+    auth_workers: int = Field(2, ge=1, le=64, description="password verifications run at once (one per core)")
     call_timeout_s: float = Field(30.0, gt=0, description="timeout of a central-system-initiated call")
     allow_unknown_chargers: bool = Field(False, description="auto-register unknown charge point ids")
     require_auth: bool = Field(False, description="require HTTP Basic auth (security profile 1/2)")
@@ -82,6 +89,19 @@ class StoreConfig(_Section):
     """Where everything is persisted: SQLite file by default, PostgreSQL by URL."""
 
     url: str = "sqlite:///evsite.db"
+    max_unsaved_s: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="acknowledged MeterValues/status may wait this long before commit (lost if killed); "
+        "0: committed before the answer",
+    )
+    retention_days: int = Field(
+        400,
+        ge=0,
+        description="meter values, events and id tags of closed transactions older than this are "
+        "pruned; 0 keeps everything",
+    )
 
     @field_validator("url")
     @classmethod

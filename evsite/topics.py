@@ -27,5 +27,7 @@ OCPP_STATUS = "ocpp/status"
 OCPP_TRANSACTION = "ocpp/transaction"
 OCPP_METER = "ocpp/meter"
 OCPP_PROFILE = "ocpp/profile"
+#: ``controller.events.ChargerOnlineEvent``: a charger went offline (socket closed, heartbeat timeout) or back.
+OCPP_ONLINE = "ocpp/online"
 #: every OCPP event (prefix subscription).
 OCPP_ALL = "ocpp/#"

@@ -114,7 +114,11 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
-    print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
+    line = f"evsite serve: listening on {csms.url}<chargePointId>"
+    if config.logging.format == "json":  # every line on the stream is JSON in this mode
+        log_event(log, "serve_listening", url=csms.url, message=line)
+    else:
+        print(line, file=sys.stderr, flush=True)
     await stop.wait()
     log_event(log, "shutdown_requested", connected=len(csms.connected))
     await site.stop()
