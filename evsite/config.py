@@ -209,7 +209,9 @@ class PlanningConfig(_Section):
         None, description="IANA zone of the site: a 'day' of the load profile is a local day (e.g. America/New_York)"
     )
     data_timezone: str | None = Field(None, description="zone of naive meter timestamps (None: site local time)")
-    meter_unit: Literal["kW", "kWh", "W", "Wh"] | None = Field(None, description="None: detect (a 'kwh' column/file name)")
+    meter_unit: Literal["kW", "kWh", "W", "Wh"] | None = Field(
+        None, description="None: detect (a 'kwh' column/file name)"
+    )
     zero_run_min_h: float = Field(1.0, gt=0, description="zero runs this long (h) in a loaded building = outage")
     outlier_k: float = Field(6.0, gt=0, description="robust-sigma excess beyond which an isolated reading is a spike")
     max_fill_h: float = Field(3.0, ge=0, description="missing runs up to this long (h) are interpolated")

@@ -34,7 +34,6 @@ import pandas as pd
 from evsite.config import service_kw
 from planning.errors import PlanningError
 
-
 NEC_220_57_MIN_KW = 7.2  # NEC 2020+: an EVSE counts at no less than 7,200 W (or its nameplate if larger)
 NEC_220_87_FACTOR = 1.25  # the existing load's margin in 220.87, independent of the continuous-load factor
 
@@ -186,14 +185,14 @@ def check_within_rating(md: MaxDemand, service: Service, unit_in: str, name: str
     """Measured demand above the service's own rating means the rating or the unit is wrong: say which.
 
     A building cannot draw more than its service for an hour without tripping its main breaker, so such a
-    maximum is never planned on. A maximum 1000x too large for the rating reads as watts; one that would fit
-    as kWh per 15 minutes (x 4) or the rating being too small is the other case.
+    maximum is never planned on. A maximum over 20x the rating that fits once divided by 1000 reads as watts
+    (the unit); anything else points at the rating.
     """
     kva = md.kw / service.pf
     if kva <= service.rating_kw:
         return
     where = f"{name}: measured maximum demand {md.kw:.1f} kW at {md.at} exceeds the {service.describe()} service"
-    if kva / 1000.0 <= service.rating_kw:
+    if kva > 20.0 * service.rating_kw and kva / 1000.0 <= service.rating_kw:
         raise PlanningError(
             f"{where}; read as {unit_in} this is {kva / service.rating_kw:.0f}x the rating, which fits values in "
             f"W or Wh: the UNIT is likely wrong. Check the meter's unit and give --unit W (or Wh)"

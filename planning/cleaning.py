@@ -11,15 +11,16 @@ Order (each step sees the previous one's output):
 3. regular grid at the file's own interval: absent slots are inserted as missing (DST gaps counted apart);
 4. negative readings (net export) -> refused unless ``allow_export``; then kept and reported;
 5. dropout-then-catch-up: a run of near-zero readings (up to 6 h, each at most 10% of the same hour on
-   similar days and of the readings around the run) followed by one reading at least 1.5x both outer neighbours, where the run plus the catch-up carries the
-   energy the neighbouring hours say it should (within 30%): a meter that stored its readings and sent them
-   late. Both sides are removed;
+   similar days and of the readings around the run) followed by one reading at least 1.5x both outer
+   neighbours, where the run plus the catch-up carries the energy the neighbouring hours say it should
+   (within 30%): a meter that stored its readings and sent them late. Both sides are removed;
 6. runs of exact zeros of at least ``zero_run_min_h`` in a building whose typical load is positive -> outage,
    set missing (upstream exports such as the Cambridge archive write 0 for "no reading");
 7. isolated spikes: a reading at least twice and ``outlier_k`` robust sigmas above the larger of its two
    neighbours AND of every reading at the same time of day on similar days (same weekday/weekend type, within
-   21 days), and above 1.5x the building's 99.9th percentile. It is removed. A reading that stands out from its neighbours but not from similar days (a
-   recurring peak) is kept and reported as suspect. ``keep_spikes`` keeps every flagged reading;
+   21 days), and above 1.5x the building's 99.9th percentile. It is removed. A reading that stands out from
+   its neighbours but not from similar days (a recurring peak) is kept and reported as suspect.
+   ``keep_spikes`` keeps every flagged reading;
 8. missing runs up to ``max_fill_h`` are linearly interpolated, but only between two readings that are
    neither removed nor suspect: a removed reading stays missing (never replaced by an invented value) and the
    daily-profile step drops (and counts) the days it touches.
