@@ -148,8 +148,9 @@ def read_meter(
         missing = [c for c in f.time_columns if c not in df.columns]
         if missing:
             raise PlanningError(f"{p}: time column(s) {missing} not found (columns: {list(df.columns)})")
-        joined = df[f.time_columns].astype(str).agg(" ".join, axis=1)
-        df = df.drop(columns=f.time_columns)
+        tcols = list(f.time_columns)
+        joined = df[tcols].astype(str).agg(" ".join, axis=1)
+        df = df.drop(columns=tcols)
         df.insert(0, "timestamp", joined)
     cols = [c.strip() for c in df.columns]
     df.columns = cols
