@@ -3,17 +3,17 @@
 Why a simulation: "spare energy / kWh per charger" assumes every charger is plugged in all day. Here each
 candidate charger count ``n`` replays the measured year hour by hour: sessions are drawn from the real pool
 (``planning.sessions``) at its rate per charger-day and day type, take a free charger (a session finding all
-``n`` busy is counted apart as ``not_placed``: a question of charger count, not of the service), and every hour the live site limit ``cf x rating - building_t / pf`` is shared by
-``planning.allocation.allocate`` (policy ``equal``) - the same pure function load management runs live. A
-session is served when it gets ``service_level_energy`` of its energy; ``n`` holds when at least
-``service_level_sessions`` of the sessions are served and no hour has EV power above the limit. Hours where
-every car's request fits need no sharing; ``allocate`` replays every stay connected to an hour where they do
-not fit (see ``simulate_year``).
+``n`` busy is counted apart as ``not_placed``: a question of charger count, not of the service), and every
+hour the live site limit ``cf x rating - building_t / pf`` is shared by ``planning.allocation.allocate``
+(policy ``equal``) - the same pure function load management runs live. A session is served when it gets
+``service_level_energy`` of its energy; ``n`` holds when at least ``service_level_sessions`` of the sessions
+are served and no hour has EV power above the limit. Hours where every car's request fits need no sharing;
+``allocate`` replays every stay connected to an hour where they do not fit (see ``simulate_year``).
 
 The answer is the largest ``n`` that holds (searched on a growing grid, then by bisection), with the curve
 (chargers vs share of sessions served). Draws use one fixed seed per count (common random numbers), so the
-curve does not jitter between runs. Assumptions, stated in the report: hourly steps (a car present part of
-an hour charges for that part), energy = the session's delivered kWh capped by nameplate x stay, EVSE at the
+curve does not jitter between runs. Assumptions, stated in the report: hourly steps (a car present part of an
+hour charges for that part), energy = the session's delivered kWh capped by nameplate x stay, EVSE at the
 service's EVSE rating (single-phase at ``evse_voltage_v``).
 """
 
@@ -243,7 +243,8 @@ def size_by_simulation(series: pd.Series, service: Service, pool: SessionPool, p
         "sessions_source": pool.source,
         "assumes": (
             "sessions drawn from the pool at its rate per charger-day by day type; energy = delivered kWh capped "
-            f"by {service.evse_kw:.2f} kW x stay; a session finding every charger busy is counted apart (not_placed), not as a service failure"
+            f"by {service.evse_kw:.2f} kW x stay; a session finding every charger busy is counted apart "
+            "(not_placed), not as a service failure"
         ),
         "searched_up_to": max_n,
     }

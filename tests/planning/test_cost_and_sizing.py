@@ -49,7 +49,7 @@ def test_demand_charge_flattens_the_site_peak() -> None:
 
 
 def test_cross_check_fails_loudly() -> None:
-    with pytest.raises(PlanningError, match="differ by .* cannot be trusted"):
+    with pytest.raises(PlanningError, match=r"differ by .* cannot be trusted"):
         cross_check(100.0, 100.01, "cost model")
 
 
@@ -57,7 +57,7 @@ def test_static_ceiling_holds_against_every_hour_or_says_how_many_it_misses() ->
     s = office_like(days=120, seed=5)
     s.iloc[24 * 50 + 14] += 5.0  # one unusually high afternoon, still under the continuous limit
     svc = Service(rating_a=300, voltage_v=208, phases=3)  # 108 kVA, 86.5 kW continuous
-    ceil, load, check = static_ceiling(s, svc, 100.0)
+    ceil, _, check = static_ceiling(s, svc, 100.0)
     assert check["holds_every_hour"] and check["hours_over_limit_if_static"] == 0
     limit = 0.8 * svc.rating_kw
     hourly = s.resample("h").mean()
