@@ -165,6 +165,12 @@ class ServiceConfig(_Section):
     evse_rating_kw: float | None = Field(None, gt=0)
     evse_voltage_v: float = Field(208.0, gt=0)
     existing_evse_count: int = Field(0, ge=0)
+    nec_edition: Literal[2014, 2017, 2020, 2023] = Field(
+        2023, description="NEC edition of the load calculation; 2020+ counts each EVSE at >= 7.2 kW (220.57)"
+    )
+    power_factor: float | None = Field(
+        None, gt=0, le=1, description="building power factor (kW / kVA); None: unknown, taken as 1.0 with a warning"
+    )
 
     @property
     def rating_kw(self) -> float:
@@ -195,6 +201,9 @@ class TariffConfig(_Section):
     tier_starts: list[str] = Field(default_factory=lambda: ["01-01", "07-01", "10-01"], description="MM-DD")
     residential: list[list[float]] | None = None
     business: list[list[float]] | None = None
+    demand_charge_usd_per_kw_month: float = Field(
+        0.0, ge=0, description="$/kW on each month's highest site demand (building + EV), besides energy prices"
+    )
 
 
 class PlanningConfig(_Section):
@@ -220,14 +229,30 @@ class PlanningConfig(_Section):
         None, description="IANA zone of the site: a 'day' of the load profile is a local day (e.g. America/New_York)"
     )
     data_timezone: str | None = Field(None, description="zone of naive meter timestamps (None: site local time)")
-    meter_unit: Literal["kW", "kWh"] | None = Field(None, description="None: detect (a 'kwh' column/file name)")
+    meter_unit: Literal["kW", "kWh", "W", "Wh"] | None = Field(
+        None, description="None: detect (a 'kwh' column/file name)"
+    )
     zero_run_min_h: float = Field(1.0, gt=0, description="zero runs this long (h) in a loaded building = outage")
-    outlier_k: float = Field(10.0, gt=0, description="robust-sigma multiple beyond which a reading is an outlier")
+    outlier_k: float = Field(6.0, gt=0, description="robust-sigma excess beyond which an isolated reading is a spike")
     max_fill_h: float = Field(3.0, ge=0, description="missing runs up to this long (h) are interpolated")
     rating_a_by_meter: dict[str, float] = Field(
         default_factory=dict, description="per-meter service rating (A) overriding service.rating_a in a batch"
     )
     workers: int = Field(2, ge=1, description="processes for a many-building plan")
+    static_percentile: float = Field(
+        100.0,
+        ge=50,
+        le=100,
+        description="the static EV ceiling holds against this percentile of each hour's load over the year; "
+        "100 = every hour; below 100 only with live load management catching the remaining hours",
+    )
+    keep_spikes: bool = Field(False, description="keep readings the spike/dropout rules flag (reported as suspect)")
+    allow_export: bool = Field(False, description="accept negative (net-export) readings; they are reported")
+    service_level_sessions: float = Field(0.95, gt=0, le=1, description="share of sessions that must be served")
+    service_level_energy: float = Field(
+        0.95, gt=0, le=1, description="share of its requested energy a session must get to count as served"
+    )
+    max_chargers: int = Field(500, ge=1, description="largest charger count the sizing simulation tries")
 
     @field_validator("site_timezone", "data_timezone")
     @classmethod
