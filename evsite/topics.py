@@ -14,6 +14,11 @@ REGULATION_SIGNAL = "regulation/signal"
 #: the aggregator's current capacity offer.
 REGULATION_CAPACITY = "regulation/capacity"
 
+#: ``evsite.site_state.SiteLimitOverride``: an operator's temporary site limit (HTTP API -> load management).
+LOADMGMT_SITE_LIMIT = "loadmgmt/site_limit"
+#: ``str`` naming who asked: recompute the plan now (HTTP API -> load management).
+LOADMGMT_REPLAN = "loadmgmt/replan"
+
 #: ``controller.events`` dataclasses, one topic per kind of central-system event.
 OCPP_CONNECTION = "ocpp/connection"
 OCPP_BOOT = "ocpp/boot"

@@ -1,0 +1,61 @@
+"""The site's state at one instant and an operator's temporary site limit, shared between layers.
+
+Why in the base: load management (``controller.loadmgmt``) produces the snapshot, the HTTP API and dashboard
+(``controller.api``) and the CLI (``evsite.cli``) display it, and the demo reads it; a type several layers
+need lives here. ``SiteLimitOverride`` is the payload of ``topics.LOADMGMT_SITE_LIMIT`` so the API can set a
+limit that load management applies without either importing the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    """One connector as load management sees it: its current limit and why.
+
+    ``limit_a`` is the per-phase current limit last sent (None: no limit sent), ``reason`` a short
+    human-readable cause (e.g. ``"headroom share"``, ``"plan period peak"``, ``"no profile sent"``), so every
+    limit on the dashboard is traceable to its reason.
+    """
+
+    cp_id: str
+    connector_id: int
+    limit_a: float | None
+    reason: str
+    online: bool
+    status: str | None
+    power_kw: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """Building, EV and total load against the site limit at ``at``.
+
+    ``building_kw``/``total_kw``/``headroom_kw`` are None when no building reading is known; ``meter_stale``
+    says the last reading is older than load management accepts (it then falls back to a safe limit).
+    """
+
+    at: datetime
+    building_kw: float | None
+    ev_kw: float
+    total_kw: float | None
+    limit_kw: float
+    headroom_kw: float | None
+    plan_period: str | None
+    meter_stale: bool
+    connectors: list[ConnectorState] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLimitOverride:
+    """A temporary site limit set by an operator: applies until ``expires_at``; ``who`` names the asker.
+
+    Producers (the API) check it never exceeds the service's continuous rating; consumers still clamp.
+    """
+
+    limit_kw: float
+    expires_at: datetime
+    who: str
