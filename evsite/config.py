@@ -276,6 +276,9 @@ class PlanningConfig(_Section):
 
 
 class RegulationConfig(_Section):
+    """``[regulation]``: the aggregator (``evsite regulate`` and the live service). ``step_s`` is the old
+    mode-switching loop's step and the model's period; the hourly-market loop steps at the signal's 2 s."""
+
     enabled: bool = False
     soc_bins: int = Field(20, ge=2)
     step_s: float = Field(4.0, gt=0)
@@ -283,6 +286,26 @@ class RegulationConfig(_Section):
     learning_rate: float = Field(0.1, ge=0, le=1)
     capacity_horizon_s: float = Field(300.0, gt=0)
     signal_file: Path | None = None
+    soc_force_charge: float = Field(0.15, ge=0, le=1, description="below this SoC a car is forced to charge")
+    slack_margin_s: float = Field(
+        2700.0, ge=0, description="plan every car to reach its demand this long before its estimated departure"
+    )
+    min_hold_s: float = Field(300.0, ge=0, description="least time between two mode switches of a car")
+    latency_median_s: float = Field(2.0, gt=0, description="OCPP command round trip, median (simulation)")
+    latency_p99_s: float = Field(10.0, gt=0, description="OCPP command round trip, 99th percentile (simulation)")
+    command_loss_share: float = Field(0.01, ge=0, le=1, description="share of commands rejected or lost")
+    meter_interval_s: float = Field(30.0, ge=10, description="MeterValues interval of each car")
+    meter_delay_s: float = Field(5.0, ge=0, description="how late a car's meter value reaches the controller")
+    soc_cv: float = Field(0.8, gt=0, le=1, description="SoC above which charging tapers (constant voltage)")
+    safety_margin: float = Field(0.1, ge=0, lt=1, description="share of the forecast capacity not offered")
+    departure_sd_s: float = Field(900.0, ge=0, description="drivers leave this spread around the estimate")
+    early_share: float = Field(0.1, ge=0, le=1, description="share of drivers leaving 30-90 min early")
+
+    @model_validator(mode="after")
+    def _latency(self) -> RegulationConfig:
+        if self.latency_p99_s < self.latency_median_s:
+            raise ValueError("latency_p99_s must be >= latency_median_s")
+        return self
 
 
 class SimulationConfig(_Section):
