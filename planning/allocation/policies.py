@@ -30,7 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planning.allocation.model import Allocation, FloatArray, IntArray, Snapshot
+from planning.allocation import mpc
+from planning.allocation.model import Allocation, BoolArray, FloatArray, IntArray, Snapshot
 
 #: Relative tolerance on row headroom: a row within this of its limit counts as binding.
 _EPS = 1e-9
@@ -68,17 +69,19 @@ def laxity_s(snapshot: Snapshot) -> FloatArray:
 
 def admit(
     snapshot: Snapshot, room: FloatArray, order: IntArray, upper: FloatArray
-) -> tuple[FloatArray, FloatArray, IntArray]:
+) -> tuple[FloatArray, FloatArray, IntArray, BoolArray]:
     """Admit cars at their minimum in ``order`` while every row has room.
 
-    Returns the currents granted (``min_a`` or 0), the room left, and for each refused car the row that had
-    no room (-1 for the others).
+    Returns the currents granted (``min_a`` or 0), the room left, for each refused car the row that had
+    no room (-1 for the others), and which cars were admitted (a car with ``min_a = 0``, as ACN-Sim's
+    continuous EVSEs, is admitted at 0 A and may still be raised).
     """
     s = snapshot.sessions
     A = snapshot.constraints.A
     n = A.shape[1]
     x = np.zeros(n)
     refused_by = np.full(n, -1, dtype=np.int64)
+    admitted = np.zeros(n, dtype=bool)
     room = room.copy()
     tol = _EPS * np.maximum(np.abs(snapshot.constraints.b), 1.0)
     wanting = order[upper[order] > 0]
@@ -90,8 +93,9 @@ def admit(
             refused_by[i] = int(np.argmax(short))
             continue
         x[i] = s.min_a[i]
+        admitted[i] = True
         room -= take
-    return x, room, refused_by
+    return x, room, refused_by, admitted
 
 
 def water_fill(
@@ -131,7 +135,7 @@ def water_fill(
 
 
 def greedy_fill(
-    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray
+    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted: BoolArray
 ) -> tuple[FloatArray, FloatArray, IntArray]:
     """Give each admitted car in ``order`` as much as it can take (up to ``upper``) before the next."""
     A = snapshot.constraints.A
@@ -139,7 +143,7 @@ def greedy_fill(
     room = room.copy()
     bound_by = np.full(x.shape[0], -1, dtype=np.int64)
     for i in order:
-        if x[i] <= 0:
+        if not admitted[i]:
             continue
         col = A[:, i]
         counting = col > 0
@@ -170,25 +174,36 @@ def _order_laxity(snapshot: Snapshot) -> IntArray:
     return np.lexsort((np.arange(len(s)), s.arrival_s, laxity_s(snapshot))).astype(np.int64)
 
 
-def _equal(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
-    return water_fill(snapshot, x, room, upper, x > 0)
+def _equal(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    return water_fill(snapshot, x, room, upper, admitted)
 
 
-def _priority(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
+def _priority(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
     prio = snapshot.sessions.priority
     bound_by = np.full(x.shape[0], -1, dtype=np.int64)
-    for group in np.unique(prio[x > 0])[::-1]:
-        members = (x > 0) & (prio == group)
+    for group in np.unique(prio[admitted])[::-1]:
+        members = admitted & (prio == group)
         x, room, group_bound = water_fill(snapshot, x, room, upper, members)
         bound_by[members] = group_bound[members]
     return x, room, bound_by
 
 
-def _sorted(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
-    return greedy_fill(snapshot, x, room, upper, order)
+def _sorted(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    return greedy_fill(snapshot, x, room, upper, order, admitted)
 
 
-Fill = Callable[[Snapshot, FloatArray, FloatArray, FloatArray, IntArray], tuple[FloatArray, FloatArray, IntArray]]
+#: (snapshot, currents after admission, room left, upper bounds, policy order, admitted) -> (x, room, bound_by)
+Fill = Callable[
+    [Snapshot, FloatArray, FloatArray, FloatArray, IntArray, BoolArray], tuple[FloatArray, FloatArray, IntArray]
+]
+
+def _mpc(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    try:
+        return mpc.plan(snapshot, x, room, upper, order, admitted)
+    except RuntimeError:
+        # HiGHS failing on a feasible LP is a solver fault, not the site's: least laxity first still serves.
+        return greedy_fill(snapshot, x, room, upper, order, admitted)
+
 
 #: policy name -> (admission order, filling rule, what the reason calls it)
 POLICIES: dict[str, tuple[Callable[[Snapshot], IntArray], Fill, str]] = {
@@ -196,6 +211,7 @@ POLICIES: dict[str, tuple[Callable[[Snapshot], IntArray], Fill, str]] = {
     "priority": (_order_arrival, _priority, "priority group"),
     "edf": (_order_deadline, _sorted, "earliest deadline first"),
     "llf": (_order_laxity, _sorted, "least laxity first"),
+    "mpc": (_order_laxity, _mpc, "deadline-aware optimiser"),
 }
 
 
@@ -241,8 +257,8 @@ def allocate(snapshot: Snapshot, policy: str = "equal", resolution_a: float = 0.
     order_of, fill, label = POLICIES[policy]
     upper = upper_bound_a(snapshot)
     order = order_of(snapshot)
-    x, room, refused_by = admit(snapshot, headroom(snapshot), order, upper)
-    x, _, bound_by = fill(snapshot, x, room, upper, order)
+    x, room, refused_by, admitted = admit(snapshot, headroom(snapshot), order, upper)
+    x, _, bound_by = fill(snapshot, x, room, upper, order, admitted)
     return finish(snapshot, x, upper, refused_by, bound_by, policy, label, resolution_a)
 
 
