@@ -72,8 +72,7 @@ def _from_csv(path: Path) -> pd.DataFrame:
     missing = [src for src, dst in _CSV.items() if dst in _REQUIRED and src not in df.columns]
     if missing:
         raise SessionFileError(
-            f"{path}: missing column(s) {', '.join(missing)} (expected the ACN-Data CSV form: "
-            f"{', '.join(_CSV)})"
+            f"{path}: missing column(s) {', '.join(missing)} (expected the ACN-Data CSV form: {', '.join(_CSV)})"
         )
     return df.rename(columns=_CSV)[[c for c in COLUMNS if c in df.rename(columns=_CSV).columns]]
 
@@ -97,7 +96,9 @@ def _from_json(path: Path) -> pd.DataFrame:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise SessionFileError(f"{path}: _items[{n}] is not an object")
-        missing = [k for k in ("sessionID", "stationID", "connectionTime", "disconnectTime", "kWhDelivered") if k not in item]
+        missing = [
+            k for k in ("sessionID", "stationID", "connectionTime", "disconnectTime", "kWhDelivered") if k not in item
+        ]
         if missing:
             raise SessionFileError(f"{path}: _items[{n}] lacks {', '.join(missing)}")
         inputs = item.get("userInputs") or [{}]

@@ -65,19 +65,17 @@ def blocks(period_s: float, horizon_s: float) -> tuple[FloatArray, FloatArray]:
     return np.array(starts), np.array(lengths)
 
 
-def plan(
-    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted: BoolArray
-) -> tuple[FloatArray, FloatArray, IntArray]:
-    """First-period currents of the horizon LP for the admitted cars (a ``Fill`` for ``POLICIES``).
+def _first_period(
+    snapshot: Snapshot, cars: IntArray, lo0: FloatArray, hi0: FloatArray, row_room: FloatArray
+) -> FloatArray:
+    """Solve the horizon LP for ``cars`` and return their first-period currents.
 
-    Raises ``RuntimeError`` when HiGHS fails (the caller falls back to least laxity first).
+    ``lo0``/``hi0`` bound each car's current in the first period; ``row_room`` is every row's room for these
+    cars, assumed to stay as it is now in later blocks (the building load and fixed draws of the next hours
+    are not known here). Raises ``RuntimeError`` when HiGHS finds no optimum.
     """
     s = snapshot.sessions
     c = snapshot.constraints
-    cars = np.flatnonzero(admitted & (upper > 0))
-    bound_by = np.full(x.shape[0], -1, dtype=np.int64)
-    if cars.size == 0:
-        return x, room, bound_by
     period_s = snapshot.period_s
     dep = s.departure_s[cars]
     dep = np.where(np.isnan(dep), UNKNOWN_DEPARTURE_S, dep)
@@ -86,18 +84,15 @@ def plan(
     start, length = blocks(period_s, horizon)
     nb, nc = start.size, cars.size
 
-    # Variables x[car, block] (car-major): average current in A. Bounds: the share of the block before departure.
+    # Variables x[car, block] (car-major): average current in A, at most the share of the block before departure.
     avail = np.clip((dep[:, None] - start[None, :]) / length[None, :], 0.0, 1.0)
     hi = s.max_a[cars, None] * avail
     lo = np.zeros((nc, nb))
-    lo[:, 0] = x[cars]
-    hi[:, 0] = np.maximum(upper[cars], x[cars])
+    lo[:, 0] = lo0
+    hi[:, 0] = np.maximum(hi0, lo0)
     kwh_per_a = s.kw_per_a[cars, None] * (length[None, :] / 3600.0)  # (nc, nb)
 
-    # Rows: every constraint row in every block (the room before our cars' admitted minimums, assumed to stay
-    # as it is now: the building load and fixed draws of the next hours are not known here), and each car's
-    # remaining energy.
-    row_room = room + c.A[:, cars] @ x[cars]
+    # Rows: every constraint row in every block, then each car's remaining energy (where it is known).
     A_blocks = sp.kron(c.A[:, cars], sp.identity(nb), format="csr")  # rows (row, block), columns (car, block)
     b_blocks = np.repeat(np.maximum(row_room, 0.0), nb)
     remaining = s.remaining_kwh[cars]
@@ -111,16 +106,59 @@ def plan(
     completion = np.where(known, COMPLETION_WEIGHT * mean_request / np.maximum(np.nan_to_num(remaining), 1e-3), 0.0)
     value = 1.0 + completion[:, None] + EARLY_WEIGHT * (1.0 - start[None, :] / horizon)
     cost = -(value * kwh_per_a).ravel()
-    bounds = np.column_stack([lo.ravel(), np.maximum(hi.ravel(), lo.ravel())])
+    bounds = np.column_stack([lo.ravel(), hi.ravel()])
     res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if res.status != 0:
         raise RuntimeError(f"horizon LP: {res.message}")
-    now = res.x.reshape(nc, nb)[:, 0]
+    return np.clip(res.x.reshape(nc, nb)[:, 0], lo[:, 0], hi[:, 0])
+
+
+def choose_paused(snapshot: Snapshot, upper: FloatArray, room: FloatArray) -> BoolArray:
+    """Cars the plan would rather pause this period, so admission at the J1772 minimum skips them.
+
+    Admission alone admits every car that fits at ``min_a``, which takes room from a car that must charge
+    now to make its departure. So the LP is first solved without the minimum; a car it gives less than half
+    its minimum is paused (its plan has it charge later), the others are admitted (rounding to the nearer of
+    0 and ``min_a``). Nothing to choose when every minimum is 0 (ACN-Sim's continuous EVSEs): no LP then.
+    """
+    s = snapshot.sessions
+    paused = np.zeros(len(s), dtype=bool)
+    cars = np.flatnonzero(upper > 0)
+    if cars.size == 0 or not (s.min_a[cars] > 0).any():
+        return paused
+    lo0 = np.where(s.no_pause[cars], np.minimum(s.min_a[cars], upper[cars]), 0.0)
+    if (snapshot.constraints.A[:, cars] @ lo0 > np.maximum(room, 0.0) + 1e-9).any():
+        return paused  # even the no-pause cars do not fit: plain admission decides who gets the room
+    try:
+        now = _first_period(snapshot, cars, lo0, upper[cars], room)
+    except RuntimeError:
+        return paused
+    # A car with no known request has no deadline to plan for: the LP's choice among such cars is arbitrary
+    # (any split has the same value), so the plan never pauses one; they share what is left equally.
+    known = ~np.isnan(s.remaining_kwh[cars])
+    paused[cars] = (now < s.min_a[cars] / 2.0) & ~s.no_pause[cars] & known
+    return paused
+
+
+def plan(
+    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted: BoolArray
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """First-period currents of the horizon LP for the admitted cars (a ``Fill`` for ``POLICIES``).
+
+    Raises ``RuntimeError`` when HiGHS fails (the caller falls back to least laxity first).
+    """
+    c = snapshot.constraints
+    cars = np.flatnonzero(admitted & (upper > 0))
+    bound_by = np.full(x.shape[0], -1, dtype=np.int64)
+    if cars.size == 0:
+        return x, room, bound_by
+    lo0 = x[cars]
+    now = _first_period(snapshot, cars, lo0, upper[cars], room + c.A[:, cars] @ lo0)
     x = x.copy()
-    x[cars] = np.clip(now, lo[:, 0], hi[:, 0])
-    room = room - c.A[:, cars] @ (x[cars] - lo[:, 0])
+    x[cars] = now
+    room = room - c.A[:, cars] @ (now - lo0)
     tight = room <= 1e-6 * np.maximum(np.abs(c.b), 1.0)
-    short = x[cars] < upper[cars] - 1e-6
+    short = now < upper[cars] - 1e-6
     touches = c.A[:, cars] > 0
     binding = np.where((touches & tight[:, None]).any(axis=0), np.argmax(touches & tight[:, None], axis=0), DEFERRED)
     bound_by[cars] = np.where(short, binding, -1)

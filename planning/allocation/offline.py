@@ -51,7 +51,7 @@ def offline_optimum_energy(rs: ReplaySessions, cap_kw: float) -> tuple[FloatArra
     """The most energy any schedule delivers under the cap: (delivered per session, power per period)."""
     if len(rs) == 0:
         return np.zeros(0), np.zeros(0)
-    energy, power, session, _ = _matrices(rs)
+    energy, power, _, _ = _matrices(rs)
     A = sp.vstack([energy, power]).tocsr()
     b = np.concatenate([rs.requested_kwh, np.full(power.shape[0], cap_kw)])
     c = -np.asarray(energy.sum(axis=0)).ravel()
@@ -87,17 +87,23 @@ def offline_optimum_sessions(
     integrality = np.concatenate([np.zeros(nvar), np.ones(n)])
     notes = []
     count = np.concatenate([np.zeros(nvar), -np.ones(n)])
-    first = milp(count, constraints=constraints, bounds=bounds, integrality=integrality,
-                 options={"time_limit": time_limit_s})
+    first = milp(
+        count, constraints=constraints, bounds=bounds, integrality=integrality, options={"time_limit": time_limit_s}
+    )
     if first.x is None:
         raise OptimumError(f"offline sessions MILP: no solution ({first.message})")
     if first.status != 0:
         notes.append(f"sessions stage stopped at its time limit (gap {first.mip_gap:.2%})")
-    best = int(round(-first.fun))
+    best = round(-first.fun)
     held = LinearConstraint(sp.csr_matrix(-count), best, np.inf)
     kwh = np.concatenate([-np.asarray(energy.sum(axis=0)).ravel(), np.zeros(n)])
-    second = milp(kwh, constraints=[*constraints, held], bounds=bounds, integrality=integrality,
-                  options={"time_limit": time_limit_s})
+    second = milp(
+        kwh,
+        constraints=[*constraints, held],
+        bounds=bounds,
+        integrality=integrality,
+        options={"time_limit": time_limit_s},
+    )
     x = second.x if second.x is not None else first.x
     if second.status != 0:
         notes.append(f"energy stage stopped at its time limit (gap {getattr(second, 'mip_gap', float('nan')):.2%})")

@@ -197,12 +197,23 @@ Fill = Callable[
     [Snapshot, FloatArray, FloatArray, FloatArray, IntArray, BoolArray], tuple[FloatArray, FloatArray, IntArray]
 ]
 
+
 def _mpc(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
     try:
-        return mpc.plan(snapshot, x, room, upper, order, admitted)
+        planned, room_left, bound_by = mpc.plan(snapshot, x, room, upper, order, admitted)
     except RuntimeError:
         # HiGHS failing on a feasible LP is a solver fault, not the site's: least laxity first still serves.
         return greedy_fill(snapshot, x, room, upper, order, admitted)
+    # Cars with no known request are interchangeable to the LP (it would hand one all and another nothing):
+    # they share equally the room the plan leaves after the cars with known requests.
+    unknown = admitted & np.isnan(snapshot.sessions.energy_requested_kwh)
+    if unknown.sum() > 1:
+        A = snapshot.constraints.A
+        room_left = room_left + A[:, unknown] @ (planned[unknown] - x[unknown])
+        planned = np.where(unknown, x, planned)
+        planned, room_left, shared_by = water_fill(snapshot, planned, room_left, upper, unknown)
+        bound_by = np.where(unknown, shared_by, bound_by)
+    return planned, room_left, bound_by
 
 
 #: policy name -> (admission order, filling rule, what the reason calls it)
@@ -213,6 +224,9 @@ POLICIES: dict[str, tuple[Callable[[Snapshot], IntArray], Fill, str]] = {
     "llf": (_order_laxity, _sorted, "least laxity first"),
     "mpc": (_order_laxity, _mpc, "deadline-aware optimiser"),
 }
+
+#: Policies that choose which cars to pause this period themselves, before admission at the minimum.
+CHOOSES_PAUSES: dict[str, Callable[[Snapshot, FloatArray, FloatArray], BoolArray]] = {"mpc": mpc.choose_paused}
 
 
 def explain(
@@ -234,9 +248,13 @@ def explain(
             reasons.append("no car: 0 A")
         elif upper[i] <= 0:
             reasons.append("requested energy delivered: 0 A")
-        elif limit_a[i] <= 0:
+        elif refused_by[i] == mpc.DEFERRED:
+            reasons.append(f"{label}: paused this period, its plan charges it later before its departure")
+        elif refused_by[i] >= 0 or (limit_a[i] <= 0 and bound_by[i] == -1):
             row = names[refused_by[i]] if refused_by[i] >= 0 else "the site"
             reasons.append(f"paused: no room for the {s.min_a[i]:.0f} A minimum under {row}")
+        elif bound_by[i] == mpc.DEFERRED:
+            reasons.append(f"{label}: {limit_a[i]:.1f} A now, the rest planned later before its departure")
         elif bound_by[i] >= 0:
             reasons.append(f"{label}: {limit_a[i]:.1f} A, bound by {names[bound_by[i]]}")
         elif limit_a[i] >= s.max_a[i] - 0.05:
@@ -257,9 +275,25 @@ def allocate(snapshot: Snapshot, policy: str = "equal", resolution_a: float = 0.
     order_of, fill, label = POLICIES[policy]
     upper = upper_bound_a(snapshot)
     order = order_of(snapshot)
-    x, room, refused_by, admitted = admit(snapshot, headroom(snapshot), order, upper)
+    room = headroom(snapshot)
+    chosen = CHOOSES_PAUSES[policy](snapshot, upper, room) if policy in CHOOSES_PAUSES else np.zeros(len(upper), bool)
+    x, room, refused_by, admitted = admit(snapshot, room, order, np.where(chosen, 0.0, upper))
+    refused_by[chosen] = mpc.DEFERRED
     x, _, bound_by = fill(snapshot, x, room, upper, order, admitted)
-    return finish(snapshot, x, upper, refused_by, bound_by, policy, label, resolution_a)
+    return finish(snapshot, x, upper, refused_by, bound_by, policy, label, resolution_a, order)
+
+
+def _hand_back(snapshot: Snapshot, x: FloatArray, exact: FloatArray, step: float, order: IntArray) -> FloatArray:
+    """Give one ``step`` back to cars rounded down, in ``order``, while every row they count in has room."""
+    A = snapshot.constraints.A
+    room = headroom(snapshot) - A @ x
+    tol = _EPS * np.maximum(np.abs(snapshot.constraints.b), 1.0)
+    x = x.copy()
+    for i in order:
+        if exact[i] - x[i] > 1e-9 and x[i] > 0 and (A[:, i] * step <= room + tol).all():
+            x[i] += step
+            room -= A[:, i] * step
+    return x
 
 
 def finish(
@@ -271,11 +305,20 @@ def finish(
     policy: str,
     label: str,
     resolution_a: float = 0.1,
+    order: IntArray | None = None,
 ) -> Allocation:
-    """Round down, put the fixed draws back, and attach the reasons."""
+    """Round down, hand back whole steps the rounding freed, put the fixed draws back, attach the reasons.
+
+    Rounding every car down to ``resolution_a`` can leave up to one step per car unused under a binding row
+    (a whole ampere with ten cars); those steps go back, one per car in the policy's ``order``, to cars that
+    were rounded down, wherever every row they count in still has room for the step.
+    """
     s = snapshot.sessions
     if resolution_a > 0:
+        exact = x
         x = np.floor(x / resolution_a + 1e-9) * resolution_a
+        if order is not None:
+            x = _hand_back(snapshot, x, exact, resolution_a, order)
     fixed = ~np.isnan(s.fixed_a)
     limit = np.where(fixed, s.fixed_a, x)
     reasons = explain(snapshot, limit, upper, refused_by, bound_by, label)

@@ -144,7 +144,9 @@ class ReplayRow:
         }
 
 
-def score(rs: ReplaySessions, policy: str, delivered: FloatArray, power_kw: FloatArray, cap_kw: float, note="") -> ReplayRow:
+def score(
+    rs: ReplaySessions, policy: str, delivered: FloatArray, power_kw: FloatArray, cap_kw: float, note=""
+) -> ReplayRow:
     """Energy share, sessions served and violations of one schedule's outcome."""
     requested = float(rs.requested_kwh.sum())
     total = float(delivered.sum())
@@ -191,9 +193,7 @@ def simulate(rs: ReplaySessions, cap_kw: float, policy: str, min_a: float = 0.0)
     power = np.zeros(rs.periods)
     row = np.array([cap_kw])
     for t in _busy_periods(rs):
-        here = np.flatnonzero(
-            (rs.arrival <= t) & (rs.departure > t) & (rs.requested_kwh - delivered > 1e-9)
-        )
+        here = np.flatnonzero((rs.arrival <= t) & (rs.departure > t) & (rs.requested_kwh - delivered > 1e-9))
         if here.size == 0:
             continue
         n = here.size
