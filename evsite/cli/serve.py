@@ -106,7 +106,9 @@ async def _serve(
     try:
         await site.start()
     except OSError as err:
-        print(f"evsite: cannot listen on {config.server.host}:{config.server.port}: {err.strerror}", file=sys.stderr)
+        where = (config.api.host, config.api.port) if site.api is not None else (config.server.host, config.server.port)
+        print(f"evsite: cannot listen on {where[0]}:{where[1]}: {err.strerror}", file=sys.stderr)
+        await site.stop()
         store.close()
         return 1
     stop = asyncio.Event()
@@ -115,6 +117,9 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
     print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
+    if site.api is not None:
+        print(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)", file=sys.stderr,
+              flush=True)  # fmt: skip
     await stop.wait()
     log_event(log, "shutdown_requested", connected=len(csms.connected))
     await site.stop()
