@@ -147,11 +147,15 @@ class LiveSite:
         self._limits[(p.cp_id, p.connector_id)] = (limit, p.reason or "no reason given")
 
     def _record(self, force: bool) -> None:
+        """Append a point; a charger sample within ``history_every_s`` of the last point replaces it instead
+        (thousands of chargers must not grow the history by thousands of points a minute)."""
         now = self.clock.now()
-        if not force and self._history and (now - self._history[-1].at).total_seconds() < self.history_every_s:
-            return
         state = (self.source or self).site_state()
-        self._history.append(HistoryPoint(now, state.building_kw, state.ev_kw, state.limit_kw))
+        point = HistoryPoint(now, state.building_kw, state.ev_kw, state.limit_kw)
+        if not force and self._history and (now - self._history[-1].at).total_seconds() < self.history_every_s:
+            self._history[-1] = point
+            return
+        self._history.append(point)
         horizon = now - timedelta(hours=self.config.api.history_hours)
         while self._history and self._history[0].at < horizon:
             self._history.popleft()
