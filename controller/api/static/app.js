@@ -58,11 +58,11 @@ function renderChargers(list) {
       rows.push(`<tr data-cp="${esc(c.id)}" data-connector="${esc(k.connector_id)}">
         <td>${first ? esc(c.id) : ""}</td>
         <td>${first ? `<span class="${c.online ? "online" : "offline"}">${c.online ? "online" : "offline"}</span>` : ""}</td>
-        <td>${esc(k.connector_id)}</td><td class="status">${esc(k.status || "–")}</td>
+        <td>${k.connector_id === 0 ? "0 (charger)" : esc(k.connector_id)}</td><td class="status">${esc(k.status || "–")}</td>
         <td>${num(k.limit_a)}</td><td>${esc(k.limit_reason || "")}</td><td>${num(k.power_kw, 2)}</td>
         <td>${first ? `<button data-act="reset" data-cp="${esc(c.id)}">Reset</button>
           <button data-act="clear-cache" data-cp="${esc(c.id)}">Clear cache</button>` : ""}
-          ${typeof k.connector_id === "number" ? `<button data-act="unlock" data-cp="${esc(c.id)}" data-connector="${k.connector_id}">Unlock</button>` : ""}</td>
+          ${typeof k.connector_id === "number" && k.connector_id > 0 ? `<button data-act="unlock" data-cp="${esc(c.id)}" data-connector="${k.connector_id}">Unlock</button>` : ""}</td>
       </tr>`);
     });
   }
@@ -79,7 +79,7 @@ function renderTransactions(list) {
 
 function renderEvents(list) {
   $("#events tbody").innerHTML = list.map((e) => `<tr><td>${time(e.at)}</td><td>${esc(e.cp_id || "site")}</td>
-    <td>${esc(e.kind)}</td><td class="muted">${esc(e.data ? JSON.stringify(e.data) : "")}</td></tr>`).join("");
+    <td>${esc(e.kind)}</td><td class="muted details" title="${esc(e.data ? JSON.stringify(e.data) : "")}">${esc(e.data ? JSON.stringify(e.data) : "")}</td></tr>`).join("");
 }
 
 async function refresh() {
@@ -94,7 +94,7 @@ async function refresh() {
     drawLoadChart(canvas, hist);
     canvas.dataset.points = String(hist.at.length);
     canvas.dataset.lastTotal = hist.at.length ? String((hist.building_kw.at(-1) || 0) + hist.ev_kw.at(-1)) : "";
-    $("#chart-points").textContent = `(${hist.at.length} points, last ${HOURS} h)`;
+    $("#chart-points").textContent = `(${hist.at.length} point${hist.at.length === 1 ? "" : "s"}, last ${HOURS} h)`;
     renderChargers(chargers);
     renderTransactions(txs);
     renderEvents(events);
