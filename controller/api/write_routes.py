@@ -95,7 +95,8 @@ async def remote_stop(ctx: Ctx, who: Operator, cp_id: str, body: RemoteStopIn) -
 
 
 @router.post("/chargers/{cp_id}/reset", response_model=CommandResult, summary="Reset (Soft or Hard)")
-async def reset(ctx: Ctx, who: Operator, cp_id: str, body: ResetIn) -> CommandResult:
+async def reset(ctx: Ctx, who: Operator, cp_id: str, body: ResetIn | None = None) -> CommandResult:
+    body = body or ResetIn()
     return await _send(ctx, who, cp_id, call.Reset(type=body.type), body.model_dump())
 
 
