@@ -89,11 +89,15 @@ async def _serve(
     from evsite.log import log_event
 
     log = logging.getLogger("evsite.serve")
+    from controller.store.migrate import upgrade
+
     try:
-        store = Store.open(config.store.url)
+        store = Store.open(config.store.url, create=False)
+        migrated = upgrade(store.engine)
     except SQLAlchemyError as err:
         print(f"evsite: cannot open the store at store.url: {err.__class__.__name__}: {err}", file=sys.stderr)
         return 1
+    log_event(log, "store_migrated", before=migrated.before, after=migrated.after)
     # The watched file is the one read at start; flags override it only until its next valid edit.
     site = SiteRuntime(config, RealClock(), config_path=config_path, store=store, overrides=overrides)
     csms = site.csms
