@@ -305,7 +305,7 @@ class CentralSystem:
         self._sessions[cp_id] = session
         if old is not None:
             old.connection_lost()
-            self.spawn(old._connection.close(1000, "replaced by a new connection"))
+            self.spawn(old.close(1000, "replaced by a new connection"))
             log_event(log, "connection_replaced", cp_id=cp_id)
         now = self.clock.now()
         self.touch(cp_id, now)
@@ -355,7 +355,7 @@ class CentralSystem:
         return result
 
     def _record_profile(self, cp_id: str, action: str, request: Any, status: str, reason: str | None) -> None:
-        from controller.ocpp.protocol import to_wire
+        from evsite.ocppj.payloads import to_wire
 
         body = to_wire(request)
         connector_id = body.get("connectorId")

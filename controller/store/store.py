@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -64,6 +65,20 @@ class WriteBatch:
         )
 
 
+class MissingDriver(ArgumentError):
+    """The store URL names a database whose Python driver is not installed (an optional extra)."""
+
+
+def _require_psycopg() -> None:
+    """PostgreSQL needs psycopg, an optional extra: say how to get it instead of a bare ModuleNotFoundError."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise MissingDriver(
+            "store.url is a PostgreSQL URL but the psycopg driver is not installed: pip install 'evsite[postgres]'"
+        ) from None
+
+
 class Store:
     """Charge points, connectors, id tags, transactions, meter values, charging profiles and the event log."""
 
@@ -100,6 +115,8 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=5000")
                 cur.close()
         else:
+            if url.startswith("postgresql+psycopg"):
+                _require_psycopg()
             engine = create_engine(url, pool_pre_ping=True)
         store = cls(engine)
         if create:
