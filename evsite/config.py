@@ -8,7 +8,7 @@ expected. The running process keeps its previous config when a reload fails (see
 Each capability owns one section: ``[server]``/``[store]``/``[[chargers]]``/``[[id_tags]]`` for the OCPP
 central system, ``[service]`` for the building's electrical service (NEC), ``[mqtt]`` and ``[meter]`` for
 the live building load, ``[tariff]`` and ``[planning]`` for the load study, ``[regulation]`` for the
-aggregator, ``[simulation]`` for the simulators.
+aggregator, ``[simulation]`` for the simulators, ``[api]`` for the operator HTTP API and dashboard.
 """
 
 from __future__ import annotations
@@ -331,6 +331,36 @@ class SimulationConfig(_Section):
     meter_column: str | None = Field(None, description="load column of meter_csv (kW, or kWh per hour)")
 
 
+class ApiTokenConfig(_Section):
+    """One bearer token of the HTTP API, kept only as its SHA-256 digest (``evsite config new-token``).
+
+    A random 32-byte token needs no slow hash: guessing it is as hard as guessing the digest's preimage.
+    """
+
+    name: str = Field(min_length=1, max_length=64, description="who holds it; recorded with every write")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 digest of the token")
+    role: Literal["read", "operator"] = "read"
+
+
+class ApiConfig(_Section):
+    """The operator HTTP API and dashboard (``evsite serve``); TLS uses ``[server] tls_cert``/``tls_key``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiTokenConfig] = Field(default_factory=list)
+    history_hours: float = Field(6.0, gt=0, le=168, description="load history kept for the dashboard's chart")
+    max_site_limit_minutes: float = Field(24 * 60.0, gt=0, description="longest temporary site limit")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApiConfig:
+        names = [t.name for t in self.tokens]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"token name(s) listed twice: {', '.join(dup)}")
+        return self
+
+
 class Config(_Section):
     """The whole ``config.toml``."""
 
@@ -346,6 +376,7 @@ class Config(_Section):
     planning: PlanningConfig = Field(default_factory=PlanningConfig)
     regulation: RegulationConfig = Field(default_factory=RegulationConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

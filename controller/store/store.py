@@ -97,6 +97,9 @@ class Store:
     def open(cls, url: str, create: bool = True) -> Store:
         """Open (and by default create the tables of) the store at ``url``.
 
+        ``evsite serve`` migrates an existing store first (``controller.store.migrate.upgrade``); a new one
+        is created from the current models and recorded at the newest migration.
+
         ``sqlite:///file.db`` (WAL journal, so readers never block the writer thread), ``sqlite://`` (memory),
         or ``postgresql+psycopg://user@host/db``.
         """
@@ -124,7 +127,14 @@ class Store:
             engine = create_engine(url, pool_pre_ping=True)
         store = cls(engine)
         if create:
+            from sqlalchemy import inspect
+
+            from controller.store.migrate import stamp_created
+
+            empty = not inspect(engine).has_table("charge_points")
             Base.metadata.create_all(engine)
+            if empty:  # made from the current models: record that, so migrations start from here
+                stamp_created(engine)
         return store
 
     def close(self) -> None:
