@@ -90,6 +90,11 @@ class SiteRuntime:
         self.config_path = Path(config_path) if config_path else None
         #: the operator HTTP API and dashboard (``controller.api.ApiServer``) when ``[api] enabled``
         self.api: Any = None
+        self.loadmgmt: Any = None
+        if config.site.enabled:
+            from controller.loadmgmt.manager import LoadManager
+
+            self.loadmgmt = LoadManager(config, self.csms, self.bus, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -111,6 +116,12 @@ class SiteRuntime:
             bridge = MeterBridge(self.bus, self.clock, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.meter_topic,
                                  cfg.mqtt.client_id)  # fmt: skip
             self._spawn("mqtt-meter-bridge", bridge.run())
+        if self.loadmgmt is not None:
+            self._spawn("load-management", self.loadmgmt.run())
+            if cfg.mqtt.enabled:
+                from controller.loadmgmt.state_publisher import publish_site_state
+
+                self._spawn("mqtt-site-state", publish_site_state(self.loadmgmt, cfg.mqtt, cfg.site, self.clock))
         if cfg.regulation.enabled:
             await self._start_regulation()
         if cfg.api.enabled:
@@ -119,6 +130,7 @@ class SiteRuntime:
             self._spawn("config-watcher", self.watcher.run())
             self._spawn("config-apply", self._apply_config_changes())
         log_event(log, "site_started", url=self.csms.url, mqtt=cfg.mqtt.enabled, regulation=cfg.regulation.enabled,
+                  load_management=self.loadmgmt is not None,
                   watching=str(self.watcher.path) if self.watcher else None)  # fmt: skip
 
     async def _start_api(self) -> None:
@@ -128,6 +140,7 @@ class SiteRuntime:
             return self.config
 
         live = LiveSite(self.bus, self.clock, config, lambda: self.csms.connected)
+        live.source = self.loadmgmt  # load management's own view of the site, when it runs
         ctx = ApiContext(self.csms, self.store, self.bus, self.clock, config, live, self.config_path)
         self.api = ApiServer(ctx)
         await self.api.start()
@@ -161,6 +174,8 @@ class SiteRuntime:
         if "logging" in change.sections:
             configure_logging(new.logging.level, new.logging.format)
         await self.csms.apply_config(new)
+        if self.loadmgmt is not None:
+            self.loadmgmt.apply_config(new)
         waiting = restart_needed(old, new, self.csms.port)
         if waiting:
             log_event(log, "config_needs_restart", logging.WARNING, keys=",".join(waiting))

@@ -121,7 +121,20 @@ class ChargerConfig(_Section):
     voltage_v: float = Field(230.0, gt=0)
     phases: Literal[1, 3] = 3
     bidirectional: bool = False
-    circuit: str | None = None
+    circuit: str | None = Field(None, description="id of the [[site.panels]] node it is wired to (None: the service)")
+    phase_map: list[Literal["L1", "L2", "L3"]] | None = Field(
+        None, description="service phases the charger's phases are wired to (default L1..L<phases>)"
+    )
+    fail_safe_a: float | None = Field(None, ge=0, description="fail-safe current per phase (None: [site])")
+    no_pause: bool = Field(False, description="its cars do not resume after a 0 A pause: never pause it")
+
+    @model_validator(mode="after")
+    def _phase_map(self) -> ChargerConfig:
+        if self.phase_map is not None and (
+            len(self.phase_map) != self.phases or len(set(self.phase_map)) != len(self.phase_map)
+        ):
+            raise ValueError(f"phase_map must name {self.phases} distinct phase(s) (L1, L2, L3)")
+        return self
 
 
 class IdTagConfig(_Section):
@@ -308,6 +321,60 @@ class RegulationConfig(_Section):
         return self
 
 
+class PanelConfig(_Section):
+    """A panel or circuit of the site tree: a per-phase current limit below its ``parent`` (None: the service)."""
+
+    id: str = Field(min_length=1, max_length=48)
+    parent: str | None = None
+    rating_a: float = Field(gt=0, description="breaker / busbar rating per phase (A)")
+    voltage_v: float = Field(230.0, gt=0, description="phase-to-neutral voltage at this level")
+    phases: Literal[1, 3] = 3
+    phase_map: list[Literal["L1", "L2", "L3"]] | None = Field(None, description="service phases it is fed from")
+    continuous_load_factor: float = Field(0.8, gt=0, le=1)
+
+
+class SiteConfig(_Section):
+    """Automatic load management (NEC 625.42): the site tree, the plan, the loop and the fail-safe."""
+
+    enabled: bool = Field(True, description="run load management in `evsite serve`")
+    plan: Path | None = Field(None, description="plan.json of `evsite plan` (hourly EV ceiling); reloaded on change")
+    plan_building: str | None = Field(None, description="which building of plan.json (default: the first)")
+    timezone: str = Field("UTC", description="IANA zone of the site: plan hours and day types are local")
+    policy: Literal["equal", "priority", "edf", "llf"] = "equal"
+    response_s: float = Field(5.0, gt=0, description="longest time the site may be over its limit")
+    limit_kw: float | None = Field(None, gt=0, description="site limit below the continuous rating (None: rating)")
+    building_peak_kw: float | None = Field(
+        None, ge=0, description="highest building load the fail-safe must allow for (None: the plan's max demand)"
+    )
+    reserve_kw: float = Field(2.0, ge=0, description="kept free under the limit for the load change between readings")
+    fail_safe_a: float | None = Field(
+        None, ge=0, description="per-phase fail-safe current (None: sized so every connector at it fits)"
+    )
+    profile_validity_s: float = Field(120.0, gt=0, description="live profiles expire this long after being sent")
+    period_s: float = Field(60.0, gt=0, description="allocation runs at least this often")
+    debounce_s: float = Field(1.0, ge=0, description="events within this window share one allocation")
+    min_current_a: float = Field(6.0, ge=0, description="J1772 minimum: below it a connector is paused")
+    departure_default_h: float = Field(8.0, gt=0, description="assumed stay when nothing better is known")
+    live_stack_level: int = Field(2, ge=1, description="stack level of live limits (fail-safe is at 0)")
+    noncompliance_tolerance_a: float = Field(2.0, ge=0)
+    readback: bool = Field(True, description="GetCompositeSchedule after a new limit, mismatches flagged")
+    ev_only_meter: bool = Field(False, description="the site meter covers only the EVs: building load is 0")
+    replan_cron: str = Field("0 3 * * *", description="daily re-plan time (cron, site time zone)")
+    state_topic: str = Field("evsite/site/state", description="MQTT topic of the site state ([mqtt] enabled)")
+    panels: list[PanelConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name like America/Los_Angeles)") from None
+        return v
+
+
 class SimulationConfig(_Section):
     """``evsite simulate``: simulated chargers, their EVs and a building meter (flags override these)."""
 
@@ -370,6 +437,7 @@ class Config(_Section):
     chargers: list[ChargerConfig] = Field(default_factory=list)
     id_tags: list[IdTagConfig] = Field(default_factory=list)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    site: SiteConfig = Field(default_factory=SiteConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     meter: MeterConfig = Field(default_factory=MeterConfig)
     tariff: TariffConfig = Field(default_factory=TariffConfig)
@@ -385,7 +453,37 @@ class Config(_Section):
             if c.id in seen:
                 raise ValueError(f"charger id {c.id!r} is listed twice")
             seen.add(c.id)
+        self._site_tree()
         return self
+
+    def _site_tree(self) -> None:
+        """Panels form a tree under the service; every reference resolves (errors name the key)."""
+        site = self.site
+        ids: dict[str, int] = {}
+        for i, p in enumerate(site.panels):
+            if p.id in ids:
+                raise ValueError(f"site.panels.{i}.id: panel {p.id!r} is listed twice")
+            ids[p.id] = i
+        for i, p in enumerate(site.panels):
+            if p.parent is not None and p.parent not in ids:
+                raise ValueError(f"site.panels.{i}.parent: unknown panel {p.parent!r}")
+        for i, p in enumerate(site.panels):
+            seen = {p.id}
+            node = p
+            while node.parent is not None:
+                if node.parent in seen:
+                    raise ValueError(f"site.panels.{i}.parent: cycle through panel(s) {' -> '.join(sorted(seen))}")
+                seen.add(node.parent)
+                node = site.panels[ids[node.parent]]
+        for i, c in enumerate(self.chargers):
+            if c.circuit is not None and c.circuit not in ids:
+                raise ValueError(f"chargers.{i}.circuit: unknown panel {c.circuit!r} (list it in [[site.panels]])")
+        continuous_kw = self.service.rating_kw * self.service.continuous_load_factor
+        if site.limit_kw is not None and site.limit_kw > continuous_kw + 1e-9:
+            raise ValueError(
+                f"site.limit_kw: {site.limit_kw:g} kW is above the service's continuous rating "
+                f"{continuous_kw:.1f} kW (continuous_load_factor x rating)"
+            )
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

@@ -34,3 +34,8 @@ OCPP_PROFILE = "ocpp/profile"
 OCPP_ONLINE = "ocpp/online"
 #: every OCPP event (prefix subscription).
 OCPP_ALL = "ocpp/#"
+#: ``Mapping[(cp_id, connector_id), float]`` (read-only): every connector's load-management limit in A per
+#: phase, published each time limits change; the regulation aggregator acts only within these.
+LOADMGMT_LIMITS = "loadmgmt/limits"
+#: ``evsite.departure_update.DepartureUpdate``: a driver's or operator's departure (and energy) for a session.
+LOADMGMT_DEPARTURE = "loadmgmt/departure"
