@@ -8,7 +8,7 @@ expected. The running process keeps its previous config when a reload fails (see
 Each capability owns one section: ``[server]``/``[store]``/``[[chargers]]``/``[[id_tags]]`` for the OCPP
 central system, ``[service]`` for the building's electrical service (NEC), ``[mqtt]`` and ``[meter]`` for
 the live building load, ``[tariff]`` and ``[planning]`` for the load study, ``[regulation]`` for the
-aggregator, ``[simulation]`` for the simulators.
+aggregator, ``[simulation]`` for the simulators, ``[api]`` for the operator HTTP API and dashboard.
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ class ServerConfig(_Section):
     path_prefix: str = "/ocpp"
     max_frame_bytes: int = Field(65536, ge=1024, description="larger frames are refused")
     heartbeat_interval_s: int = Field(300, ge=1)
+    heartbeat_timeout_factor: float = Field(
+        3.0, ge=1, description="a charger silent this many heartbeat intervals is marked offline"
+    )
+    max_cp_id_length: int = Field(
+        20, ge=1, le=48, description="longest charge point id admitted (OCPP 1.6 CiString20; up to 48)"
+    )
+    auth_workers: int = Field(2, ge=1, le=64, description="password verifications run at once (one per core)")
     call_timeout_s: float = Field(30.0, gt=0, description="timeout of a central-system-initiated call")
     allow_unknown_chargers: bool = Field(False, description="auto-register unknown charge point ids")
     require_auth: bool = Field(False, description="require HTTP Basic auth (security profile 1/2)")
@@ -82,6 +89,19 @@ class StoreConfig(_Section):
     """Where everything is persisted: SQLite file by default, PostgreSQL by URL."""
 
     url: str = "sqlite:///evsite.db"
+    max_unsaved_s: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="acknowledged MeterValues/status may wait this long before commit (lost if killed); "
+        "0: committed before the answer",
+    )
+    retention_days: int = Field(
+        400,
+        ge=0,
+        description="meter values, events and id tags of closed transactions older than this are "
+        "pruned; 0 keeps everything",
+    )
 
     @field_validator("url")
     @classmethod
@@ -158,6 +178,12 @@ class ServiceConfig(_Section):
     evse_rating_kw: float | None = Field(None, gt=0)
     evse_voltage_v: float = Field(208.0, gt=0)
     existing_evse_count: int = Field(0, ge=0)
+    nec_edition: Literal[2014, 2017, 2020, 2023] = Field(
+        2023, description="NEC edition of the load calculation; 2020+ counts each EVSE at >= 7.2 kW (220.57)"
+    )
+    power_factor: float | None = Field(
+        None, gt=0, le=1, description="building power factor (kW / kVA); None: unknown, taken as 1.0 with a warning"
+    )
 
     @property
     def rating_kw(self) -> float:
@@ -188,6 +214,9 @@ class TariffConfig(_Section):
     tier_starts: list[str] = Field(default_factory=lambda: ["01-01", "07-01", "10-01"], description="MM-DD")
     residential: list[list[float]] | None = None
     business: list[list[float]] | None = None
+    demand_charge_usd_per_kw_month: float = Field(
+        0.0, ge=0, description="$/kW on each month's highest site demand (building + EV), besides energy prices"
+    )
 
 
 class PlanningConfig(_Section):
@@ -213,14 +242,30 @@ class PlanningConfig(_Section):
         None, description="IANA zone of the site: a 'day' of the load profile is a local day (e.g. America/New_York)"
     )
     data_timezone: str | None = Field(None, description="zone of naive meter timestamps (None: site local time)")
-    meter_unit: Literal["kW", "kWh"] | None = Field(None, description="None: detect (a 'kwh' column/file name)")
+    meter_unit: Literal["kW", "kWh", "W", "Wh"] | None = Field(
+        None, description="None: detect (a 'kwh' column/file name)"
+    )
     zero_run_min_h: float = Field(1.0, gt=0, description="zero runs this long (h) in a loaded building = outage")
-    outlier_k: float = Field(10.0, gt=0, description="robust-sigma multiple beyond which a reading is an outlier")
+    outlier_k: float = Field(6.0, gt=0, description="robust-sigma excess beyond which an isolated reading is a spike")
     max_fill_h: float = Field(3.0, ge=0, description="missing runs up to this long (h) are interpolated")
     rating_a_by_meter: dict[str, float] = Field(
         default_factory=dict, description="per-meter service rating (A) overriding service.rating_a in a batch"
     )
     workers: int = Field(2, ge=1, description="processes for a many-building plan")
+    static_percentile: float = Field(
+        100.0,
+        ge=50,
+        le=100,
+        description="the static EV ceiling holds against this percentile of each hour's load over the year; "
+        "100 = every hour; below 100 only with live load management catching the remaining hours",
+    )
+    keep_spikes: bool = Field(False, description="keep readings the spike/dropout rules flag (reported as suspect)")
+    allow_export: bool = Field(False, description="accept negative (net-export) readings; they are reported")
+    service_level_sessions: float = Field(0.95, gt=0, le=1, description="share of sessions that must be served")
+    service_level_energy: float = Field(
+        0.95, gt=0, le=1, description="share of its requested energy a session must get to count as served"
+    )
+    max_chargers: int = Field(500, ge=1, description="largest charger count the sizing simulation tries")
 
     @field_validator("site_timezone", "data_timezone")
     @classmethod
@@ -244,6 +289,9 @@ class PlanningConfig(_Section):
 
 
 class RegulationConfig(_Section):
+    """``[regulation]``: the aggregator (``evsite regulate`` and the live service). ``step_s`` is the old
+    mode-switching loop's step and the model's period; the hourly-market loop steps at the signal's 2 s."""
+
     enabled: bool = False
     soc_bins: int = Field(20, ge=2)
     step_s: float = Field(4.0, gt=0)
@@ -251,6 +299,26 @@ class RegulationConfig(_Section):
     learning_rate: float = Field(0.1, ge=0, le=1)
     capacity_horizon_s: float = Field(300.0, gt=0)
     signal_file: Path | None = None
+    soc_force_charge: float = Field(0.15, ge=0, le=1, description="below this SoC a car is forced to charge")
+    slack_margin_s: float = Field(
+        2700.0, ge=0, description="plan every car to reach its demand this long before its estimated departure"
+    )
+    min_hold_s: float = Field(300.0, ge=0, description="least time between two mode switches of a car")
+    latency_median_s: float = Field(2.0, gt=0, description="OCPP command round trip, median (simulation)")
+    latency_p99_s: float = Field(10.0, gt=0, description="OCPP command round trip, 99th percentile (simulation)")
+    command_loss_share: float = Field(0.01, ge=0, le=1, description="share of commands rejected or lost")
+    meter_interval_s: float = Field(30.0, ge=10, description="MeterValues interval of each car")
+    meter_delay_s: float = Field(5.0, ge=0, description="how late a car's meter value reaches the controller")
+    soc_cv: float = Field(0.8, gt=0, le=1, description="SoC above which charging tapers (constant voltage)")
+    safety_margin: float = Field(0.1, ge=0, lt=1, description="share of the forecast capacity not offered")
+    departure_sd_s: float = Field(900.0, ge=0, description="drivers leave this spread around the estimate")
+    early_share: float = Field(0.1, ge=0, le=1, description="share of drivers leaving 30-90 min early")
+
+    @model_validator(mode="after")
+    def _latency(self) -> RegulationConfig:
+        if self.latency_p99_s < self.latency_median_s:
+            raise ValueError("latency_p99_s must be >= latency_median_s")
+        return self
 
 
 class PanelConfig(_Section):
@@ -335,6 +403,36 @@ class SimulationConfig(_Section):
     meter_column: str | None = Field(None, description="load column of meter_csv (kW, or kWh per hour)")
 
 
+class ApiTokenConfig(_Section):
+    """One bearer token of the HTTP API, kept only as its SHA-256 digest (``evsite config new-token``).
+
+    A random 32-byte token needs no slow hash: guessing it is as hard as guessing the digest's preimage.
+    """
+
+    name: str = Field(min_length=1, max_length=64, description="who holds it; recorded with every write")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 digest of the token")
+    role: Literal["read", "operator"] = "read"
+
+
+class ApiConfig(_Section):
+    """The operator HTTP API and dashboard (``evsite serve``); TLS uses ``[server] tls_cert``/``tls_key``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiTokenConfig] = Field(default_factory=list)
+    history_hours: float = Field(6.0, gt=0, le=168, description="load history kept for the dashboard's chart")
+    max_site_limit_minutes: float = Field(24 * 60.0, gt=0, description="longest temporary site limit")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApiConfig:
+        names = [t.name for t in self.tokens]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"token name(s) listed twice: {', '.join(dup)}")
+        return self
+
+
 class Config(_Section):
     """The whole ``config.toml``."""
 
@@ -351,6 +449,7 @@ class Config(_Section):
     planning: PlanningConfig = Field(default_factory=PlanningConfig)
     regulation: RegulationConfig = Field(default_factory=RegulationConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

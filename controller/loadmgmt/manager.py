@@ -221,10 +221,12 @@ class LoadManager:
             self.wake()
         elif isinstance(payload, ev.TransactionEvent):
             self._on_transaction(payload)
-        elif isinstance(payload, ev.ConnectionEvent):
+        elif isinstance(payload, ev.ConnectionEvent | ev.ChargerOnlineEvent):
+            # A socket that closed, or a charger silent past its heartbeat timeout: its draw is fixed until back.
+            online = payload.connected if isinstance(payload, ev.ConnectionEvent) else payload.online
             for (cp, _c), t in self.tracks.items():
                 if cp == payload.cp_id:
-                    t.online = payload.connected
+                    t.online = online
             self.chargers.setdefault(payload.cp_id, self._control(payload.cp_id))
             self.wake()
         elif isinstance(payload, ev.BootEvent):

@@ -100,7 +100,7 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
 
     index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
     kw = pd.Series(building.power_kw, index=index, name="demo-building")
-    meter = StudyLoadSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz=None)
+    meter = StudyLoadSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz="UTC")
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_outputs([plan], out_dir, meta={"source": "evsite demo (generated building load)"})

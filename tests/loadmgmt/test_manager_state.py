@@ -117,3 +117,14 @@ def test_a_departure_set_on_the_bus_replaces_the_default_estimate(manager) -> No
     assert snap.sessions.departure_s[0] == pytest.approx(7200.0)
     assert snap.sessions.energy_requested_kwh[0] == 12.0
     assert np.isnan(snap.sessions.energy_requested_kwh[1])  # the other session keeps the estimate
+
+
+def test_a_charger_silent_past_its_heartbeat_timeout_is_offline(manager) -> None:
+    lm, clock = manager
+    _connect_and_start(lm, NOW)
+    lm.handle("ocpp/online", ev.ChargerOnlineEvent("CP1", False, NOW, "heartbeat_timeout"))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert list(snap.sessions.fixed_a) == [10.0, 10.0]
+    lm.handle("ocpp/online", ev.ChargerOnlineEvent("CP1", True, NOW, "message"))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert np.isnan(snap.sessions.fixed_a).all()
