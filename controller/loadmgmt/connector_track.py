@@ -33,7 +33,7 @@ class ConnectorTrack:
     #: True while a limit was sent and not acknowledged (or the answer was lost)
     unacked: bool = False
     valid_until: datetime | None = None
-    reason: str = "no limit sent yet"
+    reason: str = "no profile sent"
     departure: datetime | None = None
     energy_requested_kwh: float = math.nan
     over_since: datetime | None = None
@@ -41,6 +41,11 @@ class ConnectorTrack:
     limit_changed_at: datetime | None = None
     previous_a: float | None = None
     flags: set[str] = field(default_factory=set)
+    #: a profile someone else sent (operator, another system) that the charger accepted: what it allows (A),
+    #: why, and whether it is a TxProfile (ends with the transaction) rather than a lasting TxDefaultProfile
+    foreign_a: float | None = None
+    foreign_reason: str = ""
+    foreign_tx_only: bool = False
     #: paused (below the minimum) while its car was charging, and when it was given current again
     paused_mid_session: bool = False
     resumed_at: datetime | None = None
@@ -69,7 +74,7 @@ class ConnectorTrack:
         if live is None:
             return self.spec.max_a
         drawn = self.measured_a if (self.noncompliant and self.measured_a is not None) else 0.0
-        return max(live, drawn)
+        return max(live, drawn, self.foreign_a or 0.0)
 
     def limit_for_compliance(self, at: datetime, response_s: float) -> float | None:
         """The limit a meter sample at ``at`` must respect (the old one too, within the response time)."""
@@ -97,6 +102,8 @@ class ConnectorTrack:
         self.reason = f"not acknowledged ({reason})"
 
     def clear_session(self) -> None:
+        if self.foreign_tx_only:
+            self.foreign_a, self.foreign_reason, self.foreign_tx_only = None, "", False
         self.paused_mid_session = False
         self.resumed_at = None
         self.tx_id = None

@@ -98,7 +98,7 @@ class LoadManager:
         self.chargers: dict[str, ChargerControl] = {}
         self.reading: MeterReading | None = None
         self.override: SiteLimitOverride | None = None
-        self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        self.plan_file = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
         self.started_at = clock.now()
         self.fail_safe_a = 0.0
         self.rounds = 0
@@ -147,8 +147,8 @@ class LoadManager:
         """
         site = self.config.site
         peak = site.building_peak_kw
-        if peak is None and self.plan.schedule is not None:
-            sched = self.plan.schedule
+        if peak is None and self.plan_file.schedule is not None:
+            sched = self.plan_file.schedule
             peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
         if site.ev_only_meter:
             peak = 0.0
@@ -162,12 +162,12 @@ class LoadManager:
 
     def _poll_plan(self) -> bool:
         try:
-            changed = self.plan.poll()
+            changed = self.plan_file.poll()
         except PlanError as err:
             log_event(log, "plan_rejected", logging.WARNING, error=str(err))
             return False
-        if changed and self.plan.schedule is not None:
-            log_event(log, "plan_loaded", source=self.plan.schedule.source, tz=self.plan.schedule.tz)
+        if changed and self.plan_file.schedule is not None:
+            log_event(log, "plan_loaded", source=self.plan_file.schedule.source, tz=self.plan_file.schedule.tz)
         return changed
 
     # ------------------------------------------------------------------ inputs
@@ -189,8 +189,8 @@ class LoadManager:
         if not stale and reading_kw is not None:
             return max(reading_kw, 0.0), False
         candidates = [reading_kw] if reading_kw is not None else []
-        if self.plan.schedule is not None:
-            forecast = self.plan.schedule.building_forecast_kw(now)
+        if self.plan_file.schedule is not None:
+            forecast = self.plan_file.schedule.building_forecast_kw(now)
             if forecast is not None:
                 candidates.append(forecast)
         if self.config.site.building_peak_kw is not None:
@@ -237,6 +237,8 @@ class LoadManager:
             self._on_status(payload)
         elif isinstance(payload, ev.MeterEvent):
             self._on_meter(payload)
+        elif isinstance(payload, ev.ProfileEvent):
+            self._on_foreign_profile(payload)
         elif isinstance(payload, SiteLimitOverride):
             self._on_override(payload)
         elif isinstance(payload, DepartureUpdate):
@@ -319,6 +321,44 @@ class LoadManager:
                 t.noncompliant = False
                 log_event(log, "charger_compliant_again", cp_id=e.cp_id, connector_id=e.connector_id)
 
+    def _on_foreign_profile(self, e: ev.ProfileEvent) -> None:
+        """A profile sent by someone else changes what a charger may draw: count it, conservatively.
+
+        Which profile wins on the charger depends on purposes and stack levels, so the connector is assumed to
+        draw up to the foreign limit as well as its own (a fixed draw) until the profile is gone: a TxProfile
+        with its transaction, a TxDefaultProfile when cleared.
+        """
+        if (e.reason or "").startswith("load management:") or e.status != "Accepted":
+            return
+        targets = [
+            t for (cp, c), t in self.tracks.items() if cp == e.cp_id and (not e.connector_id or c == e.connector_id)
+        ]
+        if e.action == "ClearChargingProfile":
+            for t in targets:
+                t.foreign_a, t.foreign_reason, t.foreign_tx_only = None, "", False
+                t.flags.discard("profile sent outside load management")
+            self.wake()
+            return
+        prof_doc = e.profile or {}
+        purpose = prof_doc.get("chargingProfilePurpose")
+        if purpose not in ("TxProfile", "TxDefaultProfile"):
+            return  # a ChargePointMaxProfile only lowers what a charger may draw
+        try:
+            sched = prof_doc["chargingSchedule"]
+            limit = max(float(p["limit"]) for p in sched["chargingSchedulePeriod"])
+            unit = sched.get("chargingRateUnit", "A")
+        except (KeyError, TypeError, ValueError):
+            return
+        for t in targets:
+            amps = limit if unit == "A" else limit / (t.spec.voltage_v * t.spec.phases)
+            t.foreign_a = max(t.foreign_a or 0.0, min(amps, t.spec.max_a))
+            t.foreign_reason = e.reason or "profile sent outside load management"
+            t.foreign_tx_only = purpose == "TxProfile"
+            t.flags.add("profile sent outside load management")
+        log_event(log, "foreign_profile_counted", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
+                  purpose=purpose, limit=limit, unit=unit, reason=e.reason)  # fmt: skip
+        self.wake()
+
     def _on_override(self, o: SiteLimitOverride) -> None:
         cap = continuous_limit_kw(self.config)
         applied = min(o.limit_kw, cap)
@@ -343,7 +383,7 @@ class LoadManager:
                 new_limit_kw=round(site_limit_kw(config), 3),
             )
         if old.site.plan != config.site.plan or old.site.plan_building != config.site.plan_building:
-            self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+            self.plan_file = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
         self.rebuild()
         self.wake()
 
@@ -382,13 +422,13 @@ class LoadManager:
                 s.departure_s[i] = max((dep - now).total_seconds(), 60.0)
                 s.energy_delivered_kwh[i] = t.energy_delivered_kwh()
                 s.energy_requested_kwh[i] = t.energy_requested_kwh
-            fixed = (not t.online) or t.unacked or t.assumed_a is None or t.noncompliant
+            fixed = (not t.online) or t.unacked or t.assumed_a is None or t.noncompliant or t.foreign_a is not None
             if ctl is not None and ctl.uncontrollable:
                 s.fixed_a[i] = c.max_a
             elif fixed:
                 s.fixed_a[i] = t.may_draw_a(now, self._fail_safe_for(c))
         c = self._constraints
-        ceiling = self.plan.schedule.ceiling_kw(now) if self.plan.schedule is not None else None
+        ceiling = self.plan_file.schedule.ceiling_kw(now) if self.plan_file.schedule is not None else None
         if ceiling is not None:
             c = c.with_row(PLAN_ROW, s.kw_per_a, ceiling)
         ov = self.override
@@ -638,7 +678,7 @@ class LoadManager:
         known = self.reading is not None or self.config.site.ev_only_meter
         limit = self.limit_kw()
         total = building + ev_kw if known else None
-        period = self.plan.schedule.period(now) if self.plan.schedule is not None else None
+        period = self.plan_file.schedule.period(now) if self.plan_file.schedule is not None else None
         return SiteState(
             at=now,
             building_kw=building if known else None,
@@ -652,8 +692,10 @@ class LoadManager:
                 ConnectorState(
                     t.spec.cp_id,
                     t.spec.connector_id,
-                    t.assumed_a,
-                    t.reason + (f" [{', '.join(sorted(t.flags))}]" if t.flags else ""),
+                    t.assumed_a if t.assumed_a is not None else t.foreign_a,
+                    t.foreign_reason
+                    if t.assumed_a is None and t.foreign_a is not None
+                    else t.reason + (f" [{', '.join(sorted(t.flags))}]" if t.flags else ""),
                     t.online,
                     t.status,
                     None if t.power_w is None else t.power_w / 1000.0,
@@ -661,6 +703,21 @@ class LoadManager:
                 for t in sorted(self.tracks.values(), key=lambda t: t.spec.key)
             ],
         )
+
+    def plan(self) -> dict[str, Any] | None:
+        """The plan load management follows (for the API's ``/api/plan``), None until one is loaded."""
+        sched = self.plan_file.schedule
+        if sched is None:
+            return None
+        now = self.clock.now()
+        return {
+            "source": sched.source,
+            "ev_ceiling_kw": {"tz": sched.tz, "by_day_type": {"weekday": list(sched.weekday_kw),
+                                                                "weekend": list(sched.weekend_kw)}},
+            "building_forecast_kw": list(sched.building_kw) if sched.building_kw is not None else None,
+            "period": sched.period(now),
+            "ceiling_kw_now": sched.ceiling_kw(now),
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ running
 

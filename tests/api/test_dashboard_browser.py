@@ -85,6 +85,12 @@ allow_unknown_chargers = true
 meter_value_sample_interval_s = 30
 [store]
 url = "sqlite:///{tmp_path / "evsite.db"}"
+# Load management runs: the service must leave the EVs room beside the 123.4 kW building reading below, and
+# that one reading must stay fresh for the rest of the test (a stale meter allows no increase).
+[service]
+rating_a = 800
+[meter]
+stale_after_s = 600
 [[id_tags]]
 id_tag = "SIM-TAG"
 [mqtt]

@@ -128,3 +128,65 @@ def test_a_charger_silent_past_its_heartbeat_timeout_is_offline(manager) -> None
     lm.handle("ocpp/online", ev.ChargerOnlineEvent("CP1", True, NOW, "message"))
     snap, _, _ = lm.snapshot(clock.now())
     assert np.isnan(snap.sessions.fixed_a).all()
+
+
+def test_a_profile_sent_outside_load_management_is_counted_until_it_is_gone(manager) -> None:
+    lm, clock = manager
+    _connect_and_start(lm, NOW)
+    schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 24}]}
+    tx_default = {"chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 5, "chargingSchedule": schedule}
+    lm.handle("ocpp/profile", ev.ProfileEvent("CP1", "SetChargingProfile", 1, tx_default, "Accepted", "operator", NOW))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert snap.sessions.fixed_a[0] == 24.0 and np.isnan(snap.sessions.fixed_a[1])
+    # Load management's own profiles and refused ones change nothing.
+    lm.handle("ocpp/profile", ev.ProfileEvent("CP1", "SetChargingProfile", 2, tx_default, "Accepted",
+                                              "load management: equal share", NOW))  # fmt: skip
+    lm.handle("ocpp/profile", ev.ProfileEvent("CP1", "SetChargingProfile", 2, tx_default, "Rejected", "x", NOW))
+    assert lm.tracks[("CP1", 2)].foreign_a is None
+    lm.handle("ocpp/profile", ev.ProfileEvent("CP1", "ClearChargingProfile", 1, None, "Accepted", "operator", NOW))
+    snap, _, _ = lm.snapshot(clock.now())
+    assert np.isnan(snap.sessions.fixed_a[0])
+    tx_profile = {**tx_default, "chargingProfilePurpose": "TxProfile"}
+    lm.handle("ocpp/profile", ev.ProfileEvent("CP1", "SetChargingProfile", 2, tx_profile, "Accepted", "op", NOW))
+    assert lm.tracks[("CP1", 2)].foreign_a == 24.0
+    lm.handle("ocpp/transaction", ev.TransactionEvent("CP1", 2, 2, "stopped", "TAG", 100, NOW))
+    assert lm.tracks[("CP1", 2)].foreign_a is None  # a TxProfile ends with its transaction
+
+
+def test_the_plan_followed_is_shown_and_its_ceiling_bounds_the_evs(tmp_path: Path) -> None:
+    import json
+
+    plan = tmp_path / "plan.json"
+    ceiling = [50.0] * 24
+    ceiling[8] = 4.0  # 08:00-09:00 local: only 4 kW for the EVs
+    plan.write_text(json.dumps({"buildings": [{"name": "b", "schedule_kw": ceiling, "site_timezone": "UTC"}]}))
+    cfg = parse_config_text(f"""
+[store]
+url = "sqlite:///{tmp_path / "lm.db"}"
+[service]
+rating_a = 100
+voltage_v = 400
+[site]
+plan = "{plan}"
+building_peak_kw = 5
+[[chargers]]
+id = "CP1"
+connectors = 2
+""")
+    store = Store.open(cfg.store.url)
+    clock = ManualClock(NOW)
+    bus = EventBus()
+    lm = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
+    shown = lm.plan()
+    assert shown is not None and shown["period"] == "weekday 08:00" and shown["ceiling_kw_now"] == 4.0
+    _connect_and_start(lm, NOW)
+    lm.handle("meter/site", MeterReading(NOW, 5.0))
+    for t in lm.tracks.values():
+        t.assumed_a, t.unacked = 0.0, False
+    snap, _, _ = lm.snapshot(clock.now())
+    from planning.allocation.policies import allocate
+
+    alloc = allocate(snap, "equal")
+    assert float(alloc.limit_a @ snap.sessions.kw_per_a) <= 4.0 + 1e-9
+    assert "plan EV ceiling kW" in " ".join(alloc.reasons)
+    store.close()
