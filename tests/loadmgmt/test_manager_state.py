@@ -9,41 +9,21 @@ import numpy as np
 import pytest
 
 from controller import events as ev
-from controller.csms import CentralSystem
 from controller.loadmgmt.manager import LoadManager
-from controller.store import Store
-from evsite.bus import EventBus
 from evsite.clock import ManualClock
-from evsite.config import parse_config_text
 from evsite.meter_reading import MeterReading
 from evsite.site_state import SiteLimitOverride
+from tests.loadmgmt.helpers import load_manager, site_config
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def manager(tmp_path: Path):
-    cfg = parse_config_text(f"""
-[store]
-url = "sqlite:///{tmp_path / "lm.db"}"
-[service]
-rating_a = 100
-voltage_v = 400
-[meter]
-stale_after_s = 30
-[site]
-building_peak_kw = 25
-reserve_kw = 0
-response_s = 5
-[[chargers]]
-id = "CP1"
-connectors = 2
-max_current_a = 32
-""")
-    store = Store.open(cfg.store.url)
+    cfg = site_config(tmp_path, "building_peak_kw = 25\nreserve_kw = 0\nresponse_s = 5", "stale_after_s = 30")
     clock = ManualClock(NOW)
-    bus = EventBus()
-    yield LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock), clock
+    lm, store = load_manager(cfg, clock)
+    yield lm, clock
     store.close()
 
 
@@ -160,23 +140,9 @@ def test_the_plan_followed_is_shown_and_its_ceiling_bounds_the_evs(tmp_path: Pat
     ceiling = [50.0] * 24
     ceiling[8] = 4.0  # 08:00-09:00 local: only 4 kW for the EVs
     plan.write_text(json.dumps({"buildings": [{"name": "b", "schedule_kw": ceiling, "site_timezone": "UTC"}]}))
-    cfg = parse_config_text(f"""
-[store]
-url = "sqlite:///{tmp_path / "lm.db"}"
-[service]
-rating_a = 100
-voltage_v = 400
-[site]
-plan = "{plan}"
-building_peak_kw = 5
-[[chargers]]
-id = "CP1"
-connectors = 2
-""")
-    store = Store.open(cfg.store.url)
+    cfg = site_config(tmp_path, f'plan = "{plan}"\nbuilding_peak_kw = 5')
     clock = ManualClock(NOW)
-    bus = EventBus()
-    lm = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
+    lm, store = load_manager(cfg, clock)
     shown = lm.plan()
     assert shown is not None and shown["period"] == "weekday 08:00" and shown["ceiling_kw_now"] == 4.0
     _connect_and_start(lm, NOW)

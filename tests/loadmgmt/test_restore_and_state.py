@@ -18,30 +18,14 @@ from controller.loadmgmt.state_publisher import publish_site_state
 from controller.store import Store
 from evsite.bus import EventBus
 from evsite.clock import ManualClock, RealClock
-from evsite.config import parse_config_text
 from evsite.meter_reading import MeterReading
+from tests.loadmgmt.helpers import site_config
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-def _config(tmp_path: Path) -> str:
-    return f"""
-[store]
-url = "sqlite:///{tmp_path / "lm.db"}"
-[service]
-rating_a = 100
-voltage_v = 400
-[site]
-building_peak_kw = 10
-[[chargers]]
-id = "CP1"
-connectors = 2
-max_current_a = 32
-"""
-
-
 def test_restart_restores_accepted_limits_and_the_fail_safe(tmp_path: Path) -> None:
-    cfg = parse_config_text(_config(tmp_path))
+    cfg = site_config(tmp_path, "building_peak_kw = 10")
     store = Store.open(cfg.store.url)
     shape_a = prof.Shape("A", 2, 230.0, 3)
     shape_w = prof.Shape("W", 2, 230.0, 3)
@@ -83,7 +67,7 @@ def test_restart_restores_accepted_limits_and_the_fail_safe(tmp_path: Path) -> N
 async def test_site_state_is_published_on_mqtt(tmp_path: Path, mqtt_broker) -> None:
     host, port = mqtt_broker
     topic = f"evsite-test/{uuid.uuid4().hex[:8]}/state"
-    cfg = parse_config_text(_config(tmp_path).replace("[site]\n", f'[site]\nstate_topic = "{topic}"\n'))
+    cfg = site_config(tmp_path, f'building_peak_kw = 10\nstate_topic = "{topic}"')
     cfg.mqtt.host, cfg.mqtt.port = host, port
     store = Store.open(cfg.store.url)
     clock = RealClock()
