@@ -33,7 +33,7 @@ class ConnectorTrack:
     #: True while a limit was sent and not acknowledged (or the answer was lost)
     unacked: bool = False
     valid_until: datetime | None = None
-    reason: str = "no profile sent"
+    reason: str = "no limit sent yet"
     departure: datetime | None = None
     energy_requested_kwh: float = math.nan
     over_since: datetime | None = None

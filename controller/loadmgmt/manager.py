@@ -671,6 +671,15 @@ class LoadManager:
 
     # ------------------------------------------------------------------ state
 
+    @staticmethod
+    def _why(t: ConnectorTrack) -> str:
+        """The reason shown for a connector's limit (API, dashboard, MQTT)."""
+        if t.assumed_a is None and t.foreign_a is not None:
+            return t.foreign_reason
+        if t.assumed_a is None and not t.online and not t.unacked:
+            return "no profile sent"  # never seen on line since the controller started
+        return t.reason + (f" [{', '.join(sorted(t.flags))}]" if t.flags else "")
+
     def site_state(self) -> SiteState:
         now = self.clock.now()
         building, stale = self.building_kw(now)
@@ -693,9 +702,7 @@ class LoadManager:
                     t.spec.cp_id,
                     t.spec.connector_id,
                     t.assumed_a if t.assumed_a is not None else t.foreign_a,
-                    t.foreign_reason
-                    if t.assumed_a is None and t.foreign_a is not None
-                    else t.reason + (f" [{', '.join(sorted(t.flags))}]" if t.flags else ""),
+                    self._why(t),
                     t.online,
                     t.status,
                     None if t.power_w is None else t.power_w / 1000.0,

@@ -91,6 +91,10 @@ url = "sqlite:///{tmp_path / "evsite.db"}"
 rating_a = 800
 [meter]
 stale_after_s = 600
+# The simulated chargers' clock runs 60x faster than this server's: a live limit's validTo must outlast the
+# test on their clock, or they fall back to the fail-safe (0 A here) after two real seconds.
+[site]
+profile_validity_s = 86400
 [[id_tags]]
 id_tag = "SIM-TAG"
 [mqtt]
