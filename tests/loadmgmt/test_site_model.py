@@ -142,3 +142,27 @@ def test_plan_periods_switch_on_local_time_across_dst() -> None:
     fire = next_fire(hourly, None, before)
     assert fire is not None and fire.astimezone(UTC) == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
     assert fire.hour == 3
+
+
+async def test_triggers_fire_on_the_shared_clock_not_the_wall_clock() -> None:
+    import asyncio
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from controller.loadmgmt.clockwork import run_trigger
+    from evsite.clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 3, 8, 6, 30, tzinfo=UTC))
+    fired: list[datetime] = []
+    hourly = CronTrigger(minute=0, second=0, timezone="America/New_York")
+    every = IntervalTrigger(seconds=600, start_date=clock.now(), timezone="UTC")
+    tasks = [
+        asyncio.create_task(run_trigger(clock, hourly, fired.append, "hourly")),
+        asyncio.create_task(run_trigger(clock, every, lambda t: None, "refresh")),
+    ]
+    await asyncio.sleep(0)
+    await clock.advance(2 * 3600)  # two simulated hours pass in no wall time at all
+    for t in tasks:
+        t.cancel()
+    # 07:00 and 08:00 UTC: 03:00 EDT (02:00 was skipped by DST) and 04:00 EDT.
+    assert [f.astimezone(UTC).hour for f in fired] == [7, 8]
