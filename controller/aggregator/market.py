@@ -42,7 +42,7 @@ from evsite.ev_fleet import (
     charge_until,
 )
 from planning.pjm_score import PerformanceScore, hourly_scores, mean_score
-from planning.ssm import StateSpaceModel
+from planning.ssm import StateSpaceModel, soc_bin, transition_counts
 
 FloatArray = NDArray[np.float64]
 HOUR_S = 3600.0
@@ -168,11 +168,14 @@ def run_market(
     conditions: Conditions | None = None,
     can_discharge: NDArray[np.bool_] | None = None,
     seed: int = 0,
+    online_update: bool = True,
+    a_update_period_s: float = 100.0,
     timer: Callable[[], float] | None = None,
 ) -> MarketRun:
     """Run ``signal_pu`` (one value per ``dt_s`` step, +1 = least consumption) from ``t0_s`` with hourly
     offers at every hour boundary (the first at ``t0_s``). ``fleet`` is advanced in place; its
-    ``departure_s`` is replaced by the drivers' true departures (``departures``)."""
+    ``departure_s`` is replaced by the drivers' true departures (``departures``). With ``online_update``
+    the model's A is refined (in place) from the transitions the controller observes."""
     s = settings or TrackerSettings()
     cond = conditions or Conditions()
     rng = np.random.default_rng(seed)
@@ -203,6 +206,15 @@ def run_market(
     commands = 0
     offer: Offer | None = None
     retry_after = cond.latency_p99_s + 15.0
+    # the SSM learns from the transitions it sees (its own view: commanded mode, SoC from meter values) at
+    # its own period, blended into A every a_update_period_s (test-mode A describes random switching)
+    ns = model.ns
+    per = max(1, round(model_dt_s / dt_s))
+    upd = max(1, round(a_update_period_s / dt_s))
+    counts = np.zeros((3 * ns, 3 * ns))
+    prev_state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
+    prev_online = tr.online.copy()
+    recharge_s = HOUR_S * fleet.p_discharge_kw / np.maximum(fleet.p_charge_kw, 1e-9) / fleet.efficiency**2
 
     def send(idx: NDArray[np.intp], sp: FloatArray, t: float) -> None:
         nonlocal commands
@@ -276,8 +288,15 @@ def run_market(
         ceil[fleet.soc >= SOC_MAX - 1e-6] = 0.0
         ceil = np.minimum(ceil, tr.limit_kw) * online
         dis = online & tr.can_discharge & (fleet.soc > max(s.soc_force_charge, SOC_MIN) + 0.05) & ~tr.forced
-        dis &= tr.laxity_s(t) > 0
-        hour_lo.append(float(ceil[tr.forced].sum() - fleet.p_discharge_kw[dis].sum()))
+        t_end = t0_s + (k // steps_per_hour + 1) * steps_per_hour * dt_s
+        lax = tr.laxity_s(t)
+        dis &= lax > (t_end - t) + recharge_s  # it can discharge to the hour's end and recharge
+        # the least the fleet could draw from now to the hour's end without forcing a car to charge: forced
+        # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
+        left = max(t_end - t, dt_s)
+        must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
+        must[tr.forced] = ceil[tr.forced]
+        hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
         hour_hi.append(float(ceil.sum()))
         crossing = np.isnan(soc_at_check) & online & (est_check <= t)
         soc_at_check[crossing] = fleet.soc[crossing]
@@ -287,6 +306,13 @@ def run_market(
         base_s[k], cap_s[k] = offer.base_kw, offer.capacity_kw
         online_s += online * dt_s
         tr.dead_reckon(dt_s)
+        if online_update and (k + 1) % per == 0:
+            state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
+            counts += transition_counts(prev_state, state, prev_online & tr.online, ns)
+            prev_state, prev_online = state, tr.online.copy()
+        if online_update and (k + 1) % upd == 0:
+            model.partial_fit(counts)
+            counts[:] = 0.0
     if offer is not None and hour_lo:
         close_hour(n_steps)
     resp = np.divide(inj - base_s, cap_s, out=np.zeros(n_steps), where=cap_s > 0)

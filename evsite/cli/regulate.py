@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         how = f"estimated in test mode on {len(sample):,} EVs x 15 min"
     est_s = time.perf_counter() - t_a
     settings = TrackerSettings(soc_force_charge=rc.soc_force_charge, min_hold_s=rc.min_hold_s, soc_cv=rc.soc_cv,
-                               safety_margin=rc.safety_margin,
+                               safety_margin=rc.safety_margin, departure_sd_s=rc.departure_sd_s,
+                               early_share=rc.early_share,
                                slack_margin_s=rc.slack_margin_s if args.slack_margin_s is None
                                else args.slack_margin_s)  # fmt: skip
     median = rc.latency_median_s if args.latency_s is None else max(args.latency_s, 1e-3)
