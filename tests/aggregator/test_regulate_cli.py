@@ -34,7 +34,7 @@ def test_regulate_prints_hourly_offers_score_switches_and_drivers(regd: str, tmp
     assert len(df) == 3600 and df["time"].iloc[0] == "2020-07-16T16:00:00-04:00"
     assert df["time"].iloc[1] == "2020-07-16T16:00:02-04:00"
     sig = pd.read_csv(regd)["regd"].to_numpy()[16 * 1800 : 18 * 1800]
-    assert (df["signal"].to_numpy() == pytest.approx(sig, abs=1e-5))
+    assert df["signal"].to_numpy() == pytest.approx(sig, abs=1e-5)
     assert (tmp_path / "run.csv-16.png").exists() and (tmp_path / "run.csv-17.png").exists()
     # the saved model loads back and runs
     rc = main(["regulate", "--evs", "200", "--signal", regd, "--hours", "0.2", "--model", str(model)])
