@@ -73,7 +73,7 @@ class MarketService:
         while (item := self._signal.get_nowait()) is not None:
             self.signal_value, self._signal_at = float(item[1].value), t
         tr = self.tracker
-        tr.observe_online(f.online(t))
+        tr.observe_online(f.online(t), t)
         tr.departure_est_s[:] = f.departure_s
         read = np.flatnonzero(f.soc != soc_before)
         tr.observe_soc(read, f.soc[read])

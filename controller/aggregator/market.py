@@ -237,7 +237,7 @@ def run_market(
     for k in range(n_steps):
         t = t0_s + k * dt_s
         online = fleet.online(t)
-        tr.observe_online(online)
+        tr.observe_online(online, t)
         # meter values: sampled on each car's phase, delivered meter_delay_s later
         due = online & (t >= next_sample)
         sampled_soc[due], sampled_p[due] = fleet.soc[due], power[due]

@@ -120,11 +120,17 @@ class Tracker:
         self.forced = np.zeros(n, bool)
         self.limit_kw = np.full(n, np.inf)
         self.offer_: Offer | None = None
+        self.arrivals_kw: dict[int, float] = {}  # rated kW of the cars that arrived, per clock hour
 
     # ----------------------------------------------------------------------------------- observation
 
-    def observe_online(self, online: BoolArray) -> None:
-        """Plug-in state from the chargers (transaction start/stop): exact, unlike the SoC."""
+    def observe_online(self, online: BoolArray, t_s: float | None = None) -> None:
+        """Plug-in state from the chargers (transaction start/stop): exact, unlike the SoC. With ``t_s`` the
+        arrivals are remembered (their rated power per hour) for the next day's capacity forecast."""
+        came = online & ~self.online
+        if t_s is not None and came.any():
+            key = int(t_s // 3600.0)
+            self.arrivals_kw[key] = self.arrivals_kw.get(key, 0.0) + float(self.fleet.p_charge_kw[came].sum())
         gone = self.online & ~online
         self.mode[gone] = IDLE
         self.sent_kw[gone] = 0.0
@@ -246,7 +252,11 @@ class Tracker:
         # at its (SSM-forecast) ceiling, down to the forced cars and what the others must draw not to be
         # forced, less the discharge of the cars allowed to
         shrink_all = self._taper_forecast(t_s, hour_s, stay)
-        top = float((ceil * self.stay_probability(t_s + hour_s))[online].sum()) * shrink_all
+        # at the hour's end: the cars likely to stay, tapered as A predicts, plus the arrivals seen in the same
+        # hour the day before (the min over the hour is at its start or its end)
+        top_end = float((ceil * self.stay_probability(t_s + hour_s))[online].sum()) * shrink_all
+        top_end += self.arrivals_kw.get(int(t_s // 3600.0) - 24, 0.0)
+        top = min(float(ceil[online].sum()), top_end)
         # a car with slack under an hour must draw ceil x (1 - slack / hour) on average not to be forced
         soon = online & ~forced & (ceil >= f.p_min_kw)
         must = float((ceil * np.clip(1.0 - lax / hour_s, 0.0, 1.0))[soon].sum())
