@@ -98,9 +98,10 @@ class HourRecord:
 @dataclass
 class DriverOutcome:
     impact: DriverImpact
-    early_leavers: int  # left 30 min or more before the estimate
+    early_leavers: int  # left 30 min or more before the estimate, demand reachable by then at rated power
     early_met_share: float
-    at_est_minus_30_share: float  # of drivers still there 30 min before their estimate: SoC >= demand then
+    at_est_minus_30_share: float  # of drivers there 30 min before their estimate whose demand was reachable by
+    # then at rated power: the share with SoC >= demand at that moment
 
 
 @dataclass
@@ -323,9 +324,16 @@ def run_market(
     car_h = online_s / HOUR_S
     rates = switches[car_h >= 0.25] / car_h[car_h >= 0.25]
     left = (truth >= t0_s) & (truth <= t_end)
-    early = left & (truth <= est - 1800.0)
     met = fleet.soc >= fleet.soc_target - 0.01
-    checked = ~np.isnan(soc_at_check) & (est_check >= t0_s)
+
+    def reachable(by_s: FloatArray) -> NDArray[np.bool_]:
+        """Demand reachable by ``by_s`` charging at rated power from arrival (else no controller could)."""
+        h = np.clip(by_s - fleet.arrival_s, 0.0, None) / HOUR_S
+        gain = h * fleet.p_charge_kw * fleet.efficiency / fleet.capacity_kwh
+        return fleet.soc_initial + gain >= fleet.soc_target - 0.01
+
+    early = left & (truth <= est - 1800.0) & reachable(truth)
+    checked = ~np.isnan(soc_at_check) & (est_check >= t0_s) & reachable(est_check)
     drivers = DriverOutcome(
         driver_impact(fleet, t0_s, t_end),
         int(early.sum()),

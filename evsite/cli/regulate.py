@@ -243,9 +243,9 @@ def _print_summary(r: MarketRun, run_s: float, margin_s: float) -> None:
         print(f"drivers: {d.impact.departed:,} departed; SoC at departure {d.impact.mean_soc_departure:.3f} mean vs "
               f"demanded {d.impact.mean_soc_demanded:.3f}; {d.impact.met_share:.1%} met their demand "
               f"({d.impact.met_share_feasible:.1%} of the {d.impact.feasible:,} whose demand was reachable); "
-              f"{d.early_leavers:,} left 30+ min early, {d.early_met_share:.1%} of them met it; "
-              f"{d.at_est_minus_30_share:.1%} had their demand 30 min before the estimated departure "
-              f"(slack margin {margin_s / 60:g} min)")  # fmt: skip
+              f"of those whose demand was reachable by then: {d.early_leavers:,} left 30+ min early and "
+              f"{d.early_met_share:.1%} of them met it, {d.at_est_minus_30_share:.1%} had it 30 min before "
+              f"the estimated departure (slack margin {margin_s / 60:g} min)")  # fmt: skip
     else:
         print("drivers: none departed during the run")
     print(f"timing: decision {r.decide_s.mean() * 1e3:.2f} ms mean, {r.decide_s.max() * 1e3:.2f} ms max; "
