@@ -30,5 +30,12 @@ OCPP_STATUS = "ocpp/status"
 OCPP_TRANSACTION = "ocpp/transaction"
 OCPP_METER = "ocpp/meter"
 OCPP_PROFILE = "ocpp/profile"
+#: ``controller.events.ChargerOnlineEvent``: a charger went offline (socket closed, heartbeat timeout) or back.
+OCPP_ONLINE = "ocpp/online"
 #: every OCPP event (prefix subscription).
 OCPP_ALL = "ocpp/#"
+#: ``Mapping[(cp_id, connector_id), float]`` (read-only): every connector's load-management limit in A per
+#: phase, published each time limits change; the regulation aggregator acts only within these.
+LOADMGMT_LIMITS = "loadmgmt/limits"
+#: ``evsite.departure_update.DepartureUpdate``: a driver's or operator's departure (and energy) for a session.
+LOADMGMT_DEPARTURE = "loadmgmt/departure"
