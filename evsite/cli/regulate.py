@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="HH:MM",
         help="time of day to start, in the fleet and the signal's first day (default: %(default)s)",
     )
+    p.add_argument(
+        "--fleet",
+        choices=("seed", "behaviour"),
+        default="seed",
+        help="seed: the study's distributions; behaviour: ElaadNL workplace (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: [simulation] seed)")
     p.add_argument(
         "--v2g-share",
@@ -110,7 +116,7 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from controller.aggregator.market import Conditions, run_market
     from controller.aggregator.tracker import TrackerSettings
-    from evsite.ev_fleet import multi_day_fleet
+    from evsite.ev_fleet import FleetDataError, behaviour_fleet, multi_day_fleet
     from planning.ssm import StateSpaceModel
     from planning.ssm_estimate import estimate_model
     from simulators.regulation_signal import SignalFileError, load_signal
@@ -140,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
     t_wall = time.perf_counter()
     days = int(np.ceil((t0 + args.hours * 3600.0) / 86_400.0))
-    fleet = multi_day_fleet(args.evs, max(days, 1), seed)
+    try:
+        fleet = multi_day_fleet(args.evs, max(days, 1), seed, None if args.fleet == "seed" else behaviour_fleet)
+    except FleetDataError as err:
+        return _fail(str(err))
     build_s = time.perf_counter() - t_wall
     rng = np.random.default_rng(seed + 1)
     can_discharge = rng.random(len(fleet)) < args.v2g_share
@@ -179,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
             model.save(args.save_model)
         except OSError as err:
             return _fail(f"{args.save_model}: cannot write the model: {err.strerror}")
-    print(f"fleet: {args.evs:,} EVs a day over {max(days, 1)} day(s) (seed-study distributions, seed {seed}) "
+    kind = "seed-study" if args.fleet == "seed" else "ElaadNL workplace"
+    print(f"fleet: {args.evs:,} EVs a day over {max(days, 1)} day(s) ({kind} distributions, seed {seed}) "
           f"built in {build_s:.2f} s; {args.v2g_share:.0%} behind bidirectional chargers")  # fmt: skip
     print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s; "
           f"OCPP round trip median {cond.latency_median_s:g} s, p99 {cond.latency_p99_s:g} s, "
