@@ -98,6 +98,7 @@ class MarketService:
                       online=online)  # fmt: skip
             self._hour = hour
         assert self.offer is not None
+        before = tr.sent_kw.copy()
         value = self.signal_value if t - self._signal_at <= self.signal_timeout_s else 0.0
         target = self.offer.base_kw + value * self.offer.capacity_kw
         step = tr.decide(t, target)
@@ -107,6 +108,9 @@ class MarketService:
             changed = np.concatenate([changed, extra])
             reasons += [REASONS[r] for r in planned.reason[np.isin(planned.changed, extra)]]
         result = await self.dispatcher.apply_setpoints(changed, tr.sent_kw[changed], reasons)
+        for cp_id, connector_id, _ in result.failed:  # not applied: the view keeps the setpoint in force
+            i = self.live.index[(cp_id, connector_id)]
+            tr.sent_kw[i] = before[i]
         log_event(logger, "regulation_step", signal=round(value, 4), target_kw=round(target, 1),
                   switches=int(step.switched.size), sent=result.sent, refused=result.refused,
                   failed=len(result.failed))  # fmt: skip

@@ -163,3 +163,19 @@ async def test_live_market_acts_only_inside_the_load_management_envelope(manual_
         rec.calls.clear()
     assert svc.offer is not None and svc.offer.capacity_kw > 0
     assert seen  # it did command the cars
+    # a connector whose profile fails keeps its previous setpoint in the controller's view
+    failing = Recorder(fail_for=("UNI", 1))
+    attempts: list[tuple[str, int]] = []
+
+    async def send(cp_id: str, request, reason: str | None = None):
+        attempts.append((cp_id, request.connector_id))
+        return await failing.send(cp_id, request, reason)
+
+    svc.dispatcher.send = send
+    kept = float(svc.tracker.sent_kw[0])
+    for value in (1.0, -1.0, 1.0):
+        bus.publish(BUS_TOPIC, SignalSample(T, value))
+        await manual_clock.advance(2.0)
+        await svc.step_once()
+    assert ("UNI", 1) in attempts  # it was asked to move ...
+    assert svc.tracker.sent_kw[0] == kept  # ... failed, and the view did not pretend otherwise
