@@ -432,6 +432,8 @@ def behaviour_fleet(
     pch = pch_m[model]
     st = truncnorm(rng, *soc_target, n)
     s0 = np.maximum(st - energy / cap, 0.05)
+    # charger minimum 6 A: three-phase above 7.4 kW (one phase at 32 A), else single-phase, at 230 V
+    phases = np.where(pch > 7.4, 3.0, 1.0)
     return Fleet(
         arrival_s=arr,
         departure_s=arr + stay_h * HOUR_S,
@@ -442,6 +444,8 @@ def behaviour_fleet(
         soc=s0,
         soc_target=st,
         mode=np.zeros(n, dtype=np.int8),
+        p_min_kw=np.minimum(6.0 * 230.0 * phases / 1000.0, pch),
+        ramp_s=rng.uniform(2.0, 10.0, n),  # drawn last: the other draws do not move
     )
 
 
