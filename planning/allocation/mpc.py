@@ -41,6 +41,8 @@ from planning.allocation.model import BoolArray, FloatArray, IntArray, Snapshot
 COMPLETION_WEIGHT = 1.0
 #: Weight of delivering sooner rather than later (a tie-breaker: it must stay well below 1).
 EARLY_WEIGHT = 0.05
+#: Weight of delivering early within each car's own stay (being tuned; 0 = off).
+OWN_EARLY_WEIGHT = 0.0
 #: Departure assumed for a car whose departure is unknown (the LP then plans it over this horizon).
 UNKNOWN_DEPARTURE_S = 8 * 3600.0
 #: The plan never looks further than this.
@@ -105,6 +107,7 @@ def _first_period(
     mean_request = float(np.nanmean(remaining)) if known.any() else 1.0
     completion = np.where(known, COMPLETION_WEIGHT * mean_request / np.maximum(np.nan_to_num(remaining), 1e-3), 0.0)
     value = 1.0 + completion[:, None] + EARLY_WEIGHT * (1.0 - start[None, :] / horizon)
+    value = value + OWN_EARLY_WEIGHT * (1.0 - start[None, :] / dep[:, None])
     cost = -(value * kwh_per_a).ravel()
     bounds = np.column_stack([lo.ravel(), hi.ravel()])
     res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
