@@ -19,9 +19,10 @@ import pandas as pd
 
 #: Fewest stays a median is taken over; with fewer the estimate falls back to a wider group.
 MIN_COUNT = 3
-#: Which quantile of the stays the estimate is: below the median on purpose, because the two errors do not cost
-#: the same. A car that leaves later than estimated was merely charged sooner than needed; one that leaves
-#: earlier than estimated leaves short, as a deadline-aware policy deferred it past its real departure.
+#: Which quantile of the stays the estimate is. The median: an early quantile (a conservative, earlier
+#: departure) was tried on Caltech's August 2021 at 30 % of the uncontrolled peak and lost energy for every
+#: policy (LLF 95.3 % -> 94.9 % at the 25th percentile, mpc 94.6 % -> 93.8 %), as cars then look more urgent
+#: than they are and crowd out the ones that really are.
 QUANTILE = 0.5
 #: Stay assumed when nothing is known (a workday at the office, roughly: ACN-Data's median is near 7 h).
 SITE_DEFAULT_STAY_S = 7 * 3600.0

@@ -16,7 +16,12 @@ The objective, per kWh a car is planned to get:
   spreading it thin, which is what decides how many sessions end fully served. At a vertex of the LP the
   shortfall lands on a few cars, the others are completed;
 - ``+ EARLY_WEIGHT * (1 - t / horizon)``: a small preference for delivering now rather than later, because
-  cars that arrive later (unknown now) will want the cap then.
+  cars that arrive later (unknown now) will want the cap then (without it the LP is indifferent to when, and
+  on Caltech's August 2021 at 30 % of the uncontrolled peak it delivers 93.4 % instead of 96.8 %);
+- ``+ OWN_EARLY_WEIGHT * (1 - t / departure)``: the same preference measured within each car's own stay, so
+  of two cars the one leaving sooner is served now and the one with time to spare keeps its demand for
+  later, where it can soak up room no one else wants (least laxity first's strength: with it the LP reaches
+  96.92 % and 430 served at 30 %, against 96.83 % and 427 without).
 
 The horizon is cut in blocks that grow with distance (5-minute periods for the first hour, 15 minutes up to
 four hours, hours beyond): what happens in three hours need not be planned to the minute, and the LP stays
@@ -41,8 +46,8 @@ from planning.allocation.model import BoolArray, FloatArray, IntArray, Snapshot
 COMPLETION_WEIGHT = 1.0
 #: Weight of delivering sooner rather than later (a tie-breaker: it must stay well below 1).
 EARLY_WEIGHT = 0.05
-#: Weight of delivering early within each car's own stay (being tuned; 0 = off).
-OWN_EARLY_WEIGHT = 0.0
+#: Weight of delivering early within each car's own stay (see the module docstring).
+OWN_EARLY_WEIGHT = 0.05
 #: Departure assumed for a car whose departure is unknown (the LP then plans it over this horizon).
 UNKNOWN_DEPARTURE_S = 8 * 3600.0
 #: The plan never looks further than this.
