@@ -27,7 +27,19 @@ DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "ev-s
 AUGUST = ["--from", "2021-08-01", "--to", "2021-08-31"]
 
 
-def replay_table(fractions: list[float], extra: list[str]) -> None:
+ALL = (
+    "equal",
+    "priority",
+    "edf",
+    "llf",
+    "mpc",
+    "uncontrolled",
+    "offline-optimum-energy",
+    "offline-optimum-sessions",
+)
+
+
+def replay_table(fractions: list[float], extra: list[str], policies: tuple[str, ...] = ALL) -> None:
     print("| cap | policy | energy delivered | sessions served | violations | seconds |")
     print("|---|---|---|---|---|---|")
     for fraction in fractions:
@@ -35,16 +47,7 @@ def replay_table(fractions: list[float], extra: list[str]) -> None:
         args = build_parser().parse_args(argv)
         rs = load(args)
         cap = fraction * uncontrolled_peak_kw(rs)
-        for policy in (
-            "equal",
-            "priority",
-            "edf",
-            "llf",
-            "mpc",
-            "uncontrolled",
-            "offline-optimum-energy",
-            "offline-optimum-sessions",
-        ):
+        for policy in policies:
             t0 = time.perf_counter()
             (row,) = [r for r in rows_for(rs, cap, policy, args) if r.policy == policy]
             took = time.perf_counter() - t0
@@ -103,6 +106,9 @@ def main() -> None:
     print()
     print("Departure estimated per id tag (--estimated-departure), 30 %:")
     replay_table([0.3], ["--estimated-departure"])
+    print()
+    print("With the J1772 6 A minimum (--min-a 6, as live load management; ACN-Sim has none), 30 %:")
+    replay_table([0.3], ["--min-a", "6"], ("edf", "llf", "mpc"))
 
 
 if __name__ == "__main__":
