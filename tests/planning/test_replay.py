@@ -271,3 +271,16 @@ def test_cli_refuses_bad_flags(capsys: pytest.CaptureFixture[str], sessions_csv:
             main(["replay", "--sessions", str(sessions_csv), *argv])
         assert exc.value.code == 2
     capsys.readouterr()
+
+
+def test_an_estimated_departure_is_what_the_policy_sees_not_when_the_car_leaves(tmp_path: Path) -> None:
+    df = generated_sessions(n=10)
+    path = tmp_path / "s.csv"
+    df.to_csv(path, index=False)
+    sessions = read_sessions(path)
+    told = sessions["connected"] + pd.Timedelta(hours=2)
+    rs = prepare(sessions, tz=TZ, estimated_departure=told)
+    real = prepare(sessions, tz=TZ)
+    np.testing.assert_array_equal(rs.departure, real.departure)
+    np.testing.assert_array_equal(rs.seen_departure - rs.arrival, np.full(10, 24))  # 2 h = 24 periods after arrival
+    assert (real.seen_departure == real.departure).all()
