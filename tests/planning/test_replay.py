@@ -239,6 +239,7 @@ def test_cli_table_flags_and_window(capsys: pytest.CaptureFixture[str], sessions
     [
         (["--cap-kw", "10", "--from", "2030-01-01"], "no sessions connected in the selected dates"),
         (["--cap-kw", "10", "--from", "2021-08-03", "--to", "2021-08-01"], "is not after --from"),
+        (["--cap-kw", "10", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
     ],
 )
 def test_cli_bad_selection_exits_2(
