@@ -287,6 +287,8 @@ class Endpoint:
                 raise PeerGone(self.cp_id) from None
             finally:
                 self._pending.pop(uid, None)
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # failed by connection_lost() while the send failed too: seen, not an error
         if type(frame) is ErrorFrame:
             raise RemoteCallError(frame.code, frame.description, frame.details)
         if check:

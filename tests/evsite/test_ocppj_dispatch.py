@@ -4,6 +4,7 @@ calls resolve, time out and fail on a lost connection; validation honours ``mult
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from typing import Any
@@ -168,3 +169,24 @@ def test_multiple_of_refuses_hundredths() -> None:
     with pytest.raises(OcppViolation) as err:
         validate("SetChargingProfile", "req", _profile(21.45))
     assert err.value.code == "PropertyConstraintViolation" and "limit" in err.value.description
+
+
+async def test_a_call_lost_while_sending_leaves_no_unretrieved_future() -> None:
+    """The connection drops during the send: the caller gets PeerGone and asyncio logs no orphaned error."""
+    from websockets.exceptions import ConnectionClosedError
+
+    class Dropping(Wire):
+        async def send(self, text: str) -> None:
+            ep.connection_lost()  # the reader saw the close first
+            raise ConnectionClosedError(None, None)
+
+    ep = Endpoint(Owner(), Dropping(), cp_id="CP", logger=logging.getLogger("test.ocppj"), response_timeout_s=1.0)
+    orphans: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: orphans.append(context))
+    with pytest.raises(PeerGone):
+        await ep.call("Heartbeat", {})
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert orphans == []
