@@ -56,6 +56,14 @@ class Owner:
     def heartbeat(self) -> Any:
         return {"current_time": "2026-01-01T00:00:00Z"}
 
+    @handles("ClearCache")
+    def clear_cache(self) -> Any:
+        return call_result.ClearCache(status="Maybe")  # a bug: not a ClearCacheStatus
+
+    @handles("GetLocalListVersion")
+    def local_list_version(self) -> Any:
+        return None  # a bug: no payload
+
 
 def endpoint(owner: Owner | None = None, timeout_s: float = 1.0) -> tuple[Endpoint, Wire, Owner]:
     owner = owner or Owner()
@@ -140,7 +148,7 @@ async def test_calls_resolve_fail_and_time_out() -> None:
 
 
 def test_routes_are_read_once_per_class_and_checked() -> None:
-    assert set(routes(Owner)) == {"DataTransfer", "Heartbeat"}
+    assert set(routes(Owner)) == {"DataTransfer", "Heartbeat", "ClearCache", "GetLocalListVersion"}
     assert routes(Owner)["DataTransfer"].after == "after_data_transfer"
     with pytest.raises(ValueError, match=r"not an OCPP 1\.6 action"):
         handles("Heartbeet")
@@ -190,3 +198,14 @@ async def test_a_call_lost_while_sending_leaves_no_unretrieved_future() -> None:
     await asyncio.sleep(0)
     loop.set_exception_handler(None)
     assert orphans == []
+
+
+@pytest.mark.parametrize("check_answers", [True, False])
+async def test_our_own_bad_answer_is_an_internal_error_not_the_peers_fault(check_answers: bool) -> None:
+    ep, wire, _ = endpoint()
+    ep.check_answers = check_answers
+    await ep.receive('[2,"b1","GetLocalListVersion",{}]')
+    assert wire.sent[-1][:3] == [4, "b1", "InternalError"]
+    await ep.receive('[2,"b2","ClearCache",{}]')
+    expected = [4, "b2", "InternalError"] if check_answers else [3, "b2", {"status": "Maybe"}]
+    assert wire.sent[-1][:3] == expected
