@@ -69,6 +69,8 @@ _PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
 #: How often retention runs (it prunes in small batches, so a run may take a while on a big store).
 RETENTION_EVERY = timedelta(hours=6)
 RETENTION_FIRST_AFTER = timedelta(minutes=10)
+#: Longest a peer may take from TCP connect to an accepted WebSocket upgrade (TLS, auth queue included).
+OPEN_TIMEOUT_S = 60.0
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
 
@@ -171,6 +173,9 @@ class CentralSystem:
             # A reconnect storm opens thousands of connections at once: the default backlog (100) would drop
             # SYNs and cost every charger beyond it a one-second retransmission.
             backlog=4096,
+            # After a cold restart, logins queue for password verification (``controller.password_gate``); the
+            # default 10 s opening-handshake limit would cut off the back of that queue.
+            open_timeout=OPEN_TIMEOUT_S,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.spawn(self.liveness.run())

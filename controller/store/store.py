@@ -108,6 +108,7 @@ class Store:
         store = cls(engine)
         if create:
             Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
         return store
 
     def close(self) -> None:
@@ -460,3 +461,33 @@ class Store:
             },
         )
         s.execute(stmt, rows)
+
+
+def _add_missing_columns(engine: Engine) -> list[str]:
+    """Add columns that a store created by an older evsite lacks (nullable or with a server default).
+
+    Why: ``create_all`` creates missing tables but never alters existing ones, so an upgraded evsite would
+    fail on its first query. This covers additive changes only, until versioned migrations take over.
+    """
+    from sqlalchemy import inspect, text
+
+    added = []
+    existing = inspect(engine)
+    tables = set(existing.get_table_names())
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have:
+                    continue
+                ddl = col.type.compile(dialect=engine.dialect)
+                default = ""
+                if col.server_default is not None:
+                    arg = col.server_default.arg
+                    sql = arg if isinstance(arg, str) else arg.compile(dialect=engine.dialect)
+                    default = f" DEFAULT {sql}"
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{default}'))
+                added.append(f"{table.name}.{col.name}")
+    return added
