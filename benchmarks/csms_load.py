@@ -17,6 +17,9 @@ server's peak RSS (VmHWM). Also measures the per-message cost of the ``ocpp`` li
 (thread pool) against ours, to show where the time goes.
 
     .venv/bin/python benchmarks/csms_load.py --chargers 2000 --rate 500 --steady-s 30
+    .venv/bin/python benchmarks/csms_load.py --chargers 10000 --rate 1000 --steady-s 30 --workers 2
+    npm install --prefix benchmarks/node_csms      # once: the reference central system (ocpp-rpc)
+    .venv/bin/python benchmarks/csms_load.py --chargers 2000 --server node
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import resource
 import struct
 import subprocess
 import sys
@@ -361,28 +365,46 @@ def main() -> int:
     ap.add_argument("--steady-s", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=1, help="load-generator processes")
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, write stats to FILE")
+    ap.add_argument("--server", choices=("evsite", "node"), default="evsite",
+                    help="evsite serve, or the reference ocpp-rpc central system in benchmarks/node_csms")  # fmt: skip
+    ap.add_argument("--uvloop", action="store_true", help="run evsite serve on uvloop's event loop (measurement)")
     args = ap.parse_args()
 
+    # 10,000 chargers need 10,000 sockets in the server and as many in the load processes.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.chargers + 1024)), hard))
     tmp = Path(tempfile.mkdtemp(prefix="evsite-bench-"))
     cfg = tmp / "bench.toml"
     cfg.write_text(
         f'[logging]\nlevel = "warning"\n[server]\nhost = "127.0.0.1"\nport = 0\nallow_unknown_chargers = true\n'
         f'[store]\nurl = "sqlite:///{tmp / "bench.db"}"\n'
     )
-    cmd = [sys.executable]
-    if args.profile:
-        cmd += ["-m", "cProfile", "-o", args.profile]
-    cmd += ["-m", "evsite", "serve", "--config", str(cfg)]
-    server = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    assert server.stderr is not None
+    if args.server == "node":
+        node_dir = REPO / "benchmarks" / "node_csms"
+        if not (node_dir / "node_modules" / "ocpp-rpc").exists():
+            print(f"first: npm install --prefix {node_dir}", file=sys.stderr)
+            return 1
+        cmd = ["node", str(node_dir / "server.js"), "127.0.0.1", "0"]
+    else:
+        cmd = [sys.executable]
+        if args.profile:
+            cmd += ["-m", "cProfile", "-o", args.profile]
+        if args.uvloop:  # measurement only: the event loop swapped under an unchanged `evsite serve`
+            cmd += ["-c", "import sys, uvloop; uvloop.install(); from evsite.cli import main; sys.exit(main())"]
+        else:
+            cmd += ["-m", "evsite"]
+        cmd += ["serve", "--config", str(cfg)]
+    log = tmp / "server.log"
+    with log.open("w") as err:  # a file, not a pipe: a pipe nobody reads would stall the server when full
+        server = subprocess.Popen(cmd, cwd=REPO, stderr=err, text=True)
     port = None
-    for line in server.stderr:
-        m = re.search(r"listening on ws://[^:]+:(\d+)/", line)
-        if m:
-            port = int(m.group(1))
-            break
+    deadline = time.monotonic() + 60
+    while port is None and time.monotonic() < deadline and server.poll() is None:
+        m = re.search(r"listening on ws://[^:]+:(\d+)/", log.read_text())
+        port = int(m.group(1)) if m else None
+        time.sleep(0.05)
     if port is None:
-        print("server did not start", file=sys.stderr)
+        print("server did not start:\n" + log.read_text(), file=sys.stderr)
         return 1
     ids = [f"BENCH-{i:05d}" for i in range(args.chargers)]
     out: mp.Queue[dict[str, Any]] = mp.Queue()
@@ -411,7 +433,8 @@ def main() -> int:
     steady = merged("steady_lat")
     n_steady = sum(len(v) for v in steady.values())
     wall = max(r["steady_wall"] for r in results)
-    print(f"chargers: {args.chargers}  load processes: {args.workers}  server pid {server.pid}")
+    print(f"server: {args.server}  chargers: {args.chargers}  load processes: {args.workers}  "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"connections held: {sum(r['held'] for r in results)} after boot, "
           f"{sum(r['held_after'] for r in results)} after the steady phase")  # fmt: skip
     print(f"steady: {n_steady} MeterValues in {wall:.1f} s = {n_steady / wall:.0f} msg/s, "

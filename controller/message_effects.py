@@ -62,6 +62,7 @@ class MessageEffects:
         self.connector_status: dict[tuple[str, int], ev.StatusEvent] = {}
         self.id_tags: dict[str, tuple[str, datetime | None, str | None]] = {}
         self.open_tx: dict[str, dict[int, int | None]] = {}  # cp_id -> {transaction id: connector id}
+        self._connectors_of: dict[str, set[int]] = {}  # cp_id -> connector ids in connector_status
 
     def record_profile(self, cp_id: str, action: str, request: Any, status: str, reason: str | None) -> None:
         """A charging-profile request sent and its answer: stored, published on ``ocpp/profile``, logged."""
@@ -88,11 +89,14 @@ class MessageEffects:
         self.record_event(cp_id, "online" if event.online else "offline", reason=event.reason)
         if not event.online:
             self.db.batch.stale_chargers.add(cp_id)
-            for key, row in self.db.batch.connectors.items():
-                if key[0] == cp_id:
+            # Only this charger's connectors: a reconnect storm takes thousands offline at once.
+            for connector_id in self._connectors_of.get(cp_id, ()):
+                key = (cp_id, connector_id)
+                row = self.db.batch.connectors.get(key)
+                if row is not None:
                     row["stale"] = True
-            for key, status in self.connector_status.items():
-                if key[0] == cp_id and not status.stale:
+                status = self.connector_status.get(key)
+                if status is not None and not status.stale:
                     self.connector_status[key] = dataclasses.replace(status, stale=True)
         self.db.changed()
 
@@ -177,6 +181,7 @@ class MessageEffects:
         self.db.commit_if_unbuffered()
         event = ev.StatusEvent(cp_id, connector_id, status, error_code, at, info)
         self.connector_status[(cp_id, connector_id)] = event
+        self._connectors_of.setdefault(cp_id, set()).add(connector_id)
         self.bus.publish(ev.TOPIC_STATUS, event)
 
     def on_meter_values(
