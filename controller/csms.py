@@ -301,7 +301,8 @@ class CentralSystem:
         session = ChargePointSession(cp_id, ws, self)
         old = self.registry.attach(cp_id, session)
         if old is not None:
-            self.spawn(old._connection.close(1000, "replaced by a new connection"))
+            old.connection_lost()
+            self.spawn(old.close(1000, "replaced by a new connection"))
             log_event(log, "connection_replaced", cp_id=cp_id)
         now = self.clock.now()
         self.record_event(cp_id, "connected", replaced=old is not None)

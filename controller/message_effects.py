@@ -20,7 +20,6 @@ from typing import Any
 
 from controller import events as ev
 from controller.liveness import Liveness
-from controller.ocpp.protocol import to_wire
 from controller.ocpp.session import summarize_meter_value
 from controller.probing import probe_needed
 from controller.registry import ChargerRegistry, KnownCharger
@@ -30,6 +29,7 @@ from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config
 from evsite.log import log_event
+from evsite.ocppj.payloads import to_wire
 
 log = logging.getLogger("controller.csms")
 

@@ -1,8 +1,9 @@
 """The running site: the central system plus the adapters around it, started and stopped as one.
 
-Why a runtime object: ``evsite serve`` (and, later, the status API and load management) need the same set of
+Why a runtime object: ``evsite serve`` (and load management) need the same set of
 parts wired the same way: the OCPP central system, the MQTT building-meter bridge and regulation-signal
-subscriber when ``[mqtt] enabled``, the regulation aggregator when ``[regulation] enabled``, and the live
+subscriber when ``[mqtt] enabled``, the regulation aggregator when ``[regulation] enabled``, the operator
+HTTP API and dashboard when ``[api] enabled`` (tokens apply live), and the live
 reload of ``config.toml``. Each part is a task on one event loop and one clock; a failure of an optional
 adapter is logged and does not take the central system down.
 
@@ -57,6 +58,8 @@ def restart_needed(old: Config, new: Config, bound_port: int | None = None) -> l
         keys.append("mqtt")
     if old.regulation.enabled != new.regulation.enabled:
         keys.append("regulation.enabled")
+    if (old.api.enabled, old.api.host, old.api.port) != (new.api.enabled, new.api.host, new.api.port):
+        keys.append("api")
     return keys
 
 
@@ -84,6 +87,14 @@ class SiteRuntime:
             ConfigWatcher(config_path, config, self.bus, clock, config_poll_s, overrides) if config_path else None
         )
         self.regulation: Any = None
+        self.config_path = Path(config_path) if config_path else None
+        #: the operator HTTP API and dashboard (``controller.api.ApiServer``) when ``[api] enabled``
+        self.api: Any = None
+        self.loadmgmt: Any = None
+        if config.site.enabled:
+            from controller.loadmgmt.manager import LoadManager
+
+            self.loadmgmt = LoadManager(config, self.csms, self.bus, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -105,13 +116,34 @@ class SiteRuntime:
             bridge = MeterBridge(self.bus, self.clock, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.meter_topic,
                                  cfg.mqtt.client_id)  # fmt: skip
             self._spawn("mqtt-meter-bridge", bridge.run())
+        if self.loadmgmt is not None:
+            self._spawn("load-management", self.loadmgmt.run())
+            if cfg.mqtt.enabled:
+                from controller.loadmgmt.state_publisher import publish_site_state
+
+                self._spawn("mqtt-site-state", publish_site_state(self.loadmgmt, cfg.mqtt, cfg.site, self.clock))
         if cfg.regulation.enabled:
             await self._start_regulation()
+        if cfg.api.enabled:
+            await self._start_api()
         if self.watcher is not None:
             self._spawn("config-watcher", self.watcher.run())
             self._spawn("config-apply", self._apply_config_changes())
         log_event(log, "site_started", url=self.csms.url, mqtt=cfg.mqtt.enabled, regulation=cfg.regulation.enabled,
+                  load_management=self.loadmgmt is not None,
                   watching=str(self.watcher.path) if self.watcher else None)  # fmt: skip
+
+    async def _start_api(self) -> None:
+        from controller.api import ApiContext, ApiServer, LiveSite
+
+        def config() -> Config:
+            return self.config
+
+        live = LiveSite(self.bus, self.clock, config, lambda: self.csms.connected)
+        live.source = self.loadmgmt  # load management's own view of the site, when it runs
+        ctx = ApiContext(self.csms, self.store, self.bus, self.clock, config, live, self.config_path)
+        self.api = ApiServer(ctx)
+        await self.api.start()
 
     async def _start_regulation(self) -> None:
         from controller.aggregator.service import service_from_config
@@ -142,6 +174,8 @@ class SiteRuntime:
         if "logging" in change.sections:
             configure_logging(new.logging.level, new.logging.format)
         await self.csms.apply_config(new)
+        if self.loadmgmt is not None:
+            self.loadmgmt.apply_config(new)
         waiting = restart_needed(old, new, self.csms.port)
         if waiting:
             log_event(log, "config_needs_restart", logging.WARNING, keys=",".join(waiting))
@@ -149,6 +183,8 @@ class SiteRuntime:
         log_event(log, "config_applied", sections=",".join(change.sections), restart_pending=bool(waiting))
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         for task in self._tasks:
             task.cancel()
         # Failures were logged when they happened (``_task_done``); here only the cancellation is awaited.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -71,6 +72,20 @@ class WriteBatch:
         )
 
 
+class MissingDriver(ArgumentError):
+    """The store URL names a database whose Python driver is not installed (an optional extra)."""
+
+
+def _require_psycopg() -> None:
+    """PostgreSQL needs psycopg, an optional extra: say how to get it instead of a bare ModuleNotFoundError."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise MissingDriver(
+            "store.url is a PostgreSQL URL but the psycopg driver is not installed: pip install 'evsite[postgres]'"
+        ) from None
+
+
 class Store:
     """Charge points, connectors, id tags, transactions, meter values, charging profiles and the event log."""
 
@@ -81,6 +96,9 @@ class Store:
     @classmethod
     def open(cls, url: str, create: bool = True) -> Store:
         """Open (and by default create the tables of) the store at ``url``.
+
+        ``evsite serve`` migrates an existing store first (``controller.store.migrate.upgrade``); a new one
+        is created from the current models and recorded at the newest migration.
 
         ``sqlite:///file.db`` (WAL journal, so readers never block the writer thread), ``sqlite://`` (memory),
         or ``postgresql+psycopg://user@host/db``.
@@ -104,11 +122,19 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=5000")
                 cur.close()
         else:
+            if url.startswith("postgresql+psycopg"):
+                _require_psycopg()
             engine = create_engine(url, pool_pre_ping=True)
         store = cls(engine)
         if create:
+            from sqlalchemy import inspect
+
+            from controller.store.migrate import stamp_created
+
+            empty = not inspect(engine).has_table("charge_points")
             Base.metadata.create_all(engine)
-            _add_missing_columns(engine)
+            if empty:  # made from the current models: record that, so migrations start from here
+                stamp_created(engine)
         return store
 
     def close(self) -> None:
@@ -461,33 +487,3 @@ class Store:
             },
         )
         s.execute(stmt, rows)
-
-
-def _add_missing_columns(engine: Engine) -> list[str]:
-    """Add columns that a store created by an older evsite lacks (nullable or with a server default).
-
-    Why: ``create_all`` creates missing tables but never alters existing ones, so an upgraded evsite would
-    fail on its first query. This covers additive changes only, until versioned migrations take over.
-    """
-    from sqlalchemy import inspect, text
-
-    added = []
-    existing = inspect(engine)
-    tables = set(existing.get_table_names())
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            if table.name not in tables:
-                continue
-            have = {c["name"] for c in existing.get_columns(table.name)}
-            for col in table.columns:
-                if col.name in have:
-                    continue
-                ddl = col.type.compile(dialect=engine.dialect)
-                default = ""
-                if col.server_default is not None:
-                    arg = col.server_default.arg
-                    sql = arg if isinstance(arg, str) else arg.compile(dialect=engine.dialect)
-                    default = f" DEFAULT {sql}"
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{default}'))
-                added.append(f"{table.name}.{col.name}")
-    return added

@@ -5,6 +5,8 @@ evsite config show [FILE] [--key K]   the effective config (defaults filled in),
 evsite config set KEY VALUE [--config FILE]
                                       comment-preserving edit, validated before the file is touched
 evsite config hash-password           read a charger password from stdin, print its hash
+evsite config new-token --name N [--role read|operator]
+                                      a random API token and the [[api.tokens]] entry holding its digest
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     h = csub.add_parser("hash-password", help="hash a charger password for [[chargers]].password_hash")
     h.set_defaults(func=_hash)
+
+    t = csub.add_parser("new-token", help="make an HTTP API token; prints it once and its [[api.tokens]] entry")
+    t.add_argument("--name", required=True, help="who holds it (recorded with every write it makes)")
+    t.add_argument("--role", choices=("read", "operator"), default="read")
+    t.set_defaults(func=_new_token)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -119,4 +126,14 @@ def _hash(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"evsite: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    return 0
+
+
+def _new_token(args: argparse.Namespace) -> int:
+    """Only the digest goes into config.toml; the token itself is shown once, here."""
+    from controller.api.auth import new_token, token_digest
+
+    token = new_token()
+    print(f"token (give it to {args.name}; it is not stored anywhere): {token}", file=sys.stderr)
+    print(f'[[api.tokens]]\nname = "{args.name}"\nsha256 = "{token_digest(token)}"\nrole = "{args.role}"')
     return 0

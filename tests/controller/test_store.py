@@ -115,20 +115,3 @@ async def test_central_system_on_postgresql(make_csms, pg_url: str) -> None:
     assert [m.value for m in csms.store.meter_values(transaction_id=tx.id)] == [99.0]
     assert csms.store.connectors("CP1")[0].status == "Charging"
     assert csms.store.charge_point("CP1").capabilities["NumberOfConnectors"] == 2
-
-
-def test_a_store_from_an_older_evsite_gets_the_new_columns(tmp_path) -> None:
-    import sqlite3
-
-    db = tmp_path / "old.db"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE charge_points (id VARCHAR(48) PRIMARY KEY, vendor VARCHAR(20))")
-    con.execute("INSERT INTO charge_points (id, vendor) VALUES ('OLD', 'V')")
-    con.commit()
-    con.close()
-    store = Store.open(f"sqlite:///{db}")
-    try:
-        row = store.charge_point("OLD")
-        assert (row.vendor, row.online, row.from_config, row.removed_at) == ("V", False, False, None)
-    finally:
-        store.close()
