@@ -4,7 +4,7 @@ Public API (used by load management, the regulation dispatcher, the simulators' 
 
     csms = CentralSystem(config, store, clock, bus)
     await csms.start()                     # binds config.server.host/port (port 0: ephemeral, see csms.port)
-    csms.connected                         # set of connected charge point ids
+    csms.connected                         # connected charge point ids (a live set-like view)
     csms.capabilities("CP1")               # smart-charging keys read at boot, or None
     csms.open_transactions("CP1")          # {transaction id: connector id}
     csms.connector_status[("CP1", 1)]      # latest StatusEvent per connector
@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, KeysView
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -120,8 +120,8 @@ class CentralSystem:
     # ------------------------------------------------------------------ lifecycle
 
     @property
-    def connected(self) -> set[str]:
-        """Ids of the charge points connected right now."""
+    def connected(self) -> KeysView[str]:
+        """Ids of the charge points connected right now: a live view (see ``ChargerRegistry.connected``)."""
         return self.registry.connected
 
     def session(self, cp_id: str) -> ChargePointSession:
