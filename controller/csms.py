@@ -5,6 +5,7 @@ Public API (used by load management, the regulation dispatcher, the simulators' 
     csms = CentralSystem(config, store, clock, bus)
     await csms.start()                     # binds config.server.host/port (port 0: ephemeral, see csms.port)
     csms.connected                         # connected charge point ids (a live set-like view)
+    csms.online("CP1")                     # connected and heard within the heartbeat timeout
     csms.capabilities("CP1")               # smart-charging keys read at boot, or None
     csms.open_transactions("CP1")          # {transaction id: connector id}
     csms.connector_status[("CP1", 1)]      # latest StatusEvent per connector
