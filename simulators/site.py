@@ -32,7 +32,7 @@ from evsite.ev_fleet import Fleet, FleetStepper, seed_fleet
 from evsite.log import log_event
 from simulators import connectors as conn_model
 from simulators.chargepoint import ChargerSpec, SimChargePoint
-from simulators.connectors import FAULTED, RESERVED, ConnectorArrays
+from simulators.connectors import FAULTED, RESERVED, UNAVAILABLE, ConnectorArrays
 from simulators.ground_truth import GroundTruth
 from simulators.meter import BuildingMeter, Publisher
 
@@ -266,7 +266,7 @@ class SimulatedSite:
         if arriving.size == 0:
             return
         status = np.array([self.chargers[o].status[c] for o, c in zip(self._owner, self._conn_no, strict=True)])
-        free = np.flatnonzero(~a.ev_present & (a.ev_id < 0) & (status != FAULTED) & (status != RESERVED))
+        free = np.flatnonzero(~a.ev_present & (a.ev_id < 0) & ~np.isin(status, (FAULTED, RESERVED, UNAVAILABLE)))
         free = self.rng.permutation(free)
         n = min(len(free), len(arriving))
         self.evs_turned_away += len(arriving) - n
