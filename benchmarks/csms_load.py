@@ -336,7 +336,7 @@ def validation_cost(n: int = 2000) -> dict[str, float]:
     """µs per MeterValues request: the ocpp library's validate_payload (thread pool) vs ours (inline)."""
     from ocpp.messages import Call, validate_payload
 
-    from controller.ocpp.protocol import validate
+    from evsite.ocppj.validation import validate
 
     async def lib() -> float:
         msg = Call("1", "MeterValues", METER)

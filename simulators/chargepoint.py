@@ -1,10 +1,17 @@
 """One simulated OCPP 1.6J charge point (client side, on the ``ocpp`` library), built to behave like a real one.
 
-Why its shape: it must interoperate with *any* conformant central system, so it speaks only through the
-``ocpp`` library (every frame validated against the OCPP 1.6 JSON schemas) and follows the spec's charger-side
+Why its shape: it must interoperate with *any* conformant central system, so it speaks through the shared
+OCPP-J router ``evsite.ocppj`` (every frame validated against the ``ocpp`` library's OCPP 1.6 JSON schemas,
+every defect answered with the OCPP-J 1.6 code, as our central system does) and follows the spec's charger-side
 duties: BootNotification until Accepted (Pending/Rejected retried after the given interval), Heartbeat at the
 given interval, StatusNotification on every connector transition, Authorize, Start/StopTransaction with meter
 readings, MeterValues at ``MeterValueSampleInterval``, and smart charging per section 3.13 (``smart_charging``).
+It also answers the rest of the charge-point side of OCPP 1.6: UnlockConnector, ClearCache, DataTransfer,
+ReserveNow/CancelReservation (a reserved connector takes only the reserving tag, until the reservation expires),
+SendLocalList/GetLocalListVersion with the local list and authorisation cache used while offline
+(``local_auth``), UpdateFirmware and GetDiagnostics with their status notifications on the simulation clock.
+What a charger supports or how it behaves offline is data: its configuration keys (``SETTINGS``), which a
+central system reads and changes with Get/ChangeConfiguration like any other.
 
 Connection model: a ``SimChargePoint`` outlives its WebSocket. ``run()`` connects, boots (first connection and
 after a reboot only) and reads until the connection drops, then reconnects with exponential backoff and jitter.
@@ -25,42 +32,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import itertools
-import json
 import logging
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import fastjsonschema
-import ocpp.v16
 import websockets
-from ocpp.exceptions import FormatViolationError, NotSupportedError, OCPPError
-from ocpp.messages import MessageType
-from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call_result
 
 from evsite.clock import Clock
 from evsite.ev_fleet import Fleet
 from evsite.log import log_event
+from evsite.ocppj.dispatch import CallFailed, Endpoint, InvalidPayload, PeerGone, after, handles
+from evsite.ocppj.framing import CallFrame, OcppViolation
+from evsite.ocppj.payloads import to_snake
 from simulators.connectors import (
     AVAILABLE,
     CHARGING,
     FAULTED,
     FINISHING,
     PREPARING,
+    RESERVED,
     STATUS_NAMES,
     SUSPENDED_EV,
     SUSPENDED_EVSE,
     ConnectorArrays,
 )
+from simulators.local_auth import ListUpdateError, LocalAuth
 from simulators.smart_charging import (
     Capabilities,
     Electrical,
@@ -132,6 +136,18 @@ class Transaction:
     meter_start_wh: int
     transaction_id: int | None = None
     last_meter_s: float = 0.0
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A ReserveNow the charger accepted: only ``id_tag`` (or a tag of ``parent_id_tag``) may use the connector."""
+
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    expiry: datetime
+    parent_id_tag: str | None = None
 
 
 @dataclass
@@ -148,17 +164,42 @@ class Counters:
 
 _local_ids = itertools.count(1)
 SUPPORTED_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "SoC")
+#: Writable configuration keys of the simulated charger and their defaults (OCPP 1.6 §9.1 names): the
+#: charger's feature flags and offline behaviour are data a central system reads and changes.
+SETTINGS: dict[str, str] = {
+    "LocalAuthorizeOffline": "true",
+    "LocalAuthListEnabled": "true",
+    "AuthorizationCacheEnabled": "true",
+    "AllowOfflineTxForUnknownId": "true",
+}
+BOOLEAN_SETTINGS = frozenset(SETTINGS)
+#: Read-only limits of the local list (OCPP 1.6 §9.4).
+LOCAL_LIST_MAX = 1000
+SEND_LOCAL_LIST_MAX = 100
+#: Simulated durations (clock seconds) of a firmware download, its installation, and a diagnostics upload.
+FIRMWARE_DOWNLOAD_S, FIRMWARE_INSTALL_S, DIAGNOSTICS_UPLOAD_S = 60.0, 30.0, 20.0
+#: URL schemes the simulated charger can fetch from / upload to; any other fails (DownloadFailed, UploadFailed).
+TRANSFER_SCHEMES = frozenset({"http", "https", "ftp", "ftps"})
+#: The vendor extension the simulated charger understands over DataTransfer: messageId "echo" returns the data.
+SIM_VENDOR_ID = "evsite"
+TRIGGERABLE = (
+    "Heartbeat",
+    "StatusNotification",
+    "MeterValues",
+    "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification",
+)
 
 
-@functools.cache
-def _schema_check(action: str, suffix: str) -> Callable[[dict[str, Any]], Any]:
-    """The OCPP 1.6 schema ``<action><suffix>.json`` shipped with the ``ocpp`` library, compiled once.
+def _register_reading(timestamp: str, energy_wh: int, context: str) -> dict[str, Any]:
+    """One MeterValue with the energy register only (transactionData of a StopTransaction)."""
+    sv = {"value": str(energy_wh), "context": context, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return {"timestamp": timestamp, "sampledValue": [sv | {"location": "Outlet"}]}
 
-    (None of the messages a charger sends, nor their answers, use ``multipleOf``, the one keyword where
-    float rounding would need the library's Decimal parsing.)
-    """
-    path = Path(ocpp.v16.__file__).parent / "schemas" / f"{action}{suffix}.json"
-    return fastjsonschema.compile(json.loads(path.read_text(encoding="utf-8-sig")))
+
+def _parse_time(text: str) -> datetime:
+    """An OCPP dateTime (schema-checked already); ``Z`` accepted on every Python version we support."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -176,7 +217,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-class SimChargePoint(OcppChargePoint):
+class SimChargePoint:
     """A simulated charge point; ``index0`` is the position of its connector 1 in ``arrays``."""
 
     def __init__(
@@ -192,7 +233,8 @@ class SimChargePoint(OcppChargePoint):
         backoff_base_s: float = 2.0,
         backoff_cap_s: float = 300.0,
     ) -> None:
-        super().__init__(spec.cp_id, None, response_timeout=response_timeout_s)
+        self.id = spec.cp_id
+        self.response_timeout_s = response_timeout_s
         self.spec = spec
         self.url = url.rstrip("/") + "/" + spec.cp_id
         self.clock = clock
@@ -215,7 +257,6 @@ class SimChargePoint(OcppChargePoint):
         self.online = asyncio.Event()  # connected and booted (Accepted)
         self._outbox: deque[Outgoing] = deque()
         self._outbox_changed = asyncio.Event()
-        self._conn_lost: asyncio.Future[None] | None = None
         self._last_heartbeat_s = 0.0
         self._stopping = False
         # BootNotification is sent after a (re)boot only; a plain reconnect after a network loss is not a boot
@@ -225,6 +266,13 @@ class SimChargePoint(OcppChargePoint):
         self._ws: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.fleet: Fleet | None = None  # the cars behind the connectors (for SoC readings), set by the site
+        self.endpoint: Endpoint | None = None  # the OCPP-J router of the current connection
+        self.settings = dict(SETTINGS)
+        self.local_auth = LocalAuth(max_list=LOCAL_LIST_MAX)
+        self.reservations: dict[int, Reservation] = {}  # by connector id
+        self.firmware_version = "evsite-sim-1"
+        self.firmware_status = "Idle"
+        self.diagnostics_status = "Idle"
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -237,7 +285,13 @@ class SimChargePoint(OcppChargePoint):
                 try:
                     await self._session()
                     attempt = 0 if self.registration == "Accepted" else attempt
-                except (OSError, websockets.exceptions.WebSocketException, TimeoutError, ConnectionLost) as err:
+                except (
+                    OSError,
+                    websockets.exceptions.WebSocketException,
+                    TimeoutError,
+                    ConnectionLost,
+                    CallFailed,
+                ) as err:
                     self.last_error = str(err) or err.__class__.__name__
                     log_event(logger, "cp_connect_failed", logging.DEBUG, cp_id=self.id, error=repr(err))
                 except Exception as err:  # a bug or a surprising peer must not silently end this charger
@@ -283,12 +337,17 @@ class SimChargePoint(OcppChargePoint):
             ping_interval=None,
         ) as ws:
             self._ws = ws
-            self._connection = ws
-            self._response_queue = asyncio.Queue()
-            self._call_lock = asyncio.Lock()
-            loop = asyncio.get_running_loop()
-            self._conn_lost = loop.create_future()
-            reader = asyncio.create_task(self._reader(ws), name=f"{self.id}-reader")
+            endpoint = Endpoint(
+                self,
+                ws,
+                cp_id=self.id,
+                logger=logger,
+                response_timeout_s=self.response_timeout_s,
+                check_answers=True,
+                spawn=self._spawn,
+            )
+            self.endpoint = endpoint
+            reader = asyncio.create_task(self._reader(ws, endpoint), name=f"{self.id}-reader")
             try:
                 if self._needs_boot:
                     await self._boot()
@@ -299,21 +358,26 @@ class SimChargePoint(OcppChargePoint):
                 await reader
             finally:
                 self.online.clear()
-                if not self._conn_lost.done():
-                    self._conn_lost.set_result(None)
+                endpoint.connection_lost()
                 reader.cancel()
                 self._purge_offline()
                 self._ws = None
 
-    async def _reader(self, ws: Any) -> None:
+    async def _reader(self, ws: Any, endpoint: Endpoint) -> None:
         try:
             async for message in ws:
-                await self.route_message(message)
-        except websockets.exceptions.ConnectionClosed:
-            pass  # the session's finally block handles the loss
+                await self.route_message(endpoint, message)
+        except websockets.exceptions.ConnectionClosed as err:
+            log_event(logger, "cp_connection_closed", logging.DEBUG, cp_id=self.id, error=repr(err))
         finally:
-            if self._conn_lost is not None and not self._conn_lost.done():
-                self._conn_lost.set_result(None)
+            endpoint.connection_lost()  # fails the call in flight at once (ConnectionLost), no long timeout
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Background work of this charger (after-answer actions, delayed answers), cancelled when it stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _boot(self) -> None:
         """BootNotification until Accepted; Pending and Rejected wait the given interval (4.2)."""
@@ -324,7 +388,7 @@ class SimChargePoint(OcppChargePoint):
                     "chargePointModel": self.spec.model,
                     "chargePointVendor": self.spec.vendor,
                     "chargePointSerialNumber": self.id[:25],
-                    "firmwareVersion": "evsite-sim-1",
+                    "firmwareVersion": self.firmware_version,
                 },
                 str(uuid.uuid4()),
             )
@@ -359,49 +423,24 @@ class SimChargePoint(OcppChargePoint):
     # ------------------------------------------------------------------------------------------ sending
 
     async def _call(self, action: str, payload: dict[str, Any], uid: str) -> dict[str, Any]:
-        """One CALL; fails fast with ConnectionLost when the socket drops (instead of a long timeout)."""
-        lost = self._conn_lost
-        if lost is None or lost.done() or self._ws is None:
-            raise ConnectionLost(self.id)
-        task = asyncio.ensure_future(self._rpc(action, payload, uid))
-        task.add_done_callback(_retrieve)
-        done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            try:
-                result = task.result()
-            except websockets.exceptions.ConnectionClosed:
-                raise ConnectionLost(self.id) from None
-            self.counters.messages_sent += 1
-            return result
-        task.cancel()
-        raise ConnectionLost(self.id)
+        """One CALL through the router (request and answer schema-checked); ConnectionLost when the socket drops.
 
-    async def _rpc(self, action: str, payload: dict[str, Any], uid: str) -> dict[str, Any]:
-        """Send a CALL and await its CALLRESULT, validating both against the OCPP 1.6 schemas.
-
-        Why not ``ocpp.ChargePoint.call``: it converts dataclasses snake_case -> camelCase recursively and
-        validates with jsonschema in a thread pool, which at hundreds of chargers x 60x costs more than
-        everything else the simulator does. Here payloads are built in wire form and checked in-line against
-        the library's own schema files compiled with ``fastjsonschema``; framing, routing and incoming calls
-        stay the library's.
+        Payloads are built in wire form (camelCase): at hundreds of chargers a dataclass-and-convert round trip
+        per message would cost more than everything else the simulator does.
         """
+        endpoint = self.endpoint
+        if endpoint is None or endpoint.closed or self._ws is None:
+            raise ConnectionLost(self.id)
         try:
-            _schema_check(action, "")(payload)
-        except fastjsonschema.JsonSchemaValueException as err:
-            raise AssertionError(f"simulator built an invalid {action}: {err.message}") from err
-        await self._connection.send(json.dumps([MessageType.Call, uid, action, payload], separators=(",", ":")))
-        while True:
-            response = await asyncio.wait_for(self._response_queue.get(), self._response_timeout)
-            if response.unique_id == uid:
-                break
-            log_event(logger, "cp_stale_response", logging.DEBUG, cp_id=self.id, unique_id=response.unique_id)
-        if response.message_type_id == MessageType.CallError:
-            raise response.to_exception()
-        try:
-            _schema_check(action, "Response")(response.payload)
-        except fastjsonschema.JsonSchemaValueException as err:
-            raise FormatViolationError(details={"cause": f"{action} response: {err.message}"}) from None
-        return response.payload
+            result = await endpoint.call(action, payload, unique_id=uid)
+        except PeerGone:
+            raise ConnectionLost(self.id) from None
+        except InvalidPayload as err:
+            if err.kind == "req":
+                raise AssertionError(f"simulator built an invalid {action}: {err.description}") from err
+            raise
+        self.counters.messages_sent += 1
+        return result
 
     def enqueue(self, item: Outgoing) -> None:
         """Queue a message; while offline only transaction messages are kept."""
@@ -441,7 +480,7 @@ class SimChargePoint(OcppChargePoint):
                 # (the session clears it too, a moment later) keeps this loop from spinning until then.
                 self.online.clear()
                 continue
-            except (OCPPError, TimeoutError) as err:
+            except CallFailed as err:
                 item.attempts += 1
                 log_event(logger, "cp_call_failed", logging.WARNING, cp_id=self.id, action=item.action, error=repr(err))
                 if item.transactional and item.attempts < self.spec.transaction_attempts:
@@ -496,9 +535,21 @@ class SimChargePoint(OcppChargePoint):
         if self.status[conn] == FAULTED or conn in self.tx:
             return
         self.arrays.ev_present[self.idx(conn)] = True
+        reservation = self.reservations.get(conn)
+        if reservation is not None and not self._holds(reservation, id_tag):
+            log_event(
+                logger,
+                "cp_reservation_refused",
+                cp_id=self.id,
+                connector_id=conn,
+                id_tag=id_tag,
+                reservation_id=reservation.reservation_id,
+            )
+            return
         self.set_status(conn, PREPARING)
 
         def authorized(result: Any) -> None:
+            self._remember(id_tag, result["idTagInfo"])
             status = result["idTagInfo"]["status"]
             if status == "Accepted" and self.arrays.ev_present[self.idx(conn)]:
                 self.start_transaction(conn, id_tag)
@@ -509,12 +560,46 @@ class SimChargePoint(OcppChargePoint):
 
         def offline() -> None:
             if self.arrays.ev_present[self.idx(conn)] and conn not in self.tx:
-                self.start_transaction(conn, id_tag)  # LocalAuthorizeOffline
+                ok, why = self.offline_authorized(id_tag)
+                log_event(logger, "cp_authorize_offline", cp_id=self.id, id_tag=id_tag, accepted=ok, why=why)
+                if ok:
+                    self.start_transaction(conn, id_tag)
 
         self.enqueue(Outgoing("Authorize", lambda: {"idTag": id_tag}, False, on_result=authorized, on_drop=offline))
 
+    def offline_authorized(self, id_tag: str) -> tuple[bool, str]:
+        """May ``id_tag`` charge while the central system cannot be asked? (config keys, list, cache)."""
+        local = self._flag("LocalAuthorizeOffline")
+        return self.local_auth.offline_decision(
+            id_tag,
+            self.clock.now(),
+            list_enabled=local and self._flag("LocalAuthListEnabled"),
+            cache_enabled=local and self._flag("AuthorizationCacheEnabled"),
+            allow_unknown=self._flag("AllowOfflineTxForUnknownId"),
+        )
+
+    def _flag(self, key: str) -> bool:
+        return self.settings[key] == "true"
+
+    def _remember(self, id_tag: str, info: dict[str, Any]) -> None:
+        if info and self._flag("AuthorizationCacheEnabled"):
+            self.local_auth.remember(id_tag, info)
+
+    def _holds(self, reservation: Reservation, id_tag: str) -> bool:
+        """The reserving tag, or a tag with the same parent (as the local list or cache knows it)."""
+        if id_tag == reservation.id_tag:
+            return True
+        known = self.local_auth.entries.get(id_tag) or self.local_auth.cache.get(id_tag)
+        parent = reservation.parent_id_tag
+        return parent is not None and known is not None and known.parent_id_tag == parent
+
     def start_transaction(self, conn: int, id_tag: str) -> Transaction:
         i = self.idx(conn)
+        reservation = self.reservations.get(conn)
+        reservation_id = None
+        if reservation is not None and self._holds(reservation, id_tag):
+            del self.reservations[conn]  # used: the reservation ends with this transaction's start
+            reservation_id = reservation.reservation_id
         tx = Transaction(
             local_id=next(_local_ids),
             connector_id=conn,
@@ -522,6 +607,7 @@ class SimChargePoint(OcppChargePoint):
             started_at=self.clock.now(),
             meter_start_wh=int(self.arrays.energy_wh[i]),
             last_meter_s=self.clock.monotonic(),
+            reservation_id=reservation_id,
         )
         self.tx[conn] = tx
         self.arrays.charging_enabled[i] = True
@@ -530,6 +616,7 @@ class SimChargePoint(OcppChargePoint):
 
         def started(result: Any) -> None:
             tx.transaction_id = result["transactionId"]
+            self._remember(id_tag, result["idTagInfo"])
             status = result["idTagInfo"]["status"]
             log_event(
                 logger, "cp_transaction_started", cp_id=self.id, connector_id=conn, transaction_id=tx.transaction_id
@@ -540,7 +627,10 @@ class SimChargePoint(OcppChargePoint):
         self.enqueue(
             Outgoing(
                 "StartTransaction",
-                lambda: {"connectorId": conn, "idTag": id_tag, "meterStart": tx.meter_start_wh, "timestamp": ts},
+                lambda: (
+                    {"connectorId": conn, "idTag": id_tag, "meterStart": tx.meter_start_wh, "timestamp": ts}
+                    | ({"reservationId": reservation_id} if reservation_id is not None else {})
+                ),
                 transactional=True,
                 on_result=started,
             )
@@ -560,6 +650,11 @@ class SimChargePoint(OcppChargePoint):
         meter_stop = int(self.arrays.energy_wh[i])
         ts = self.clock.now().isoformat()
         self.profiles.end_transaction(conn)
+        # transactionData: the register at start and stop, what billing needs (OCPP 1.6 §6.49).
+        data = [
+            _register_reading(tx.started_at.isoformat(), tx.meter_start_wh, "Transaction.Begin"),
+            _register_reading(ts, meter_stop, "Transaction.End"),
+        ]
         self.enqueue(
             Outgoing(
                 "StopTransaction",
@@ -569,8 +664,10 @@ class SimChargePoint(OcppChargePoint):
                     "transactionId": tx.transaction_id if tx.transaction_id is not None else -1,
                     "reason": reason,
                     "idTag": tx.id_tag,
+                    "transactionData": data,
                 },
                 transactional=True,
+                on_result=lambda result: self._remember(tx.id_tag, result.get("idTagInfo") or {}),
             )
         )
         self.set_status(conn, FINISHING)
@@ -584,7 +681,7 @@ class SimChargePoint(OcppChargePoint):
         self.arrays.ev_present[i] = False
         self.arrays.ev_id[i] = -1
         if self.status[conn] != FAULTED:
-            self.set_status(conn, AVAILABLE)
+            self.set_status(conn, RESERVED if conn in self.reservations else AVAILABLE)
 
     def fault_connector(self, conn: int, faulted: bool = True) -> None:
         """Fault: a connector goes Faulted (its transaction stops), or recovers."""
@@ -621,6 +718,8 @@ class SimChargePoint(OcppChargePoint):
     def tick(self) -> None:
         """Periodic duties, called by the site every step: Heartbeat and MeterValues when due."""
         now_s = self.clock.monotonic()
+        if self.reservations:
+            self._expire_reservations()
         if self.online.is_set() and now_s - self._last_heartbeat_s >= self.heartbeat_interval_s:
             self._last_heartbeat_s = now_s
             self.enqueue(Outgoing("Heartbeat", dict, False))
@@ -683,8 +782,8 @@ class SimChargePoint(OcppChargePoint):
         sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data]
         return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
 
-    def send_meter_values(self, conn: int, tx: Transaction | None) -> None:
-        sample = self.meter_sample(conn)
+    def send_meter_values(self, conn: int, tx: Transaction | None, context: str = "Sample.Periodic") -> None:
+        sample = self.meter_sample(conn, context)
         self.enqueue(
             Outgoing(
                 "MeterValues",
@@ -698,40 +797,38 @@ class SimChargePoint(OcppChargePoint):
 
     # ------------------------------------------------------------------------------------------ incoming
 
-    async def route_message(self, raw_msg: str) -> None:
-        """Fault hooks on the read side: drop or delay answers to the central system's calls."""
-        if raw_msg.lstrip()[1:].lstrip().startswith("2"):  # a CALL (message type 2), not an answer
+    async def route_message(self, endpoint: Endpoint, raw_msg: str) -> None:
+        """Through the router, with the fault hooks on the read side: drop or delay answers to calls."""
+        frame = await endpoint.parse(raw_msg)
+        if frame is None:
+            return
+        if type(frame) is CallFrame:
             if self.faults.drop_answers > 0:
                 self.faults.drop_answers -= 1
-                log_event(logger, "cp_fault_drop_answer", cp_id=self.id, frame=raw_msg[:80])
+                log_event(logger, "cp_fault_drop_answer", cp_id=self.id, action=frame.action)
                 return
             if self.faults.answer_delay_s > 0:
-                task = asyncio.create_task(self._delayed(raw_msg, self.faults.answer_delay_s))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._delayed(endpoint, frame, self.faults.answer_delay_s))
                 return
-        await super().route_message(raw_msg)
+        await endpoint.dispatch(frame)
 
-    async def _delayed(self, raw_msg: str, delay_s: float) -> None:
+    async def _delayed(self, endpoint: Endpoint, frame: CallFrame, delay_s: float) -> None:
         await self.clock.sleep(delay_s)
-        try:
-            await super().route_message(raw_msg)
-        except websockets.exceptions.ConnectionClosed:
-            log_event(logger, "cp_delayed_answer_lost", cp_id=self.id)
+        await endpoint.dispatch(frame)  # a connection lost meanwhile is logged by the router
 
     def _require_smart_charging(self) -> None:
         if not self.spec.capabilities.smart_charging:
-            raise NotSupportedError(description="SmartCharging feature profile not supported")
+            raise OcppViolation("NotSupported", "SmartCharging feature profile not supported")
 
     def _running_tx(self) -> dict[int, int]:
         return {c: (t.transaction_id if t.transaction_id is not None else -1) for c, t in self.tx.items()}
 
-    @on("SetChargingProfile")
+    @handles("SetChargingProfile")
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         self._require_smart_charging()
         why: str | None
         try:
-            profile = parse_profile(cs_charging_profiles, connector_id, self.clock.now())
+            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.clock.now())
             why = "fault injection: reject_profiles" if self.faults.reject_profiles else None
             why = why or self.profiles.check(profile, self.spec.connectors, self._running_tx())
         except ProfileError as err:
@@ -756,7 +853,7 @@ class SimChargePoint(OcppChargePoint):
         self.refresh_limits()
         return call_result.SetChargingProfile(status="Accepted")
 
-    @on("ClearChargingProfile")
+    @handles("ClearChargingProfile")
     def on_clear_charging_profile(
         self,
         id: int | None = None,
@@ -770,7 +867,7 @@ class SimChargePoint(OcppChargePoint):
         self.refresh_limits()
         return call_result.ClearChargingProfile(status="Accepted" if gone else "Unknown")
 
-    @on("GetCompositeSchedule")
+    @handles("GetCompositeSchedule")
     def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None) -> Any:
         self._require_smart_charging()
         if connector_id < 0 or connector_id > self.spec.connectors:
@@ -801,8 +898,14 @@ class SimChargePoint(OcppChargePoint):
     def _config(self) -> dict[str, tuple[str, bool]]:
         caps = self.spec.capabilities
         units = ",".join({"A": "Current", "W": "Power"}[u] for u in caps.allowed_units)
-        features = "Core,RemoteTrigger" + (",SmartCharging" if caps.smart_charging else "")
+        features = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,RemoteTrigger" + (
+            ",SmartCharging" if caps.smart_charging else ""
+        )
         return {
+            **{k: (v, False) for k, v in self.settings.items()},
+            "LocalAuthListMaxLength": (str(LOCAL_LIST_MAX), True),
+            "SendLocalListMaxLength": (str(SEND_LOCAL_LIST_MAX), True),
+            "ReserveConnectorZeroSupported": ("false", True),
             "HeartbeatInterval": (str(int(self.heartbeat_interval_s)), False),
             "MeterValueSampleInterval": (str(int(self.meter_interval_s)), False),
             "MeterValuesSampledData": (",".join(self.sampled_data), False),
@@ -815,7 +918,7 @@ class SimChargePoint(OcppChargePoint):
             "StopTransactionOnInvalidId": ("true", True),
         }
 
-    @on("GetConfiguration")
+    @handles("GetConfiguration")
     def on_get_configuration(self, key: list[str] | None = None) -> Any:
         conf = self._config()
         wanted = key or list(conf)
@@ -823,13 +926,19 @@ class SimChargePoint(OcppChargePoint):
         unknown = [k for k in wanted if k not in conf]
         return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
 
-    @on("ChangeConfiguration")
+    @handles("ChangeConfiguration")
     def on_change_configuration(self, key: str, value: str) -> Any:
         conf = self._config()
         if key not in conf:
             return call_result.ChangeConfiguration(status="NotSupported")
         if conf[key][1]:
             return call_result.ChangeConfiguration(status="Rejected")
+        if key in BOOLEAN_SETTINGS:
+            if value.lower() not in ("true", "false"):
+                return call_result.ChangeConfiguration(status="Rejected")
+            self.settings[key] = value.lower()
+            log_event(logger, "cp_configuration_changed", cp_id=self.id, key=key, value=value)
+            return call_result.ChangeConfiguration(status="Accepted")
         if key == "MeterValuesSampledData":
             wanted = tuple(m.strip() for m in value.split(",") if m.strip())
             if not wanted or any(m not in SUPPORTED_MEASURANDS for m in wanted):
@@ -850,7 +959,7 @@ class SimChargePoint(OcppChargePoint):
         log_event(logger, "cp_configuration_changed", cp_id=self.id, key=key, value=value)
         return call_result.ChangeConfiguration(status="Accepted")
 
-    @on("RemoteStartTransaction")
+    @handles("RemoteStartTransaction")
     def on_remote_start(
         self, id_tag: str, connector_id: int | None = None, charging_profile: dict | None = None
     ) -> Any:
@@ -862,7 +971,7 @@ class SimChargePoint(OcppChargePoint):
         self.start_transaction(conn, id_tag)
         if charging_profile is not None and self.spec.capabilities.smart_charging:
             try:
-                profile = parse_profile(charging_profile, conn, self.clock.now())
+                profile = parse_profile(to_snake(charging_profile), conn, self.clock.now())
                 if self.profiles.check(profile, self.spec.connectors, self._running_tx()) is None:
                     self.profiles.install(profile)
                     self.refresh_limits()
@@ -870,7 +979,7 @@ class SimChargePoint(OcppChargePoint):
                 log_event(logger, "cp_profile_rejected", cp_id=self.id, connector_id=conn, reason=str(err))
         return call_result.RemoteStartTransaction(status="Accepted")
 
-    @on("RemoteStopTransaction")
+    @handles("RemoteStopTransaction")
     def on_remote_stop(self, transaction_id: int) -> Any:
         for conn, tx in self.tx.items():
             if tx.transaction_id == transaction_id:
@@ -878,7 +987,7 @@ class SimChargePoint(OcppChargePoint):
                 return call_result.RemoteStopTransaction(status="Accepted")
         return call_result.RemoteStopTransaction(status="Rejected")
 
-    @on("Reset")
+    @handles("Reset")
     def on_reset(self, type: str) -> Any:
         return call_result.Reset(status="Accepted")
 
@@ -889,9 +998,9 @@ class SimChargePoint(OcppChargePoint):
             self.stop_transaction(conn, "HardReset" if type == "Hard" else "SoftReset")
         await self.drop_connection()
 
-    @on("TriggerMessage")
+    @handles("TriggerMessage")
     def on_trigger(self, requested_message: str, connector_id: int | None = None) -> Any:
-        ok = requested_message in ("Heartbeat", "StatusNotification", "MeterValues")
+        ok = requested_message in TRIGGERABLE
         return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
 
     @after("TriggerMessage")
@@ -905,8 +1014,166 @@ class SimChargePoint(OcppChargePoint):
         elif requested_message == "MeterValues":
             for c in conns:
                 if c >= 1:
-                    self.send_meter_values(c, None)
+                    self.send_meter_values(c, self.tx.get(c), "Trigger")  # in a transaction: with its id
+        elif requested_message == "FirmwareStatusNotification":
+            busy = self.firmware_status in ("Downloading", "Downloaded", "Installing")
+            self._notify("FirmwareStatusNotification", self.firmware_status if busy else "Idle")
+        elif requested_message == "DiagnosticsStatusNotification":
+            busy = self.diagnostics_status == "Uploading"
+            self._notify("DiagnosticsStatusNotification", "Uploading" if busy else "Idle")
 
-    @on("ChangeAvailability")
+    @handles("ChangeAvailability")
     def on_change_availability(self, connector_id: int, type: str) -> Any:
         return call_result.ChangeAvailability(status="Scheduled" if self.tx else "Accepted")
+
+    # ------------------------------------------------------------------------------------------ reservations
+
+    @handles("ReserveNow")
+    def on_reserve_now(
+        self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int, parent_id_tag: str | None = None
+    ) -> Any:
+        expiry = _parse_time(expiry_date)
+        # Connector 0 (any connector) is not supported: ReserveConnectorZeroSupported is false.
+        if not 1 <= connector_id <= self.spec.connectors or expiry <= self.clock.now():
+            return call_result.ReserveNow(status="Rejected")
+        for conn, r in list(self.reservations.items()):
+            if r.reservation_id == reservation_id:  # same id: this request replaces that reservation (5.13)
+                del self.reservations[conn]
+                if self.status[conn] == RESERVED:
+                    self.set_status(conn, AVAILABLE)
+        if self.status[connector_id] == FAULTED:
+            return call_result.ReserveNow(status="Faulted")
+        if self.status[connector_id] != AVAILABLE or connector_id in self.tx or connector_id in self.reservations:
+            return call_result.ReserveNow(status="Occupied")
+        self.reservations[connector_id] = Reservation(reservation_id, connector_id, id_tag, expiry, parent_id_tag)
+        self.set_status(connector_id, RESERVED)
+        log_event(logger, "cp_reserved", cp_id=self.id, connector_id=connector_id, reservation_id=reservation_id)
+        return call_result.ReserveNow(status="Accepted")
+
+    @handles("CancelReservation")
+    def on_cancel_reservation(self, reservation_id: int) -> Any:
+        for conn, r in list(self.reservations.items()):
+            if r.reservation_id == reservation_id:
+                self._end_reservation(conn, "cancelled")
+                return call_result.CancelReservation(status="Accepted")
+        return call_result.CancelReservation(status="Rejected")
+
+    def _expire_reservations(self) -> None:
+        now = self.clock.now()
+        for conn, r in list(self.reservations.items()):
+            if r.expiry <= now:
+                self._end_reservation(conn, "expired")
+
+    def _end_reservation(self, conn: int, why: str) -> None:
+        r = self.reservations.pop(conn)
+        log_event(
+            logger, "cp_reservation_ended", cp_id=self.id, connector_id=conn, reservation=r.reservation_id, why=why
+        )
+        if self.status[conn] == RESERVED:
+            self.set_status(conn, PREPARING if self.arrays.ev_present[self.idx(conn)] else AVAILABLE)
+
+    # ------------------------------------------------------------------------------------------ local authorisation
+
+    @handles("SendLocalList")
+    def on_send_local_list(
+        self, list_version: int, update_type: str, local_authorization_list: list[dict[str, Any]] | None = None
+    ) -> Any:
+        items = local_authorization_list or []
+        if not self._flag("LocalAuthListEnabled"):
+            return call_result.SendLocalList(status="NotSupported")
+        if len(items) > SEND_LOCAL_LIST_MAX:
+            return call_result.SendLocalList(status="Failed")
+        try:
+            self.local_auth.update(list_version, update_type, items)
+        except ListUpdateError as err:
+            log_event(logger, "cp_local_list_refused", cp_id=self.id, status=err.status, why=str(err))
+            return call_result.SendLocalList(status=err.status)
+        size = len(self.local_auth.entries)
+        log_event(logger, "cp_local_list", cp_id=self.id, version=list_version, update=update_type, size=size)
+        return call_result.SendLocalList(status="Accepted")
+
+    @handles("GetLocalListVersion")
+    def on_get_local_list_version(self) -> Any:
+        return call_result.GetLocalListVersion(
+            list_version=self.local_auth.version if self._flag("LocalAuthListEnabled") else -1
+        )
+
+    @handles("ClearCache")
+    def on_clear_cache(self) -> Any:
+        self.local_auth.cache.clear()
+        return call_result.ClearCache(status="Accepted")
+
+    # ------------------------------------------------------------------------------------------ other core actions
+
+    @handles("UnlockConnector")
+    def on_unlock_connector(self, connector_id: int) -> Any:
+        if not 1 <= connector_id <= self.spec.connectors:
+            return call_result.UnlockConnector(status="UnlockFailed")
+        if connector_id in self.tx:
+            self.stop_transaction(connector_id, "UnlockCommand")
+        return call_result.UnlockConnector(status="Unlocked")
+
+    @handles("DataTransfer")
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
+        if vendor_id != SIM_VENDOR_ID:
+            return call_result.DataTransfer(status="UnknownVendorId")
+        if message_id != "echo":
+            return call_result.DataTransfer(status="UnknownMessageId")
+        return call_result.DataTransfer(status="Accepted", data=data)
+
+    # ------------------------------------------------------------------------------------------ firmware, diagnostics
+
+    def _notify(self, action: str, status: str, transactional: bool = False) -> None:
+        if action == "FirmwareStatusNotification":
+            self.firmware_status = status
+        else:
+            self.diagnostics_status = status
+        log_event(logger, "cp_" + action, cp_id=self.id, status=status)
+        self.enqueue(Outgoing(action, lambda: {"status": status}, transactional))
+
+    @handles("UpdateFirmware")
+    def on_update_firmware(
+        self, location: str, retrieve_date: str, retries: int | None = None, retry_interval: int | None = None
+    ) -> Any:
+        return call_result.UpdateFirmware()
+
+    @after("UpdateFirmware")
+    async def after_update_firmware(
+        self, location: str, retrieve_date: str, retries: int | None = None, retry_interval: int | None = None
+    ) -> None:
+        """Download at ``retrieve_date``, install, reboot; the clock paces it (a simulated hour is fast)."""
+        wait_s = (_parse_time(retrieve_date) - self.clock.now()).total_seconds()
+        if wait_s > 0:
+            await self.clock.sleep(wait_s)
+        self._notify("FirmwareStatusNotification", "Downloading")
+        await self.clock.sleep(FIRMWARE_DOWNLOAD_S)
+        url = urlsplit(location)
+        if url.scheme not in TRANSFER_SCHEMES:
+            self._notify("FirmwareStatusNotification", "DownloadFailed")
+            return
+        self._notify("FirmwareStatusNotification", "Downloaded")
+        self._notify("FirmwareStatusNotification", "Installing")
+        await self.clock.sleep(FIRMWARE_INSTALL_S)
+        self.firmware_version = (url.path.rsplit("/", 1)[-1] or self.firmware_version)[:50]
+        # Installed is reported after the reboot (queued like a transaction message, it survives the restart).
+        self._notify("FirmwareStatusNotification", "Installed", transactional=True)
+        await self.reboot()
+
+    @handles("GetDiagnostics")
+    def on_get_diagnostics(
+        self,
+        location: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: str | None = None,
+        stop_time: str | None = None,
+    ) -> Any:
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        return call_result.GetDiagnostics(file_name=f"{self.id}-{stamp}.log")
+
+    @after("GetDiagnostics")
+    async def after_get_diagnostics(self, location: str, **_: Any) -> None:
+        self._notify("DiagnosticsStatusNotification", "Uploading")
+        await self.clock.sleep(DIAGNOSTICS_UPLOAD_S)
+        ok = urlsplit(location).scheme in TRANSFER_SCHEMES
+        self._notify("DiagnosticsStatusNotification", "Uploaded" if ok else "UploadFailed")

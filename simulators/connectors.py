@@ -23,8 +23,17 @@ import numpy as np
 from evsite.ev_fleet import FleetStepper
 
 # Status codes: small ints in the arrays, names on the wire.
-AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED = range(7)
-STATUS_NAMES = ("Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted")
+AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED, RESERVED = range(8)
+STATUS_NAMES = (
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEV",
+    "SuspendedEVSE",
+    "Finishing",
+    "Faulted",
+    "Reserved",
+)
 EV_MIN_CURRENT_A = 6.0  # IEC 61851-1: below 6 A per phase an EV cannot charge
 
 

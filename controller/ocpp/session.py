@@ -1,55 +1,41 @@
-"""One connected charge point: the read loop, the ``@on`` handlers, and outgoing calls.
+"""One connected charge point: the read loop, the handlers, and outgoing calls, on the shared OCPP-J router.
 
-Why a subclass of ``ocpp.v16.ChargePoint`` with its own ``route_message``: we keep the library's ``@on``
-routing and its payload dataclasses, but replace the parts that do not hold up on a busy site (see
-``controller.ocpp.protocol``): spec-exact CALLERRORs for every defect, fast compiled validation inline
-instead of a thread-pool hop, and outgoing calls that raise (``controller.errors``) instead of returning
-None. Handlers never wait on the disk except StartTransaction/StopTransaction, whose answers depend on it;
-everything else goes to the write-behind ``DbWriter``.
+Why this shape: framing, validation and dispatch are ``evsite.ocppj`` (the same router the simulated charge
+point uses, so both sides answer every defect with the same OCPP-J 1.6 code); this module holds only what a
+central system does with each message. The session sees its host through ``SessionHost``, a small Protocol
+the central system implements, so it never imports ``controller.csms``. Handlers never wait on the disk except
+StartTransaction/StopTransaction, whose answers depend on it; everything else goes to the write-behind writer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
-from websockets.exceptions import ConnectionClosed
 
 from controller import events as ev
 from controller.errors import CallErrorReceived, CallTimeout, ChargePointNotConnected, InvalidRequest, InvalidResponse
-from controller.ocpp.protocol import (
-    CALL,
-    V16_ACTIONS,
-    CallFrame,
-    ErrorFrame,
+from evsite.clock import Clock
+from evsite.config import Config
+from evsite.ocppj.dispatch import (
+    CallTimedOut,
+    Endpoint,
+    InvalidPayload,
     OcppViolation,
-    ResultFrame,
-    dumps,
-    parse_frame,
-    to_snake,
-    to_top_snake,
-    to_wire,
-    validate,
+    PeerGone,
+    RemoteCallError,
+    handles,
 )
-from evsite.log import log_event
-
-if TYPE_CHECKING:
-    from controller.csms import CentralSystem
+from evsite.ocppj.framing import CallFrame
+from evsite.ocppj.payloads import result_dataclass, to_wire
 
 log = logging.getLogger("controller.ocpp")
 
 #: Unit multipliers to SI (W, Wh, A) for the convenience fields of ``MeterEvent``.
 _TO_SI = {"kW": 1000.0, "kWh": 1000.0, "W": 1.0, "Wh": 1.0, "A": 1.0}
-_HOOKS = ("_on_action", "_after_action")
-#: Per class: action -> {hook: method name}. Built once per class, because the library rebuilds the route map
-#: for every connection by scanning every ``@on``-decorated name of every class (~15 % of a reconnect's cost).
-_ROUTES: dict[type, dict[str, dict[str, Any]]] = {}
 #: Measurands summed over phases, with their default unit.
 _SUMMED = {"Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh"}
 
@@ -70,96 +56,117 @@ def parse_time(text: str | None, fallback: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=fallback.tzinfo)
 
 
-class ChargePointSession(LibChargePoint):
+@runtime_checkable
+class SessionHost(Protocol):
+    """What a session needs from the central system that hosts it: settings, a clock, the handlers' effects.
+
+    Effects: ``touch``/``record_event`` (store, write-behind), ``spawn`` (background work the host owns),
+    ``id_tag_info`` (authorisation), and one ``on_*`` per charger-initiated message, each publishing its bus
+    event and storing what it must.
+    """
+
+    config: Config
+    clock: Clock
+    validate_responses: bool
+
+    def touch(self, cp_id: str, now: datetime) -> None: ...
+
+    def record_event(self, cp_id: str | None, kind: str, **data: Any) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
+
+    def id_tag_info(self, id_tag: str) -> dict[str, Any]: ...
+
+    async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None: ...
+
+    def on_status(
+        self,
+        cp_id: str,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        info: str | None,
+        vendor_error_code: str | None,
+        at: datetime,
+    ) -> None: ...
+
+    def on_meter_values(
+        self, cp_id: str, connector_id: int, transaction_id: int | None, meter_value: list[dict[str, Any]]
+    ) -> None: ...
+
+    async def on_start_transaction(
+        self,
+        cp_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        at: datetime,
+        auth_status: str,
+        reservation_id: int | None,
+    ) -> int: ...
+
+    async def on_stop_transaction(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        at: datetime,
+        reason: str | None,
+        id_tag: str | None,
+        transaction_data: list[dict[str, Any]],
+    ) -> None: ...
+
+    def on_data_transfer(
+        self, cp_id: str, vendor_id: str, message_id: str | None, data: str | None
+    ) -> tuple[str, str | None]: ...
+
+    def on_cp_status_field(self, cp_id: str, field: str, status: str) -> None: ...
+
+
+class ChargePointSession:
     """The central system's side of one charge point connection."""
 
-    def __init__(self, cp_id: str, connection: Any, csms: CentralSystem) -> None:
-        routes = _ROUTES.get(type(self))
-        if routes is None:
-            super().__init__(cp_id, connection, response_timeout=csms.config.server.call_timeout_s)
-            _ROUTES[type(self)] = {
-                a: {k: (v.__name__ if callable(v) else v) for k, v in h.items()} for a, h in self.route_map.items()
-            }
-        else:
-            # What the library's __init__ sets, minus the route-map scan.
-            self.id, self._connection = cp_id, connection
-            self._response_timeout = csms.config.server.call_timeout_s
-            self._call_lock = asyncio.Lock()
-            self._unique_id_generator = uuid.uuid4
-            self.logger = log
-            self.route_map = {
-                a: {k: (getattr(self, v) if k in _HOOKS else v) for k, v in h.items()} for a, h in routes.items()
-            }
+    def __init__(self, cp_id: str, connection: Any, csms: SessionHost) -> None:
+        self.id = cp_id
+        self.connection = connection
         self.csms = csms
         self.clock = csms.clock
-        self._pending: dict[str, tuple[str, asyncio.Future[ResultFrame | ErrorFrame]]] = {}
-        self.closed = False
+        self.endpoint = Endpoint(
+            self,
+            connection,
+            cp_id=cp_id,
+            logger=log,
+            response_timeout_s=csms.config.server.call_timeout_s,
+            check_answers=csms.validate_responses,
+            on_violation=self._record_violation,
+            spawn=csms.spawn,
+        )
         self.messages_in = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.endpoint.closed
 
     # ------------------------------------------------------------------ reading
 
     async def run(self) -> None:
         """Read and route frames until the connection closes."""
-        async for raw in self._connection:
-            await self.route_message(raw)
+        endpoint = self.endpoint
+        async for raw in self.connection:
+            self.messages_in += 1
+            frame = await endpoint.parse(raw)
+            if frame is None:
+                continue
+            if type(frame) is CallFrame:
+                self.csms.touch(self.id, self.clock.now())
+            await endpoint.dispatch(frame)
 
-    async def route_message(self, raw: str | bytes) -> None:
-        self.messages_in += 1
-        try:
-            frame = parse_frame(raw)
-        except OcppViolation as err:
-            self._violation(err, raw)
-            if err.reply:
-                await self._send(err.to_json())
-            return
-        if type(frame) is CallFrame:
-            await self._handle(frame)
-        else:
-            pending = self._pending.get(frame.unique_id)
-            if pending is None or pending[1].done():
-                log_event(log, "unexpected_response", logging.WARNING, cp_id=self.id, unique_id=frame.unique_id)
-            else:
-                pending[1].set_result(frame)
+    def _record_violation(self, err: OcppViolation, frame: str) -> None:
+        self.csms.record_event(self.id, "ocpp_violation", code=err.code, why=err.description, frame=frame)
 
-    def _violation(self, err: OcppViolation, raw: str | bytes) -> None:
-        log_event(log, "ocpp_violation", logging.WARNING, cp_id=self.id, code=err.code, why=err.description)
-        self.csms.record_event(self.id, "ocpp_violation", code=err.code, why=err.description, frame=str(raw)[:200])
-
-    async def _handle(self, frame: CallFrame) -> None:
-        uid, action = frame.unique_id, frame.action
-        self.csms.touch(self.id, self.clock.now())
-        try:
-            if action not in V16_ACTIONS:
-                raise OcppViolation("NotImplemented", f"{action!r} is not an OCPP 1.6 action", uid)
-            handlers = self.route_map.get(action)
-            if handlers is None or "_on_action" not in handlers:
-                raise OcppViolation("NotSupported", f"{action} is not handled by a central system", uid)
-            validate(action, "req", frame.payload, uid)
-            # Top-level keys only: nested structures (meterValue, transactionData) stay as the charger sent
-            # them, camelCase; a deep conversion cost ~25 µs per MeterValues for nothing.
-            result = handlers["_on_action"](**to_top_snake(frame.payload))
-            if asyncio.iscoroutine(result):
-                result = await result
-            payload = to_wire(result)
-            if self.csms.validate_responses:
-                validate(action, "conf", payload, uid)
-        except OcppViolation as err:
-            self._violation(err, f"{action} {frame.payload}")
-            await self._send(err.to_json(uid))
-            return
-        except Exception as err:  # a handler bug must not cost the charger its connection
-            log.exception("handler %s failed for %s", action, self.id)
-            await self._send(dumps([4, uid, "InternalError", f"{type(err).__name__} while handling {action}", {}]))
-            return
-        await self._send(dumps([3, uid, payload]))
-        after = handlers.get("_after_action")
-        if after is not None:
-            res = after(**to_top_snake(frame.payload))
-            if asyncio.iscoroutine(res):
-                self.csms.spawn(res)
-
-    async def _send(self, message: str) -> None:
-        await self._connection.send(message)
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (e.g. replaced by a newer one with the same id)."""
+        await self.connection.close(code, reason)
 
     # ------------------------------------------------------------------ calling
 
@@ -171,60 +178,39 @@ class ChargePointSession(LibChargePoint):
         skip_schema_validation: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 (per-call timeout, part of the API)
     ) -> Any:
-        """Send a central-system-initiated request; return the call_result dataclass or raise.
+        """Send a central-system-initiated request (a ``call`` dataclass); return the ``call_result`` or raise.
 
-        One call at a time per charge point (OCPP-J §4.1.1), like the library; unlike it, a CALLERROR raises
-        ``CallErrorReceived`` and silence raises ``CallTimeout`` — never a None.
+        One call at a time per charge point (OCPP-J §4.1.1); a CALLERROR raises ``CallErrorReceived`` and silence
+        raises ``CallTimeout`` — never a None. (``suppress`` is accepted for the library's signature and ignored.)
         """
         action = type(payload).__name__
-        if action not in V16_ACTIONS:
-            raise InvalidRequest(f"{action} is not an OCPP 1.6 action")
-        body = to_wire(payload)
-        if not skip_schema_validation:
-            try:
-                validate(action, "req", body)
-            except OcppViolation as err:
-                raise InvalidRequest(f"{action} request violates the OCPP 1.6 schema: {err.description}") from None
-        timeout = self._response_timeout if timeout is None else timeout
-        uid = unique_id or uuid.uuid4().hex
-        async with self._call_lock:
-            if self.closed:
-                raise ChargePointNotConnected(self.id)
-            fut: asyncio.Future[ResultFrame | ErrorFrame] = asyncio.get_running_loop().create_future()
-            self._pending[uid] = (action, fut)
-            try:
-                await self._send(dumps([CALL, uid, action, body]))
-                # Real time on purpose: this guards network I/O, not simulated time.
-                frame = await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                raise CallTimeout(self.id, action, timeout) from None
-            except (ConnectionError, ConnectionClosed):
-                raise ChargePointNotConnected(self.id) from None
-            finally:
-                self._pending.pop(uid, None)
-        if type(frame) is ErrorFrame:
-            raise CallErrorReceived(frame.code, frame.description, frame.details)
-        if not skip_schema_validation:
-            try:
-                validate(action, "conf", frame.payload)
-            except OcppViolation as err:
-                raise InvalidResponse(self.id, action, err.description) from None
-        cls = getattr(call_result, action)
+        check = not skip_schema_validation
         try:
-            return cls(**to_snake(frame.payload))
-        except TypeError as err:
+            body = await self.endpoint.call(
+                action, to_wire(payload), unique_id=unique_id, timeout_s=timeout, check=check
+            )
+        except InvalidPayload as err:
+            if err.kind == "req":
+                raise InvalidRequest(str(err)) from None
+            raise InvalidResponse(self.id, action, err.description) from None
+        except RemoteCallError as err:
+            raise CallErrorReceived(err.code, err.description, err.details) from None
+        except CallTimedOut as err:
+            raise CallTimeout(self.id, action, err.timeout_s) from None
+        except PeerGone:
+            raise ChargePointNotConnected(self.id) from None
+        try:
+            return result_dataclass(action, body)
+        except (TypeError, AttributeError) as err:
             raise InvalidResponse(self.id, action, str(err)) from None
 
     def connection_lost(self) -> None:
         """Fail every call waiting on this connection."""
-        self.closed = True
-        for _action, fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(ChargePointNotConnected(self.id))
+        self.endpoint.connection_lost()
 
     # ------------------------------------------------------------------ handlers
 
-    @on("BootNotification")
+    @handles("BootNotification")
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
         now = self.clock.now()
         await self.csms.on_boot(self.id, charge_point_vendor, charge_point_model, kw, now)
@@ -232,29 +218,29 @@ class ChargePointSession(LibChargePoint):
             current_time=rfc3339(now), interval=self.csms.config.server.heartbeat_interval_s, status="Accepted"
         )
 
-    @on("Heartbeat")
+    @handles("Heartbeat")
     def on_heartbeat(self) -> Any:
         return call_result.Heartbeat(current_time=rfc3339(self.clock.now()))
 
-    @on("StatusNotification")
+    @handles("StatusNotification")
     def on_status_notification(self, connector_id: int, error_code: str, status: str, **kw: Any) -> Any:
         now = self.clock.now()
         at = parse_time(kw.get("timestamp"), now)
         self.csms.on_status(self.id, connector_id, status, error_code, kw.get("info"), kw.get("vendor_error_code"), at)
         return call_result.StatusNotification()
 
-    @on("MeterValues")
+    @handles("MeterValues")
     def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kw: Any) -> Any:
         self.csms.on_meter_values(self.id, connector_id, kw.get("transaction_id"), meter_value)
         return call_result.MeterValues()
 
-    @on("Authorize")
+    @handles("Authorize")
     def on_authorize(self, id_tag: str) -> Any:
         info = self.csms.id_tag_info(id_tag)
         self.csms.record_event(self.id, "authorize", id_tag=id_tag, status=info["status"])
         return call_result.Authorize(id_tag_info=info)
 
-    @on("StartTransaction")
+    @handles("StartTransaction")
     async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kw: Any
     ) -> Any:
@@ -270,7 +256,7 @@ class ChargePointSession(LibChargePoint):
         )
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=info)
 
-    @on("StopTransaction")
+    @handles("StopTransaction")
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any) -> Any:
         id_tag = kw.get("id_tag")
         await self.csms.on_stop_transaction(
@@ -284,17 +270,17 @@ class ChargePointSession(LibChargePoint):
         )
         return call_result.StopTransaction(id_tag_info=self.csms.id_tag_info(id_tag) if id_tag else None)
 
-    @on("DataTransfer")
+    @handles("DataTransfer")
     def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
         status, data = self.csms.on_data_transfer(self.id, vendor_id, kw.get("message_id"), kw.get("data"))
         return call_result.DataTransfer(status=status, data=data)
 
-    @on("DiagnosticsStatusNotification")
+    @handles("DiagnosticsStatusNotification")
     def on_diagnostics_status_notification(self, status: str) -> Any:
         self.csms.on_cp_status_field(self.id, "diagnostics_status", status)
         return call_result.DiagnosticsStatusNotification()
 
-    @on("FirmwareStatusNotification")
+    @handles("FirmwareStatusNotification")
     def on_firmware_status_notification(self, status: str) -> Any:
         self.csms.on_cp_status_field(self.id, "firmware_status", status)
         return call_result.FirmwareStatusNotification()

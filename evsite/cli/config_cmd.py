@@ -5,6 +5,8 @@ evsite config show [FILE] [--key K]   the effective config (defaults filled in),
 evsite config set KEY VALUE [--config FILE]
                                       comment-preserving edit, validated before the file is touched
 evsite config hash-password           read a charger password from stdin, print its hash
+evsite config new-token --name N [--role read|operator]
+                                      a random API token and the [[api.tokens]] entry holding its digest
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 
@@ -46,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     h = csub.add_parser("hash-password", help="hash a charger password for [[chargers]].password_hash")
     h.set_defaults(func=_hash)
 
+    t = csub.add_parser("new-token", help="make an HTTP API token; prints it once and its [[api.tokens]] entry")
+    t.add_argument("--name", required=True, help="who holds it (recorded with every write it makes)")
+    t.add_argument("--role", choices=("read", "operator"), default="read")
+    t.set_defaults(func=_new_token)
+
 
 def _check(args: argparse.Namespace) -> int:
     try:
@@ -70,8 +78,32 @@ def _show(args: argparse.Namespace) -> int:
     if args.json or not isinstance(data, dict):
         print(json.dumps(data, indent=2))
     else:
-        print(tomlkit.dumps(data), end="")
+        print(_as_toml(data), end="")
     return 0
+
+
+def _as_toml(data: dict[str, Any]) -> str:
+    """TOML for a (section of the) config. TOML has no null: unset keys are dropped from the tables and
+    listed in a comment instead, so ``--key service`` shows that ``evse_rating_kw`` exists but is unset."""
+    unset: list[str] = []
+
+    def strip(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            kept = {}
+            for k, v in node.items():
+                if v is None:
+                    unset.append(f"{path}{k}")
+                else:
+                    kept[k] = strip(v, f"{path}{k}.")
+            return kept
+        if isinstance(node, list):
+            return [strip(v, f"{path}{i}.") for i, v in enumerate(node)]
+        return node
+
+    text = tomlkit.dumps(strip(data, ""))
+    if unset:
+        text += f"# unset (no value): {', '.join(unset)}\n"
+    return text
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -94,4 +126,14 @@ def _hash(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"evsite: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    return 0
+
+
+def _new_token(args: argparse.Namespace) -> int:
+    """Only the digest goes into config.toml; the token itself is shown once, here."""
+    from controller.api.auth import new_token, token_digest
+
+    token = new_token()
+    print(f"token (give it to {args.name}; it is not stored anywhere): {token}", file=sys.stderr)
+    print(f'[[api.tokens]]\nname = "{args.name}"\nsha256 = "{token_digest(token)}"\nrole = "{args.role}"')
     return 0

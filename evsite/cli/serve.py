@@ -89,11 +89,15 @@ async def _serve(
     from evsite.log import log_event
 
     log = logging.getLogger("evsite.serve")
+    from controller.store.migrate import upgrade
+
     try:
-        store = Store.open(config.store.url)
+        store = Store.open(config.store.url, create=False)
+        migrated = upgrade(store.engine)
     except SQLAlchemyError as err:
         print(f"evsite: cannot open the store at store.url: {err.__class__.__name__}: {err}", file=sys.stderr)
         return 1
+    log_event(log, "store_migrated", before=migrated.before, after=migrated.after)
     # The watched file is the one read at start; flags override it only until its next valid edit.
     site = SiteRuntime(config, RealClock(), config_path=config_path, store=store, overrides=overrides)
     csms = site.csms
@@ -106,7 +110,9 @@ async def _serve(
     try:
         await site.start()
     except OSError as err:
-        print(f"evsite: cannot listen on {config.server.host}:{config.server.port}: {err.strerror}", file=sys.stderr)
+        where = (config.api.host, config.api.port) if site.api is not None else (config.server.host, config.server.port)
+        print(f"evsite: cannot listen on {where[0]}:{where[1]}: {err.strerror}", file=sys.stderr)
+        await site.stop()
         store.close()
         return 1
     stop = asyncio.Event()
@@ -114,7 +120,14 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
-    print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
+    lines = [f"evsite serve: listening on {csms.url}<chargePointId>"]
+    if site.api is not None:
+        lines.append(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)")
+    for line in lines:
+        if config.logging.format == "json":  # every line on the stream is JSON in this mode
+            log_event(log, "serve_listening", message=line)
+        else:
+            print(line, file=sys.stderr, flush=True)
     await stop.wait()
     log_event(log, "shutdown_requested", connected=len(csms.connected))
     await site.stop()

@@ -7,18 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from ocpp.v16 import call, call_result, datatypes
 
-from controller.ocpp.protocol import (
-    CallFrame,
-    ErrorFrame,
-    OcppViolation,
-    ResultFrame,
-    parse_frame,
-    to_snake,
-    to_top_snake,
-    to_wire,
-    validate,
-)
 from controller.ocpp.session import parse_time, rfc3339, summarize_meter_value
+from evsite.ocppj.framing import CallFrame, ErrorFrame, OcppViolation, ResultFrame, parse_frame
+from evsite.ocppj.payloads import to_snake, to_top_snake, to_wire
+from evsite.ocppj.validation import validate
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

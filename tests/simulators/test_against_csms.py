@@ -7,39 +7,15 @@ draws (and what the store records), and a connection cut mid-transaction must lo
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from ocpp.v16 import call
 
 from controller.csms import CentralSystem
-from controller.store import Store
-from evsite.bus import EventBus
 from evsite.clock import ManualClock
-from evsite.config import parse_config
 from simulators.site import SimulatedSite, charger_specs
 from tests.simulators.helpers import advance, small_fleet
 from tests.waiting import eventually
-
-
-@pytest.fixture
-async def central(tmp_path: Path, manual_clock: ManualClock) -> AsyncIterator[CentralSystem]:
-    config = parse_config(
-        {
-            "server": {"host": "127.0.0.1", "port": 0, "allow_unknown_chargers": True, "call_timeout_s": 5},
-            "store": {"url": f"sqlite:///{tmp_path / 'evsite.db'}"},
-            "id_tags": [{"id_tag": "SIM-TAG"}],
-        }
-    )
-    store = Store.open(config.store.url)
-    csms = CentralSystem(config, store, manual_clock, EventBus(), validate_responses=True)
-    await csms.start()
-    try:
-        yield csms
-    finally:
-        await csms.stop()
-        store.close()
 
 
 def site_for(csms: CentralSystem, clock: ManualClock, n: int, connectors: int, **fleet_kw: float) -> SimulatedSite:

@@ -335,7 +335,7 @@ async def test_remote_and_trigger_answers_follow_the_spec(csms: RecordingCSMS, m
             before = len(csms.rec.calls(what))
             assert (await csms.send("SIM0001", call.TriggerMessage(requested_message=what))).status == "Accepted"
             await eventually(lambda w=what, b=before: len(csms.rec.calls(w)) > b, what=f"triggered {what}")
-        res = await csms.send("SIM0001", call.TriggerMessage(requested_message="DiagnosticsStatusNotification"))
+        res = await csms.send("SIM0001", call.TriggerMessage(requested_message="BootNotification"))
         assert res.status == "NotImplemented"
         res = await csms.send("SIM0001", call.ChangeAvailability(connector_id=0, type="Inoperative"))
         assert res.status == "Scheduled"  # a transaction runs
