@@ -104,7 +104,11 @@ def print_summary(results: list, file=None) -> None:
     from planning.pipeline import BuildingFailure
 
     file = file or sys.stdout
-    table = Table(title="evsite plan (full warnings: plan.json)", show_lines=False)
+    table = Table(
+        title="evsite plan ($/day: the day's EV energy at the tariff's prices + demand-charge share; "
+        "full warnings and assumptions: plan.json)",
+        show_lines=False,
+    )
     for col in ("building", "max demand (when)", "service", "chargers no LM", "chargers with LM", "$/day", "warnings"):
         table.add_column(col, overflow="fold")
     for r in results:
