@@ -192,3 +192,26 @@ def test_profile_loader_rejects_what_load_management_cannot_use(
         f.write_text(content)
     with pytest.raises(PlanningError, match=message):
         load_ocpp_profile(f)
+
+
+def test_chargers_with_lm_by_simulation_on_real_sessions(
+    tmp_path: Path, doe_csv: Path, shared_data: Path, capsys
+) -> None:
+    meter = _doe_slice(doe_csv, "SmallOffice", 45, tmp_path / "small.csv")
+    cfg = tmp_path / "config.toml"
+    sessions = shared_data / "ev-sessions" / "acn_caltech_sessions.csv"
+    cfg.write_text(
+        CONFIG.format(rating=100) + f'ev_sessions_file = "{sessions}"\nmax_chargers = 60\n'
+    )  # 100 A: 36 kVA, 28.8 kW continuous; the office peaks near 25 kW
+    out = tmp_path / "out"
+    assert main(["plan", "--meter", str(meter), "--config", str(cfg), "--out", str(out)]) == 0
+    [b] = json.loads((out / "plan.json").read_text())["buildings"]
+    sizing = b["sizing"]
+    curve = {r["chargers"]: r for r in sizing["curve"]}
+    n = b["chargers_with_lm"]
+    assert n == sizing["chargers"] and curve[n]["service_level"] >= 0.95 and curve[n]["violations"] == 0
+    assert n == 60 or curve[n + 1]["service_level"] < 0.95  # the largest count that holds (or the search limit)
+    assert "acn_caltech_sessions.csv" in sizing["sessions_source"] and "95% of sessions" in sizing["service_level_rule"]
+    assert b["cost"]["energy_kwh_per_day"] == pytest.approx(curve[n]["energy_kwh_per_day"], rel=1e-3)
+    assert (out / "plots" / "kW" / "sizing.png").stat().st_size > 1000
+    assert "(simulated)" in capsys.readouterr().out or n == 60
