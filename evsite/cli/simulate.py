@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_simulate(args, config))
     except KeyboardInterrupt:
+        print("evsite simulate: interrupted (Ctrl-C) before the simulation started", file=sys.stderr)
         return 130
 
 
@@ -130,6 +131,55 @@ async def _reachable(url: str) -> str | None:
     except (OSError, TimeoutError) as err:
         return f"no central system at {parts.hostname}:{port} ({err.__class__.__name__}: {err})"
     writer.close()
+    return None
+
+
+async def _why_not_found(url: str, cp_id: str) -> str:
+    """Tell a wrong URL path from unknown ids: ask once more and read the central system's 404 text."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        async with connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=5):
+            return "the central system accepts the ids now: try again"
+    except InvalidStatus as err:
+        said = (err.response.body or b"").decode("utf-8", "replace").strip()
+    except (OSError, TimeoutError) as err:
+        return f"the central system is no longer reachable: {err}"
+    if said == "unknown id":
+        return "unknown charge point ids: list them in [[chargers]] or allow_unknown_chargers"
+    path = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+    return (
+        f"the URL path /{path}/<id> was refused (the server said: {said or 'HTTP 404'}): the path is wrong; "
+        "fix [simulation] url / --url or [server] path_prefix"
+    )
+
+
+async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
+    """``site.run(hours)``; on Ctrl-C stop the chargers cleanly, print the partial summary and return None."""
+    import asyncio
+    import signal
+    import time
+
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    runner = asyncio.create_task(site.run(hours))
+    waiter = asyncio.create_task(interrupted.wait())
+    try:
+        await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        waiter.cancel()
+    if runner.done():
+        return runner.result()
+    summary = site.summary()
+    runner.cancel()  # its clean-up stops every charger
+    await asyncio.gather(runner, return_exceptions=True)
+    summary.wall_s = time.perf_counter() - started
+    print("evsite simulate: interrupted (Ctrl-C); summary so far:", file=sys.stderr)
+    print(summary.format())
     return None
 
 
@@ -234,12 +284,15 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
             why = next((cp.last_error for cp in site.chargers if cp.last_error), "no answer to BootNotification")
             print(f"evsite simulate: no charger could connect to {url}: {why}", file=sys.stderr)
             if "404" in why:
-                print(
-                    "  (unknown charge point ids: list them in [[chargers]] or allow_unknown_chargers)", file=sys.stderr
-                )
+                print(f"  ({await _why_not_found(url, site.chargers[0].id)})", file=sys.stderr)
             await site.stop()
             return 1
-        summary = await site.run(sim.hours)
+        online = sum(cp.online.is_set() for cp in site.chargers)
+        print(f"evsite simulate: {online} of {len(site.chargers)} chargers online; simulating "
+              "(Ctrl-C stops with the summary so far)", file=sys.stderr, flush=True)  # fmt: skip
+        summary = await _run_until_done_or_interrupted(site, sim.hours)
+        if summary is None:
+            return 130
     finally:
         for t in extra:
             t.cancel()
