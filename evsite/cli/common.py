@@ -60,3 +60,29 @@ def _bounded(kind: type, low: float, inclusive: bool) -> Callable[[str], Any]:
 positive_int = _bounded(int, 0, inclusive=False)
 positive_float = _bounded(float, 0, inclusive=False)
 non_negative_float = _bounded(float, 0, inclusive=True)
+
+
+def input_file_problem(path: str | Path, what: str, folder_ok: bool = False) -> str | None:
+    """``PATH: WHAT file not found`` / ``... is empty`` (None when the file is usable).
+
+    Every command checks its input files this way before any work starts, so a typo in a path reads the same
+    everywhere. With ``folder_ok`` a folder is accepted when it holds at least one file.
+    """
+    p = Path(path)
+    if p.is_dir() and folder_ok:
+        return None if any(c.is_file() for c in p.iterdir()) else f"{p}: {what} folder is empty"
+    if not p.exists():
+        return f"{p}: {what} file not found"
+    if p.is_dir():
+        return f"{p}: {what} file expected, got a folder"
+    if p.stat().st_size == 0:
+        return f"{p}: {what} file is empty"
+    return None
+
+
+def check_input_file(command: str, path: str | Path | None, what: str, folder_ok: bool = False) -> None:
+    """Exit 2 with ``evsite COMMAND: PATH: WHAT file not found`` (or ``... is empty``) when it is not usable."""
+    problem = None if path is None else input_file_problem(path, what, folder_ok)
+    if problem is not None:
+        print(f"evsite {command}: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from evsite.cli.common import add_config_arg, load_config_or_exit
+from evsite.cli.common import add_config_arg, check_input_file, load_config_or_exit
 
 EXIT_PLAN_FAILED = 1
 log = logging.getLogger("evsite.plan")
@@ -68,6 +68,10 @@ def _read_areas(path: str) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_or_exit(args.config)
+    check_input_file("plan", args.meter, "meter", folder_ok=True)
+    check_input_file("plan", args.areas, "areas")
+    check_input_file("plan", args.tariff, "tariff")
+    check_input_file("plan", cfg.planning.ev_sessions_file, "EV sessions")
     from functools import partial
 
     from evsite.log import configure_logging, log_event

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from evsite.cli.common import (
     add_config_arg,
+    input_file_problem,
     load_config_or_exit,
     non_negative_float,
     positive_float,
@@ -114,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
     signal_path = args.signal or (str(rc.signal_file) if rc.signal_file else None)
     if signal_path is None:
         return _fail("no signal: give --signal FILE (or set [regulation] signal_file)")
+    problem = input_file_problem(signal_path, "signal")
+    if problem is not None:
+        return _fail(problem)
     try:
         t0 = _time_of_day_s(args.start)
         signal = load_signal(signal_path)
