@@ -26,70 +26,55 @@ Bus topics (payloads are frozen dataclasses from ``controller.events``):
 - ``ocpp/meter`` ``MeterEvent``: every meterValue element (MeterValues and StopTransaction.transactionData).
 - ``ocpp/profile`` ``ProfileEvent``: SetChargingProfile / ClearChargingProfile sent, why, and the answer.
 
-Connection rules (checked in ``process_request``, before the WebSocket upgrade): the path must be
-``<path_prefix>/<chargePointId>`` (else 404), the client must offer subprotocol ``ocpp1.6`` (else 400), the id
-must be known (config or store) unless ``allow_unknown_chargers`` (auto-registered and recorded as such; else
-404), and with ``require_auth`` (or when the charger has a stored password) the HTTP Basic credentials must
-match the charger's stored hash (else 401, and nothing is stored). A second connection with the same id
-replaces the first (closed with 1000 "replaced").
+- ``ocpp/online`` ``ChargerOnlineEvent``: a charger went offline (socket closed, heartbeat timeout) or back.
+
+Who may connect is ``controller.admission`` (path, id rules, subprotocol, HTTP Basic through
+``controller.password_gate``); the tables of known and connected chargers are ``controller.registry``; the
+offline sweep is ``controller.liveness``; capability probing after boot is ``controller.probing``; retention
+is ``controller.store.retention``. This module keeps the lifecycle, ``send``, and the handlers' side effects
+(the methods ``controller.ocpp.session`` calls). A second connection with the same id replaces the first
+(closed with 1000 "replaced").
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
+import dataclasses
 import logging
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
-from http import HTTPStatus
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from controller import events as ev
-from controller.errors import ChargePointNotConnected, CsmsError
+from controller.admission import SUBPROTOCOL, Admission
+from controller.charger_ids import cp_id_problem
+from controller.errors import CsmsError
+from controller.liveness import Liveness
 from controller.ocpp.session import ChargePointSession, summarize_meter_value
+from controller.password_gate import PasswordGate
+from controller.probing import probe_and_configure, probe_needed
+from controller.registry import ChargerRegistry, KnownCharger
 from controller.store import Store
+from controller.store.retention import prune
 from controller.store.writer import DbWriter
 from evsite.bus import EventBus
 from evsite.clock import Clock
 from evsite.config import Config
 from evsite.log import log_event
-from evsite.passwords import verify_password
 
 log = logging.getLogger("controller.csms")
 
-SUBPROTOCOL = "ocpp1.6"
-#: Configuration keys read at boot: the smart-charging capabilities and the connector count.
-CAPABILITY_KEYS = (
-    "ChargeProfileMaxStackLevel",
-    "ChargingScheduleAllowedChargingRateUnit",
-    "ChargingScheduleMaxPeriods",
-    "MaxChargingProfilesInstalled",
-    "NumberOfConnectors",
-)
 _PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
-#: Longest charge point id accepted (the store's column; OCPP 1.6 security uses up to 48 characters).
-MAX_CP_ID = 48
-
-
-@dataclass
-class KnownCharger:
-    password_hash: str | None
-    auto_registered: bool
-    firmware_version: str | None = None
-    capabilities: dict[str, Any] | None = None
-
+#: How often retention runs (it prunes in small batches, so a run may take a while on a big store).
+RETENTION_EVERY = timedelta(hours=6)
+RETENTION_FIRST_AFTER = timedelta(minutes=10)
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
 
 
 class CentralSystem:
-    """The OCPP 1.6J server: registry of connected charge points, handlers' side effects, and ``send``."""
+    """The OCPP 1.6J server: lifecycle, ``send``, and the side effects of the charge points' messages."""
 
     def __init__(
         self,
@@ -109,16 +94,16 @@ class CentralSystem:
         self.validate_responses = validate_responses
         self.ssl_context = ssl_context
         self.port: int | None = None
-        self.allow_unknown = config.server.allow_unknown_chargers
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
         self.connector_status: dict[tuple[str, int], ev.StatusEvent] = {}
-        self._sessions: dict[str, ChargePointSession] = {}
-        self._known: dict[str, KnownCharger] = {}
+        self.registry = ChargerRegistry()
+        self.gate = PasswordGate(clock, workers=config.server.auth_workers)
+        self.admission = Admission(lambda: self.config, self.registry, self.gate, self._register_unknown)
+        self.liveness = Liveness(self.registry, clock, bus, lambda: self.config, self.on_liveness)
         self._id_tags: dict[str, tuple[str, datetime | None, str | None]] = {}
         self._open_tx: dict[str, dict[int, int | None]] = {}  # cp_id -> {transaction id: connector id}
-        self._auth_cache: dict[tuple[str, str], bytes] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._db = DbWriter(store)
+        self.db = DbWriter(store, max_unsaved_s=config.store.max_unsaved_s)
         self._server: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -126,17 +111,19 @@ class CentralSystem:
     @property
     def connected(self) -> set[str]:
         """Ids of the charge points connected right now."""
-        return set(self._sessions)
+        return self.registry.connected
 
     def session(self, cp_id: str) -> ChargePointSession:
-        try:
-            return self._sessions[cp_id]
-        except KeyError:
-            raise ChargePointNotConnected(cp_id) from None
+        return self.registry.session(cp_id)  # type: ignore[no-any-return]
+
+    def online(self, cp_id: str) -> bool:
+        """Connected and heard from within the heartbeat timeout (see ``controller.liveness``)."""
+        known = self.registry.known.get(cp_id)
+        return known is not None and known.online
 
     def capabilities(self, cp_id: str) -> dict[str, Any] | None:
         """Smart-charging capabilities read at boot (GetConfiguration), None until known."""
-        known = self._known.get(cp_id)
+        known = self.registry.known.get(cp_id)
         return None if known is None or known.capabilities is None else dict(known.capabilities)
 
     def open_transactions(self, cp_id: str) -> dict[int, int | None]:
@@ -168,15 +155,15 @@ class CentralSystem:
         """Seed the store from config, load the caches, and bind the WebSocket server."""
         from websockets.asyncio.server import serve
 
-        await self._db.run(self._seed_and_load)
-        self._db.start()
+        await self._load(await self.db.run(self._seed, self.config, self.clock.now(), True))
+        self.db.start()
         srv = self.config.server
         self._server = await serve(
             self._serve_connection,
             srv.host,
             srv.port,
             subprotocols=[SUBPROTOCOL],
-            process_request=self._process_request,
+            process_request=self.admission.process_request,
             max_size=srv.max_frame_bytes,
             compression=None,
             ssl=self.tls_context(),
@@ -186,31 +173,69 @@ class CentralSystem:
             backlog=4096,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log_event(log, "csms_listening", url=self.url, known_chargers=len(self._known))
+        self.spawn(self.liveness.run())
+        if self.config.store.retention_days:
+            self.spawn(self._retention_loop())
+        log_event(log, "csms_listening", url=self.url, known_chargers=len(self.registry.known))
 
-    def _seed_and_load(self) -> None:
-        now = self.clock.now()
-        for c in self.config.chargers:
-            self.store.register_charge_point(c.id, now, password_hash=c.password_hash)
-        for t in self.config.id_tags:
-            expiry = datetime.fromisoformat(t.expiry_date) if t.expiry_date else None
-            self.store.upsert_id_tag(t.id_tag, t.status, expiry, t.parent_id_tag)
-        self._known = {
-            r.id: KnownCharger(r.password_hash, r.auto_registered, r.firmware_version, r.capabilities)
-            for r in self.store.charge_points()
-        }
-        self._id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in self.store.id_tags()}
-        for tx in self.store.transactions(open_only=True):
+    def _seed(self, config: Config, now: datetime, starting: bool) -> tuple[list[Any], list[Any], list[Any]]:
+        """On the writer thread: config chargers and tags into the store; returns what the caches load."""
+        store = self.store
+        store.sync_config_chargers([(c.id, c.password_hash) for c in config.chargers], now)
+        store.sync_config_id_tags(
+            [
+                (t.id_tag, t.status, datetime.fromisoformat(t.expiry_date) if t.expiry_date else None,
+                 t.parent_id_tag)
+                for t in config.id_tags
+            ]
+        )  # fmt: skip
+        if starting:
+            store.mark_all_offline()
+        open_tx = store.transactions(open_only=True) if starting else []
+        return store.charge_points(), store.id_tags(), open_tx
+
+    async def _load(self, loaded: tuple[list[Any], list[Any], list[Any]]) -> None:
+        """On the loop: replace the known-charger and id-tag caches (keeping live state of known chargers)."""
+        rows, tags, open_tx = loaded
+        known: dict[str, KnownCharger] = {}
+        removed: set[str] = set()
+        limit = self.config.server.max_cp_id_length
+        for r in rows:
+            if r.removed_at is not None:
+                removed.add(r.id)
+                continue
+            old = self.registry.known.get(r.id)
+            k = KnownCharger(r.password_hash, r.auto_registered, r.firmware_version, r.capabilities, r.from_config)
+            if old is not None:
+                k.firmware_version, k.capabilities = old.firmware_version, old.capabilities
+                k.last_heard, k.online = old.last_heard, old.online
+            known[r.id] = k
+            problem = cp_id_problem(r.id, limit)
+            if problem is not None:
+                self.admission.warn_nonconforming(r.id, problem)
+        self.registry.known, self.registry.removed = known, removed
+        self._id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
+        for tx in open_tx:
             self._open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
 
-    async def apply_config(self, config: Config) -> None:
-        """Take a reloaded config live: new or changed ``[[chargers]]`` and ``[[id_tags]]`` apply at once.
+    async def _register_unknown(self, cp_id: str) -> None:
+        """Auto-registration (``allow_unknown_chargers``): stored and recorded as such."""
+        await self.db.run(self.store.register_charge_point, cp_id, self.clock.now(), auto_registered=True)
+        self.registry.known[cp_id] = KnownCharger(None, True)
+        self.record_event(cp_id, "auto_registered")
+        log_event(log, "charger_auto_registered", cp_id=cp_id)
 
-        The listening socket keeps its bind settings (a restart applies those; see ``controller.runtime``). A
-        charger removed from the config stays known in the store: forgetting a charger is an explicit act.
+    async def apply_config(self, config: Config) -> None:
+        """Take a reloaded config live: ``[[chargers]]``, ``[[id_tags]]`` and the ``[server]`` settings read
+        per connection (``allow_unknown_chargers``, ``require_auth``, id rules, heartbeat) apply at once.
+
+        The store follows the config: a tag removed from it is deleted (answers Invalid), a charger removed
+        from it is marked removed (refused at its next connection; its history stays). The listening socket
+        keeps its bind settings (a restart applies those; see ``controller.runtime``).
         """
         self.config = config
-        await self._db.run(self._seed_and_load)
+        self.db.max_unsaved_s = config.store.max_unsaved_s
+        await self._load(await self.db.run(self._seed, config, self.clock.now(), False))
         log_event(log, "csms_config_applied", chargers=len(config.chargers), id_tags=len(config.id_tags))
 
     async def stop(self) -> None:
@@ -222,13 +247,14 @@ class CentralSystem:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._db.close()
+        self.gate.close()
+        await self.db.close()
         log_event(log, "csms_stopped")
 
     async def flush(self) -> None:
         """Commit every buffered write now (tests call this before reading the store)."""
-        await self._db.flush()
-        await self._db.run(lambda: None)
+        await self.db.flush()
+        await self.db.run(lambda: None)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run background work owned by the central system (cancelled at ``stop``)."""
@@ -237,96 +263,58 @@ class CentralSystem:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def prune_retention(self) -> dict[str, int]:
+        """Delete what is older than ``[store] retention_days`` now (see ``controller.store.retention``)."""
+        cutoff = self.clock.now() - timedelta(days=self.config.store.retention_days)
+        counts = await prune(self.db, self.store, cutoff)
+        log_event(log, "retention_pruned", cutoff=cutoff.isoformat(), **counts)
+        return counts
+
+    async def _retention_loop(self) -> None:
+        # The first run waits a while: right after a start the chargers' reconnect storm has the CPU.
+        await self.clock.sleep(RETENTION_FIRST_AFTER.total_seconds())
+        while True:
+            if self.config.store.retention_days:
+                await self.prune_retention()
+            await self.clock.sleep(RETENTION_EVERY.total_seconds())
+
     # ------------------------------------------------------------------ connections
 
-    async def _process_request(self, connection: Any, request: Any) -> Any:
-        path = urlsplit(request.path).path
-        prefix = self.config.server.path_prefix.rstrip("/") + "/"
-        cp_id = unquote(path[len(prefix) :]) if path.startswith(prefix) else ""
-        if not cp_id or "/" in cp_id:
-            return self._refuse(connection, HTTPStatus.NOT_FOUND, "missing_cp_id", None, f"expected {prefix}<id>")
-        if len(cp_id) > MAX_CP_ID:
-            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "cp_id_too_long", cp_id[:MAX_CP_ID], "id too long")
-        offered = {p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")}
-        if SUBPROTOCOL not in offered:
-            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "no_subprotocol", cp_id, "ocpp1.6 required")
-        known = self._known.get(cp_id)
-        # A charger with a stored password always authenticates, even before the site turns require_auth on:
-        # otherwise anyone could connect under its id without one.
-        if self.config.server.require_auth or (known is not None and known.password_hash):
-            if not await self._authenticated(cp_id, known, request.headers.get("Authorization")):
-                resp = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "auth_failed", cp_id, "bad credentials")
-                resp.headers["WWW-Authenticate"] = 'Basic realm="evsite", charset="UTF-8"'
-                return resp
-        if known is None:
-            if not self.allow_unknown:
-                return self._refuse(connection, HTTPStatus.NOT_FOUND, "unknown_charger", cp_id, "unknown id")
-            await self._db.run(self.store.register_charge_point, cp_id, self.clock.now(), auto_registered=True)
-            self._known[cp_id] = KnownCharger(None, True)
-            self.record_event(cp_id, "auto_registered")
-            log_event(log, "charger_auto_registered", cp_id=cp_id)
-        connection.evsite_cp_id = cp_id
-        return None
-
-    def _refuse(self, connection: Any, status: HTTPStatus, why: str, cp_id: str | None, text: str) -> Any:
-        log_event(log, "connection_refused", logging.WARNING, cp_id=cp_id, status=int(status), why=why)
-        return connection.respond(status, text + "\n")
-
-    async def _authenticated(self, cp_id: str, known: KnownCharger | None, header: str | None) -> bool:
-        """HTTP Basic, username = charge point id, password checked against the stored PBKDF2 hash.
-
-        The slow hash runs in a thread; a verified password is remembered as a SHA-256 digest so that a
-        reconnect storm does not cost 2,000 PBKDF2 runs.
-        """
-        if known is None or not known.password_hash or not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if user != cp_id:
-            return False
-        digest = hashlib.sha256(password.encode()).digest()
-        key = (cp_id, known.password_hash)
-        cached = self._auth_cache.get(key)
-        if cached is not None:
-            return hmac.compare_digest(cached, digest)
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, known.password_hash)
-        if ok:
-            self._auth_cache[key] = digest
-        return ok
-
     async def _serve_connection(self, ws: Any) -> None:
-        from websockets.exceptions import ConnectionClosedError
+        from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
         cp_id: str = ws.evsite_cp_id
         session = ChargePointSession(cp_id, ws, self)
-        old = self._sessions.get(cp_id)
-        self._sessions[cp_id] = session
+        old = self.registry.attach(cp_id, session)
         if old is not None:
             old.connection_lost()
             self.spawn(old.close(1000, "replaced by a new connection"))
             log_event(log, "connection_replaced", cp_id=cp_id)
         now = self.clock.now()
-        self.touch(cp_id, now)
         self.record_event(cp_id, "connected", replaced=old is not None)
+        self.liveness.heard(cp_id, now, "connected")
+        self.touch(cp_id, now)
         self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, True, now))
+        log_event(log, "charger_connected", cp_id=cp_id, address=_address(ws), replaced=old is not None)
         abnormal = False
         try:
             await session.run()
+        except ConnectionClosedOK:  # closed normally while we were answering: an ordinary goodbye
+            pass
         except ConnectionClosedError:  # closed without a close frame, or with an error code
             abnormal = True
         finally:
-            session.connection_lost()
-            if self._sessions.get(cp_id) is session:
-                del self._sessions[cp_id]
+            current = self.registry.detach(cp_id, session)
             code = ws.close_code
             sent = ws.protocol.close_sent
             too_large = code == 1009 or (sent is not None and sent.code == 1009)
             why = "frame_too_large" if too_large else (ws.close_reason or "closed")
+            now = self.clock.now()
             self.record_event(cp_id, "disconnected", close_code=code, reason=why, abnormal=abnormal)
-            self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, False, self.clock.now(), why))
+            self.bus.publish(ev.TOPIC_CONNECTION, ev.ConnectionEvent(cp_id, False, now, why))
             log_event(log, "charger_disconnected", cp_id=cp_id, close_code=code, reason=why, abnormal=abnormal)
+            if current:
+                self.liveness.dropped(cp_id, now, "disconnected")
 
     # ------------------------------------------------------------------ commands
 
@@ -361,7 +349,7 @@ class CentralSystem:
         connector_id = body.get("connectorId")
         profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
         now = self.clock.now()
-        self._db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
+        self.db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
         self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
         log_event(
             log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason
@@ -370,13 +358,30 @@ class CentralSystem:
     # ------------------------------------------------------------------ handler side effects
 
     def touch(self, cp_id: str, now: datetime) -> None:
-        self._db.batch.last_seen[cp_id] = now
-        self._db.changed()
+        """The charger spoke: last seen (store, write-behind) and back online if it was not."""
+        self.db.batch.last_seen[cp_id] = now
+        self.db.changed()
+        self.liveness.heard(cp_id, now)
+
+    def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
+        """Online state into the store; offline makes every last connector status of the charger stale."""
+        cp_id = event.cp_id
+        self.db.batch.cp_fields.setdefault(cp_id, {})["online"] = event.online
+        self.record_event(cp_id, "online" if event.online else "offline", reason=event.reason)
+        if not event.online:
+            self.db.batch.stale_chargers.add(cp_id)
+            for key, row in self.db.batch.connectors.items():
+                if key[0] == cp_id:
+                    row["stale"] = True
+            for key, status in self.connector_status.items():
+                if key[0] == cp_id and not status.stale:
+                    self.connector_status[key] = dataclasses.replace(status, stale=True)
+        self.db.changed()
 
     def record_event(self, cp_id: str | None, kind: str, **data: Any) -> None:
         """Append to the event log (write-behind)."""
-        self._db.batch.events.append({"at": self.clock.now(), "cp_id": cp_id, "kind": kind, "data": data or None})
-        self._db.changed()
+        self.db.batch.events.append({"at": self.clock.now(), "cp_id": cp_id, "kind": kind, "data": data or None})
+        self.db.changed()
 
     def id_tag_info(self, id_tag: str) -> dict[str, Any]:
         """IdTagInfo for a driver's tag: Accepted/Blocked/Expired from the store, Invalid when unknown."""
@@ -397,7 +402,7 @@ class CentralSystem:
         self, id_tag: str, status: str, expiry_date: datetime | None = None, parent_id_tag: str | None = None
     ) -> None:
         """Add or change a driver's tag (store and the in-memory cache used by Authorize)."""
-        await self._db.run(self.store.upsert_id_tag, id_tag, status, expiry_date, parent_id_tag)
+        await self.db.run(self.store.upsert_id_tag, id_tag, status, expiry_date, parent_id_tag)
         self._id_tags[id_tag] = (status, expiry_date, parent_id_tag)
 
     async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None:
@@ -409,13 +414,13 @@ class CentralSystem:
             "serial_number": kw.get("charge_point_serial_number") or kw.get("charge_box_serial_number"),
             "last_boot": now,
         }
-        self._db.batch.cp_fields.setdefault(cp_id, {}).update(fields)
+        self.db.batch.cp_fields.setdefault(cp_id, {}).update(fields)
         self.record_event(cp_id, "boot", vendor=vendor, model=model, firmware_version=fw)
         if self._open_tx.get(cp_id):
-            closed = await self._db.run(self.store.record_boot, cp_id, now, **fields)
+            closed = await self.db.run(self.store.record_boot, cp_id, now, **fields)
             for tx_id in closed:
                 self._open_tx[cp_id].pop(tx_id, None)
-                tx = await self._db.run(self.store.transaction, tx_id)
+                tx = await self.db.run(self.store.transaction, tx_id)
                 self.bus.publish(
                     ev.TOPIC_TRANSACTION,
                     ev.TransactionEvent(
@@ -424,37 +429,12 @@ class CentralSystem:
                 )
                 log_event(log, "transaction_closed_at_boot", cp_id=cp_id, transaction_id=tx_id)
         self.bus.publish(ev.TOPIC_BOOT, ev.BootEvent(cp_id, vendor, model, fw, now))
-        known = self._known.setdefault(cp_id, KnownCharger(None, True))
-        if known.capabilities is None or known.firmware_version != fw or self.config.server.probe_every_boot:
+        log_event(log, "charger_booted", cp_id=cp_id, vendor=vendor, model=model, firmware_version=fw)
+        # A charger removed from the config while connected is not re-added here: it is refused next time.
+        known = self.registry.known.get(cp_id) or KnownCharger(None, True)
+        if probe_needed(known.capabilities, known.firmware_version, fw, self.config.server.probe_every_boot):
             known.firmware_version = fw
-            self.spawn(self._probe_and_configure(cp_id))
-
-    async def _probe_and_configure(self, cp_id: str) -> None:
-        """After boot: read the smart-charging capabilities, then set the meter sampling from config."""
-        from ocpp.v16 import call
-
-        # Let the BootNotification answer go out first: the charger may not take calls before it.
-        await asyncio.sleep(0)
-        srv = self.config.server
-        try:
-            conf = await self.send(cp_id, call.GetConfiguration(key=list(CAPABILITY_KEYS)))
-            caps: dict[str, Any] = dict.fromkeys(CAPABILITY_KEYS)
-            for item in conf.configuration_key or []:
-                if item.get("key") in caps:
-                    caps[item["key"]] = _config_value(item.get("value"))
-            await self._db.run(self.store.set_capabilities, cp_id, caps)
-            self._known[cp_id].capabilities = caps
-            self.bus.publish(ev.TOPIC_CAPABILITIES, ev.CapabilitiesEvent(cp_id, caps, self.clock.now()))
-            log_event(log, "capabilities_read", cp_id=cp_id, **caps)
-            for key, value in (
-                ("MeterValueSampleInterval", str(srv.meter_value_sample_interval_s)),
-                ("MeterValuesSampledData", ",".join(srv.meter_values_sampled_data)),
-            ):
-                res = await self.send(cp_id, call.ChangeConfiguration(key=key, value=value))
-                self.record_event(cp_id, "configuration_changed", key=key, value=value, status=str(res.status))
-        except CsmsError as err:
-            self.record_event(cp_id, "probe_failed", error=str(err))
-            log_event(log, "probe_failed", logging.WARNING, cp_id=cp_id, error=str(err))
+            self.spawn(probe_and_configure(self, cp_id))
 
     def on_status(
         self,
@@ -466,7 +446,7 @@ class CentralSystem:
         vendor_error_code: str | None,
         at: datetime,
     ) -> None:
-        self._db.batch.connectors[(cp_id, connector_id)] = {
+        self.db.batch.connectors[(cp_id, connector_id)] = {
             "cp_id": cp_id,
             "connector_id": connector_id,
             "status": status,
@@ -474,8 +454,9 @@ class CentralSystem:
             "info": info,
             "vendor_error_code": vendor_error_code,
             "updated_at": at,
+            "stale": False,
         }
-        self._db.changed()
+        self.db.commit_if_unbuffered()
         event = ev.StatusEvent(cp_id, connector_id, status, error_code, at, info)
         self.connector_status[(cp_id, connector_id)] = event
         self.bus.publish(ev.TOPIC_STATUS, event)
@@ -484,12 +465,12 @@ class CentralSystem:
         self, cp_id: str, connector_id: int, transaction_id: int | None, meter_value: list[dict[str, Any]]
     ) -> None:
         now = self.clock.now()
-        rows = self._db.batch.meter_values
+        rows = self.db.batch.meter_values
         for mv in meter_value:
             event, mv_rows = summarize_meter_value(cp_id, connector_id, transaction_id, mv, now)
             rows.extend(mv_rows)
             self.bus.publish(ev.TOPIC_METER, event)
-        self._db.changed()
+        self.db.commit_if_unbuffered()
 
     async def on_start_transaction(
         self,
@@ -501,7 +482,7 @@ class CentralSystem:
         auth_status: str,
         reservation_id: int | None,
     ) -> int:
-        tx_id, created = await self._db.run(
+        tx_id, created = await self.db.run(
             self.store.start_transaction, cp_id, connector_id, id_tag, meter_start, at, auth_status, reservation_id
         )
         if created:
@@ -535,7 +516,7 @@ class CentralSystem:
         connector = self._open_tx.get(cp_id, {}).pop(transaction_id, None)
         if transaction_data:
             self.on_meter_values(cp_id, connector or 0, transaction_id, transaction_data)
-        row_id, known = await self._db.run(
+        row_id, known = await self.db.run(
             self.store.stop_transaction, cp_id, transaction_id, meter_stop, at, reason, id_tag
         )
         self.bus.publish(
@@ -558,19 +539,18 @@ class CentralSystem:
         handler = self.data_transfer_handlers.get(vendor_id)
         status, answer = ("UnknownVendorId", None) if handler is None else handler(cp_id, message_id, data)
         self.record_event(cp_id, "data_transfer", vendor_id=vendor_id, message_id=message_id, data=data, status=status)
+        self.db.commit_if_unbuffered()
         return status, answer
 
     def on_cp_status_field(self, cp_id: str, field: str, status: str) -> None:
         """Firmware / diagnostics status notifications: kept on the charge point and in the event log."""
-        self._db.batch.cp_fields.setdefault(cp_id, {})[field] = status
+        self.db.batch.cp_fields.setdefault(cp_id, {})[field] = status
         self.record_event(cp_id, field, status=status)
+        self.db.commit_if_unbuffered()
 
 
-def _config_value(value: str | None) -> Any:
-    """GetConfiguration values are strings; numbers become ints, lists stay comma-separated strings."""
-    if value is None:
-        return None
+def _address(ws: Any) -> str | None:
     try:
-        return int(value)
-    except ValueError:
-        return value
+        return str(ws.remote_address[0])
+    except (AttributeError, IndexError, TypeError):
+        return None

@@ -12,6 +12,7 @@ Topics (see ``controller.csms`` for when each is published):
 - ``ocpp/transaction`` → ``TransactionEvent``    a transaction started or stopped (or closed at reboot)
 - ``ocpp/meter``      → ``MeterEvent``           one MeterValues sample set (also StopTransaction's data)
 - ``ocpp/profile``    → ``ProfileEvent``         a SetChargingProfile / ClearChargingProfile and its answer
+- ``ocpp/online``     → ``ChargerOnlineEvent``   a charger went offline (socket closed, heartbeat timeout) or back
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TOPIC_STATUS = topics.OCPP_STATUS
 TOPIC_TRANSACTION = topics.OCPP_TRANSACTION
 TOPIC_METER = topics.OCPP_METER
 TOPIC_PROFILE = topics.OCPP_PROFILE
+TOPIC_ONLINE = topics.OCPP_ONLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class StatusEvent:
     error_code: str
     at: datetime
     info: str | None = None
+    #: True once the charger went offline after reporting this: the connector's real state is unknown.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +122,14 @@ class ProfileEvent:
     status: str
     reason: str | None
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerOnlineEvent:
+    """A charger came online (``reason`` ``connected``/``message``) or went offline (``disconnected`` or a
+    close reason, ``heartbeat_timeout``). Offline means: its last connector statuses are stale."""
+
+    cp_id: str
+    online: bool
+    at: datetime
+    reason: str

@@ -8,8 +8,12 @@ reload of ``config.toml``. Each part is a task on one event loop and one clock; 
 adapter is logged and does not take the central system down.
 
 Live config reload (``ConfigWatcher``): chargers and id tags take effect at once (new chargers may connect,
-passwords change, tags are (un)blocked); ``logging`` is re-applied; changes to the listening socket, TLS or the
-store are logged as ``config_needs_restart`` and wait for a restart. A rejected edit changes nothing.
+passwords change, tags are (un)blocked, a tag removed from the file answers Invalid, a charger removed from it
+is refused at its next connection); ``[server]`` settings read per connection or per message
+(``allow_unknown_chargers``, ``require_auth``, ``max_cp_id_length``, heartbeat and its timeout) apply at once;
+``logging`` is re-applied; changes to the listening socket (the port compared with the one actually bound),
+TLS or the store are logged as ``config_needs_restart`` and wait for a restart. A rejected edit changes
+nothing.
 """
 
 from __future__ import annotations
@@ -31,13 +35,24 @@ from evsite.log import configure_logging, log_event
 log = logging.getLogger("controller.runtime")
 
 #: [server] keys that only a restart can apply (the socket is already bound with them).
-RESTART_SERVER_KEYS = ("host", "port", "path_prefix", "tls_cert", "tls_key", "max_frame_bytes")
+RESTART_SERVER_KEYS = ("host", "port", "path_prefix", "tls_cert", "tls_key", "max_frame_bytes", "auth_workers")
 
 
-def restart_needed(old: Config, new: Config) -> list[str]:
-    """Which changed settings wait for a restart (dotted names), in a stable order."""
-    keys = [f"server.{k}" for k in RESTART_SERVER_KEYS if getattr(old.server, k) != getattr(new.server, k)]
-    if old.store != new.store:
+def restart_needed(old: Config, new: Config, bound_port: int | None = None) -> list[str]:
+    """Which changed settings wait for a restart (dotted names), in a stable order.
+
+    The port is compared with the socket actually bound (``bound_port``) when known: a file saying
+    ``port = 0`` (any free port) is satisfied by whatever port was bound, and a file that names the port
+    already bound needs nothing, whatever the previous file said.
+    """
+    keys = []
+    for k in RESTART_SERVER_KEYS:
+        if k == "port" and bound_port is not None:
+            if new.server.port not in (0, bound_port):
+                keys.append("server.port")
+        elif getattr(old.server, k) != getattr(new.server, k):
+            keys.append(f"server.{k}")
+    if old.store.url != new.store.url:
         keys.append("store.url")
     if old.mqtt != new.mqtt:
         keys.append("mqtt")
@@ -75,6 +90,11 @@ class SiteRuntime:
         self.config_path = Path(config_path) if config_path else None
         #: the operator HTTP API and dashboard (``controller.api.ApiServer``) when ``[api] enabled``
         self.api: Any = None
+        self.loadmgmt: Any = None
+        if config.site.enabled:
+            from controller.loadmgmt.manager import LoadManager
+
+            self.loadmgmt = LoadManager(config, self.csms, self.bus, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -96,6 +116,12 @@ class SiteRuntime:
             bridge = MeterBridge(self.bus, self.clock, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.meter_topic,
                                  cfg.mqtt.client_id)  # fmt: skip
             self._spawn("mqtt-meter-bridge", bridge.run())
+        if self.loadmgmt is not None:
+            self._spawn("load-management", self.loadmgmt.run())
+            if cfg.mqtt.enabled:
+                from controller.loadmgmt.state_publisher import publish_site_state
+
+                self._spawn("mqtt-site-state", publish_site_state(self.loadmgmt, cfg.mqtt, cfg.site, self.clock))
         if cfg.regulation.enabled:
             await self._start_regulation()
         if cfg.api.enabled:
@@ -104,6 +130,7 @@ class SiteRuntime:
             self._spawn("config-watcher", self.watcher.run())
             self._spawn("config-apply", self._apply_config_changes())
         log_event(log, "site_started", url=self.csms.url, mqtt=cfg.mqtt.enabled, regulation=cfg.regulation.enabled,
+                  load_management=self.loadmgmt is not None,
                   watching=str(self.watcher.path) if self.watcher else None)  # fmt: skip
 
     async def _start_api(self) -> None:
@@ -113,6 +140,7 @@ class SiteRuntime:
             return self.config
 
         live = LiveSite(self.bus, self.clock, config, lambda: self.csms.connected)
+        live.source = self.loadmgmt  # load management's own view of the site, when it runs
         ctx = ApiContext(self.csms, self.store, self.bus, self.clock, config, live, self.config_path)
         self.api = ApiServer(ctx)
         await self.api.start()
@@ -146,7 +174,9 @@ class SiteRuntime:
         if "logging" in change.sections:
             configure_logging(new.logging.level, new.logging.format)
         await self.csms.apply_config(new)
-        waiting = restart_needed(old, new)
+        if self.loadmgmt is not None:
+            self.loadmgmt.apply_config(new)
+        waiting = restart_needed(old, new, self.csms.port)
         if waiting:
             log_event(log, "config_needs_restart", logging.WARNING, keys=",".join(waiting))
         self.config = new

@@ -44,6 +44,13 @@ class ServerConfig(_Section):
     path_prefix: str = "/ocpp"
     max_frame_bytes: int = Field(65536, ge=1024, description="larger frames are refused")
     heartbeat_interval_s: int = Field(300, ge=1)
+    heartbeat_timeout_factor: float = Field(
+        3.0, ge=1, description="a charger silent this many heartbeat intervals is marked offline"
+    )
+    max_cp_id_length: int = Field(
+        20, ge=1, le=48, description="longest charge point id admitted (OCPP 1.6 CiString20; up to 48)"
+    )
+    auth_workers: int = Field(2, ge=1, le=64, description="password verifications run at once (one per core)")
     call_timeout_s: float = Field(30.0, gt=0, description="timeout of a central-system-initiated call")
     allow_unknown_chargers: bool = Field(False, description="auto-register unknown charge point ids")
     require_auth: bool = Field(False, description="require HTTP Basic auth (security profile 1/2)")
@@ -82,6 +89,19 @@ class StoreConfig(_Section):
     """Where everything is persisted: SQLite file by default, PostgreSQL by URL."""
 
     url: str = "sqlite:///evsite.db"
+    max_unsaved_s: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="acknowledged MeterValues/status may wait this long before commit (lost if killed); "
+        "0: committed before the answer",
+    )
+    retention_days: int = Field(
+        400,
+        ge=0,
+        description="meter values, events and id tags of closed transactions older than this are "
+        "pruned; 0 keeps everything",
+    )
 
     @field_validator("url")
     @classmethod
@@ -101,7 +121,20 @@ class ChargerConfig(_Section):
     voltage_v: float = Field(230.0, gt=0)
     phases: Literal[1, 3] = 3
     bidirectional: bool = False
-    circuit: str | None = None
+    circuit: str | None = Field(None, description="id of the [[site.panels]] node it is wired to (None: the service)")
+    phase_map: list[Literal["L1", "L2", "L3"]] | None = Field(
+        None, description="service phases the charger's phases are wired to (default L1..L<phases>)"
+    )
+    fail_safe_a: float | None = Field(None, ge=0, description="fail-safe current per phase (None: [site])")
+    no_pause: bool = Field(False, description="its cars do not resume after a 0 A pause: never pause it")
+
+    @model_validator(mode="after")
+    def _phase_map(self) -> ChargerConfig:
+        if self.phase_map is not None and (
+            len(self.phase_map) != self.phases or len(set(self.phase_map)) != len(self.phase_map)
+        ):
+            raise ValueError(f"phase_map must name {self.phases} distinct phase(s) (L1, L2, L3)")
+        return self
 
 
 class IdTagConfig(_Section):
@@ -145,6 +178,12 @@ class ServiceConfig(_Section):
     evse_rating_kw: float | None = Field(None, gt=0)
     evse_voltage_v: float = Field(208.0, gt=0)
     existing_evse_count: int = Field(0, ge=0)
+    nec_edition: Literal[2014, 2017, 2020, 2023] = Field(
+        2023, description="NEC edition of the load calculation; 2020+ counts each EVSE at >= 7.2 kW (220.57)"
+    )
+    power_factor: float | None = Field(
+        None, gt=0, le=1, description="building power factor (kW / kVA); None: unknown, taken as 1.0 with a warning"
+    )
 
     @property
     def rating_kw(self) -> float:
@@ -175,6 +214,9 @@ class TariffConfig(_Section):
     tier_starts: list[str] = Field(default_factory=lambda: ["01-01", "07-01", "10-01"], description="MM-DD")
     residential: list[list[float]] | None = None
     business: list[list[float]] | None = None
+    demand_charge_usd_per_kw_month: float = Field(
+        0.0, ge=0, description="$/kW on each month's highest site demand (building + EV), besides energy prices"
+    )
 
 
 class PlanningConfig(_Section):
@@ -200,14 +242,30 @@ class PlanningConfig(_Section):
         None, description="IANA zone of the site: a 'day' of the load profile is a local day (e.g. America/New_York)"
     )
     data_timezone: str | None = Field(None, description="zone of naive meter timestamps (None: site local time)")
-    meter_unit: Literal["kW", "kWh"] | None = Field(None, description="None: detect (a 'kwh' column/file name)")
+    meter_unit: Literal["kW", "kWh", "W", "Wh"] | None = Field(
+        None, description="None: detect (a 'kwh' column/file name)"
+    )
     zero_run_min_h: float = Field(1.0, gt=0, description="zero runs this long (h) in a loaded building = outage")
-    outlier_k: float = Field(10.0, gt=0, description="robust-sigma multiple beyond which a reading is an outlier")
+    outlier_k: float = Field(6.0, gt=0, description="robust-sigma excess beyond which an isolated reading is a spike")
     max_fill_h: float = Field(3.0, ge=0, description="missing runs up to this long (h) are interpolated")
     rating_a_by_meter: dict[str, float] = Field(
         default_factory=dict, description="per-meter service rating (A) overriding service.rating_a in a batch"
     )
     workers: int = Field(2, ge=1, description="processes for a many-building plan")
+    static_percentile: float = Field(
+        100.0,
+        ge=50,
+        le=100,
+        description="the static EV ceiling holds against this percentile of each hour's load over the year; "
+        "100 = every hour; below 100 only with live load management catching the remaining hours",
+    )
+    keep_spikes: bool = Field(False, description="keep readings the spike/dropout rules flag (reported as suspect)")
+    allow_export: bool = Field(False, description="accept negative (net-export) readings; they are reported")
+    service_level_sessions: float = Field(0.95, gt=0, le=1, description="share of sessions that must be served")
+    service_level_energy: float = Field(
+        0.95, gt=0, le=1, description="share of its requested energy a session must get to count as served"
+    )
+    max_chargers: int = Field(500, ge=1, description="largest charger count the sizing simulation tries")
 
     @field_validator("site_timezone", "data_timezone")
     @classmethod
@@ -231,6 +289,9 @@ class PlanningConfig(_Section):
 
 
 class RegulationConfig(_Section):
+    """``[regulation]``: the aggregator (``evsite regulate`` and the live service). ``step_s`` is the old
+    mode-switching loop's step and the model's period; the hourly-market loop steps at the signal's 2 s."""
+
     enabled: bool = False
     soc_bins: int = Field(20, ge=2)
     step_s: float = Field(4.0, gt=0)
@@ -238,6 +299,80 @@ class RegulationConfig(_Section):
     learning_rate: float = Field(0.1, ge=0, le=1)
     capacity_horizon_s: float = Field(300.0, gt=0)
     signal_file: Path | None = None
+    soc_force_charge: float = Field(0.15, ge=0, le=1, description="below this SoC a car is forced to charge")
+    slack_margin_s: float = Field(
+        2700.0, ge=0, description="plan every car to reach its demand this long before its estimated departure"
+    )
+    min_hold_s: float = Field(300.0, ge=0, description="least time between two mode switches of a car")
+    latency_median_s: float = Field(2.0, gt=0, description="OCPP command round trip, median (simulation)")
+    latency_p99_s: float = Field(10.0, gt=0, description="OCPP command round trip, 99th percentile (simulation)")
+    command_loss_share: float = Field(0.01, ge=0, le=1, description="share of commands rejected or lost")
+    meter_interval_s: float = Field(30.0, ge=10, description="MeterValues interval of each car")
+    meter_delay_s: float = Field(5.0, ge=0, description="how late a car's meter value reaches the controller")
+    soc_cv: float = Field(0.8, gt=0, le=1, description="SoC above which charging tapers (constant voltage)")
+    safety_margin: float = Field(0.1, ge=0, lt=1, description="share of the forecast capacity not offered")
+    departure_sd_s: float = Field(900.0, ge=0, description="drivers leave this spread around the estimate")
+    early_share: float = Field(0.1, ge=0, le=1, description="share of drivers leaving 30-90 min early")
+
+    @model_validator(mode="after")
+    def _latency(self) -> RegulationConfig:
+        if self.latency_p99_s < self.latency_median_s:
+            raise ValueError("latency_p99_s must be >= latency_median_s")
+        return self
+
+
+class PanelConfig(_Section):
+    """A panel or circuit of the site tree: a per-phase current limit below its ``parent`` (None: the service)."""
+
+    id: str = Field(min_length=1, max_length=48)
+    parent: str | None = None
+    rating_a: float = Field(gt=0, description="breaker / busbar rating per phase (A)")
+    voltage_v: float = Field(230.0, gt=0, description="phase-to-neutral voltage at this level")
+    phases: Literal[1, 3] = 3
+    phase_map: list[Literal["L1", "L2", "L3"]] | None = Field(None, description="service phases it is fed from")
+    continuous_load_factor: float = Field(0.8, gt=0, le=1)
+
+
+class SiteConfig(_Section):
+    """Automatic load management (NEC 625.42): the site tree, the plan, the loop and the fail-safe."""
+
+    enabled: bool = Field(True, description="run load management in `evsite serve`")
+    plan: Path | None = Field(None, description="plan.json of `evsite plan` (hourly EV ceiling); reloaded on change")
+    plan_building: str | None = Field(None, description="which building of plan.json (default: the first)")
+    timezone: str = Field("UTC", description="IANA zone of the site: plan hours and day types are local")
+    policy: Literal["equal", "priority", "edf", "llf"] = "equal"
+    response_s: float = Field(5.0, gt=0, description="longest time the site may be over its limit")
+    limit_kw: float | None = Field(None, gt=0, description="site limit below the continuous rating (None: rating)")
+    building_peak_kw: float | None = Field(
+        None, ge=0, description="highest building load the fail-safe must allow for (None: the plan's max demand)"
+    )
+    reserve_kw: float = Field(2.0, ge=0, description="kept free under the limit for the load change between readings")
+    fail_safe_a: float | None = Field(
+        None, ge=0, description="per-phase fail-safe current (None: sized so every connector at it fits)"
+    )
+    profile_validity_s: float = Field(120.0, gt=0, description="live profiles expire this long after being sent")
+    period_s: float = Field(60.0, gt=0, description="allocation runs at least this often")
+    debounce_s: float = Field(1.0, ge=0, description="events within this window share one allocation")
+    min_current_a: float = Field(6.0, ge=0, description="J1772 minimum: below it a connector is paused")
+    departure_default_h: float = Field(8.0, gt=0, description="assumed stay when nothing better is known")
+    live_stack_level: int = Field(2, ge=1, description="stack level of live limits (fail-safe is at 0)")
+    noncompliance_tolerance_a: float = Field(2.0, ge=0)
+    readback: bool = Field(True, description="GetCompositeSchedule after a new limit, mismatches flagged")
+    ev_only_meter: bool = Field(False, description="the site meter covers only the EVs: building load is 0")
+    replan_cron: str = Field("0 3 * * *", description="daily re-plan time (cron, site time zone)")
+    state_topic: str = Field("evsite/site/state", description="MQTT topic of the site state ([mqtt] enabled)")
+    panels: list[PanelConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name like America/Los_Angeles)") from None
+        return v
 
 
 class SimulationConfig(_Section):
@@ -302,6 +437,7 @@ class Config(_Section):
     chargers: list[ChargerConfig] = Field(default_factory=list)
     id_tags: list[IdTagConfig] = Field(default_factory=list)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    site: SiteConfig = Field(default_factory=SiteConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     meter: MeterConfig = Field(default_factory=MeterConfig)
     tariff: TariffConfig = Field(default_factory=TariffConfig)
@@ -317,7 +453,37 @@ class Config(_Section):
             if c.id in seen:
                 raise ValueError(f"charger id {c.id!r} is listed twice")
             seen.add(c.id)
+        self._site_tree()
         return self
+
+    def _site_tree(self) -> None:
+        """Panels form a tree under the service; every reference resolves (errors name the key)."""
+        site = self.site
+        ids: dict[str, int] = {}
+        for i, p in enumerate(site.panels):
+            if p.id in ids:
+                raise ValueError(f"site.panels.{i}.id: panel {p.id!r} is listed twice")
+            ids[p.id] = i
+        for i, p in enumerate(site.panels):
+            if p.parent is not None and p.parent not in ids:
+                raise ValueError(f"site.panels.{i}.parent: unknown panel {p.parent!r}")
+        for i, p in enumerate(site.panels):
+            seen = {p.id}
+            node = p
+            while node.parent is not None:
+                if node.parent in seen:
+                    raise ValueError(f"site.panels.{i}.parent: cycle through panel(s) {' -> '.join(sorted(seen))}")
+                seen.add(node.parent)
+                node = site.panels[ids[node.parent]]
+        for i, c in enumerate(self.chargers):
+            if c.circuit is not None and c.circuit not in ids:
+                raise ValueError(f"chargers.{i}.circuit: unknown panel {c.circuit!r} (list it in [[site.panels]])")
+        continuous_kw = self.service.rating_kw * self.service.continuous_load_factor
+        if site.limit_kw is not None and site.limit_kw > continuous_kw + 1e-9:
+            raise ValueError(
+                f"site.limit_kw: {site.limit_kw:g} kW is above the service's continuous rating "
+                f"{continuous_kw:.1f} kW (continuous_load_factor x rating)"
+            )
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

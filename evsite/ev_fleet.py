@@ -74,12 +74,20 @@ class Fleet:
     soc_target: FloatArray
     mode: NDArray[np.int8]
     soc_initial: FloatArray = field(default_factory=lambda: np.empty(0))
+    #: the charger's minimum charging power (kW; IEC 61851 minimum 6 A): below it the car does not charge.
+    p_min_kw: FloatArray = field(default_factory=lambda: np.empty(0))
+    #: time (s) the car and charger take to ramp from 0 to rated power after a new setpoint.
+    ramp_s: FloatArray = field(default_factory=lambda: np.empty(0))
     epoch: datetime | None = None
 
     def __post_init__(self) -> None:
         n = self.arrival_s.shape[0]
         if self.soc_initial.shape[0] != n:
             self.soc_initial = self.soc.copy()
+        if self.p_min_kw.shape[0] != n:
+            self.p_min_kw = np.zeros(n)
+        if self.ramp_s.shape[0] != n:
+            self.ramp_s = np.zeros(n)
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray) and v.shape != (n,):
@@ -202,6 +210,53 @@ class FleetStepper:
         soc[:] = lo
 
 
+@dataclass(frozen=True)
+class CarPhysics:
+    """What a real car and charger do with a power setpoint (the regulation simulation's ground truth).
+
+    ``soc_cv``: above this SoC the battery is in constant voltage and its charging power tapers linearly
+    to 0 at SoC 1 (constant current below). The charger's minimum current (``Fleet.p_min_kw``): a setpoint
+    between 0 and the minimum is not served (the car pauses). ``Fleet.ramp_s``: the power moves towards the
+    setpoint at ``rated / ramp_s`` kW per second.
+    """
+
+    soc_cv: float = 0.8
+
+
+def charge_ceiling_kw(fleet: Fleet, soc_cv: float, soc: FloatArray | None = None) -> FloatArray:
+    """The most each car can draw at its SoC: rated power, tapered linearly above ``soc_cv`` (CC/CV)."""
+    s = fleet.soc if soc is None else soc
+    if soc_cv >= 1.0:
+        return fleet.p_charge_kw.copy()
+    frac = np.clip((1.0 - s) / (1.0 - soc_cv), 0.0, 1.0)
+    return fleet.p_charge_kw * frac
+
+
+def apply_setpoints(
+    fleet: Fleet, setpoint_kw: FloatArray, power_kw: FloatArray, dt_s: float, physics: CarPhysics
+) -> FloatArray:
+    """The power each car draws over the next ``dt_s`` (+ charge / - discharge) given the charger's setpoint
+    and what it drew over the last step (``power_kw``): minimum current, CC/CV taper and ramp applied."""
+    sp = np.where((setpoint_kw > 0) & (setpoint_kw < fleet.p_min_kw), 0.0, setpoint_kw)
+    sp = np.where((sp < 0) & (-sp < fleet.p_min_kw), 0.0, sp)
+    sp = np.clip(sp, -fleet.p_discharge_kw, charge_ceiling_kw(fleet, physics.soc_cv))
+    rate = np.where(fleet.ramp_s > 0, fleet.p_charge_kw / np.maximum(fleet.ramp_s, 1e-9), np.inf) * dt_s
+    return power_kw + np.clip(sp - power_kw, -rate, rate)
+
+
+def multi_day_fleet(n_per_day: int, days: int, seed: int = 0, **kwargs) -> Fleet:
+    """The seed study's fleet over ``days`` consecutive days: day d is ``seed_fleet(n_per_day, seed + d)``
+    shifted by d x 24 h (the study's two groups both arrive and leave within their day)."""
+    parts = []
+    for d in range(days):
+        f = seed_fleet(n_per_day, seed + d, **kwargs)
+        f.arrival_s += d * 86_400.0
+        f.departure_s += d * 86_400.0
+        parts.append(f)
+    kw = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Fleet) if f.name != "epoch"}
+    return Fleet(**kw)
+
+
 def charge_until(fleet: Fleet, t_s: float) -> None:
     """Warm start: every EV that arrived before ``t_s`` has charged at its rated power since arrival.
 
@@ -257,10 +312,15 @@ def seed_fleet(
         ((-6.5, 3.4, 0.0, 5.5), (8.9, 3.4, 0.0, 20.9)),
         ((17.5, 3.4, 5.5, 24.0), (32.9, 3.4, 20.9, 24.0)),
     ),
+    min_current_a: float = 6.0,
+    voltage_v: float = 230.0,
+    ramp_s: tuple[float, float] = (2.0, 10.0),
 ) -> Fleet:
     """The seed study's fleet (MODELS.md section 2); arrival/finish parameters are (mean, sd, lo, hi) hours.
 
     The same rated power is used for charging and discharging (as in the study). All EVs start charging.
+    5-7 kW is a single-phase 230 V charger at 22-30 A: the minimum power is ``min_current_a`` at
+    ``voltage_v``; ramp times are uniform in ``ramp_s`` (drawn last, so the other draws do not move).
     """
     if n < 0:
         raise ValueError(f"fleet size must be >= 0, got {n}")
@@ -288,6 +348,8 @@ def seed_fleet(
         soc=s0,
         soc_target=st,
         mode=np.zeros(n, dtype=np.int8),
+        p_min_kw=np.full(n, min_current_a * voltage_v / 1000.0),
+        ramp_s=rng.uniform(*ramp_s, n),
     )
 
 

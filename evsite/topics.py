@@ -18,6 +18,9 @@ REGULATION_CAPACITY = "regulation/capacity"
 LOADMGMT_SITE_LIMIT = "loadmgmt/site_limit"
 #: ``str`` naming who asked: recompute the plan now (HTTP API -> load management).
 LOADMGMT_REPLAN = "loadmgmt/replan"
+#: frozen mapping ``{(cp_id, connector_id): limit_a}``: the per-connector limits load management granted,
+#: published each time they change; the aggregator never commands a connector above its latest one.
+LOADMGMT_LIMITS = "loadmgmt/limits"
 
 #: ``controller.events`` dataclasses, one topic per kind of central-system event.
 OCPP_CONNECTION = "ocpp/connection"
@@ -27,5 +30,12 @@ OCPP_STATUS = "ocpp/status"
 OCPP_TRANSACTION = "ocpp/transaction"
 OCPP_METER = "ocpp/meter"
 OCPP_PROFILE = "ocpp/profile"
+#: ``controller.events.ChargerOnlineEvent``: a charger went offline (socket closed, heartbeat timeout) or back.
+OCPP_ONLINE = "ocpp/online"
 #: every OCPP event (prefix subscription).
 OCPP_ALL = "ocpp/#"
+#: ``Mapping[(cp_id, connector_id), float]`` (read-only): every connector's load-management limit in A per
+#: phase, published each time limits change; the regulation aggregator acts only within these.
+LOADMGMT_LIMITS = "loadmgmt/limits"
+#: ``evsite.departure_update.DepartureUpdate``: a driver's or operator's departure (and energy) for a session.
+LOADMGMT_DEPARTURE = "loadmgmt/departure"

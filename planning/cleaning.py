@@ -9,20 +9,29 @@ Order (each step sees the previous one's output):
 1. unparseable values ('?', blanks) -> missing; timestamps that could not be placed (NaT) -> dropped, counted;
 2. duplicate timestamps -> averaged (the daylight-saving repeat hour is counted separately);
 3. regular grid at the file's own interval: absent slots are inserted as missing (DST gaps counted apart);
-4. runs of exact zeros of at least ``zero_run_min_h`` in a building whose typical load is positive -> outage,
+4. negative readings (net export) -> refused unless ``allow_export``; then kept and reported;
+5. dropout-then-catch-up: a run of near-zero readings (up to 6 h, each at most 10% of the same hour on
+   similar days and of the readings around the run) followed by one reading at least 1.5x both outer
+   neighbours, where the run plus the catch-up carries the energy the neighbouring hours say it should
+   (within 30%): a meter that stored its readings and sent them late. Both sides are removed;
+6. runs of exact zeros of at least ``zero_run_min_h`` in a building whose typical load is positive -> outage,
    set missing (upstream exports such as the Cambridge archive write 0 for "no reading");
-5. outliers by a robust (Hampel-type) rule: residual from a centred rolling median, flagged when it exceeds
-   ``outlier_k`` robust standard deviations of the residuals around it (1.4826 x their one-day rolling median,
-   floored at the whole series' value and at 5% of the median load), and only when the reading also lies
-   outside the building's range fences (Q1/Q3 -/+ ``outlier_k`` x IQR). Both scale with each building; the
-   fences keep real peaks (the NEC maximum) from ever being cleaned away;
-6. missing runs up to ``max_fill_h`` are linearly interpolated; longer runs stay missing and the daily
-   profile step drops (and counts) the days they touch.
+7. isolated spikes: a reading at least twice and ``outlier_k`` robust sigmas above the larger of its two
+   neighbours AND of every reading at the same time of day on similar days (same weekday/weekend type, within
+   21 days), and above 1.5x the building's 99.9th percentile. It is removed. A reading that stands out from
+   its neighbours but not from similar days (a recurring peak) is kept and reported as suspect.
+   ``keep_spikes`` keeps every flagged reading;
+8. missing runs up to ``max_fill_h`` are linearly interpolated, but only between two readings that are
+   neither removed nor suspect: a removed reading stays missing (never replaced by an invented value) and the
+   daily-profile step drops (and counts) the days it touches.
+
+Every removed or suspect reading is listed in ``CleaningReport.suspects`` with its time, value, rule and
+action, so the maximum demand the plan uses is one an engineer can find in the cleaned data and defend.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -49,8 +58,14 @@ class CleaningReport:
     interpolated: int = 0
     left_missing: int = 0
     days_dropped: int = 0
+    catchup_pairs: int = 0
+    spikes_removed: int = 0
+    suspects_kept: int = 0
+    export_readings: int = 0
+    export_min_kw: float = 0.0
+    suspects: list[dict] = field(default_factory=list)  # {"time", "kw", "rule", "action"} per flagged reading
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -77,14 +92,87 @@ def _run_mask(mask: np.ndarray, min_len: int) -> tuple[np.ndarray, int]:
     return out, int(keep.sum())
 
 
+def similar_day_stats(v: np.ndarray, grid: pd.DatetimeIndex, window_days: int = 21) -> tuple[np.ndarray, np.ndarray]:
+    """Median and maximum of the readings at the same time of day on similar days (per sample).
+
+    Similar days: the same day type (weekday or weekend) within ``window_days`` either side, the day itself
+    excluded. Vectorised as a (days x slots) matrix shifted by each day offset; missing values are ignored.
+    """
+    day = grid.normalize()
+    days, day_idx = np.unique(day.asi8, return_inverse=True)
+    slot_len = grid[1] - grid[0]
+    slot = ((grid - day) // slot_len).to_numpy().astype(int)
+    per_day = int(slot.max()) + 1
+    m = np.full((days.size, per_day), np.nan)
+    m[day_idx, slot] = v
+    weekend = pd.DatetimeIndex(days).day_of_week.to_numpy() >= 5
+    shifted = []
+    for off in range(-window_days, window_days + 1):
+        if off == 0 or abs(off) >= days.size:
+            continue
+        s = np.full_like(m, np.nan)
+        src = slice(max(0, off), days.size + min(0, off))
+        dst = slice(max(0, -off), days.size + min(0, -off))
+        s[dst] = m[src]
+        w_src = np.zeros(days.size, dtype=bool)
+        w_src[dst] = weekend[src] == weekend[dst]
+        s[~w_src] = np.nan
+        shifted.append(s)
+    if not shifted:
+        nan = np.full(v.size, np.nan)
+        return nan, nan
+    stack = np.stack(shifted)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no similar day, stays NaN
+            med = np.nanmedian(stack, axis=0)
+            mx = np.nanmax(stack, axis=0)
+    return med[day_idx, slot], mx[day_idx, slot]
+
+
+def _neighbour_max(v: np.ndarray) -> np.ndarray:
+    """The larger of the previous and next reading (NaN-aware; NaN when both are missing)."""
+    prev = np.r_[np.nan, v[:-1]]
+    nxt = np.r_[v[1:], np.nan]
+    return np.fmax(prev, nxt)
+
+
+def _catchup_pairs(v: np.ndarray, expected: np.ndarray, per_hour: int, tol: float = 0.3) -> np.ndarray:
+    """Mask of dropout runs and their catch-up reading (see rule 5 of the module docstring)."""
+    low = np.isfinite(v) & np.isfinite(expected) & (v <= 0.1 * expected)
+    starts, lengths = _runs(low)
+    out = np.zeros(v.size, dtype=bool)
+    max_len = 6 * per_hour
+    for st, ln in zip(starts, lengths, strict=True):  # few runs: a loop over runs, not samples
+        j = st + ln
+        if ln > max_len or st == 0 or j + 1 >= v.size:
+            continue
+        before, after = v[st - 1], v[j + 1]
+        if not (np.isfinite(v[j]) and np.isfinite(before) and np.isfinite(after)):
+            continue
+        level = 0.5 * (before + after)
+        # A dropout reads far below the readings around it too (not only below similar days), and the
+        # catch-up far above them.
+        if level <= 0 or v[st:j].max() > 0.1 * min(before, after) or v[j] < 1.5 * max(before, after):
+            continue
+        energy = v[st : j + 1].sum()
+        if abs(energy - (ln + 1) * level) <= tol * (ln + 1) * level:
+            out[st : j + 1] = True
+    return out
+
+
 def clean_series(
     kw: pd.Series,
     *,
     site_tz: str | None = None,
     zero_run_min_h: float = 1.0,
-    outlier_k: float = 10.0,
+    outlier_k: float = 6.0,
     max_fill_h: float = 3.0,
     name: str = "meter",
+    keep_spikes: bool = False,
+    allow_export: bool = False,
 ) -> tuple[pd.Series, CleaningReport]:
     """Clean one kW series (naive local index). Returns the regular-grid series (NaN = still missing)."""
     rep = CleaningReport(n_input=int(kw.size))
@@ -126,43 +214,80 @@ def clean_series(
     s = s.reindex(grid)
     v = s.to_numpy(copy=True)
 
+    negative = np.isfinite(v) & (v < 0)
+    if negative.any():
+        first = int(np.flatnonzero(negative)[0])
+        if not allow_export:
+            raise PlanningError(
+                f"{name}: {int(negative.sum())} negative reading(s) (first {v[first]:.2f} kW at {grid[first]}): "
+                f"net export (e.g. solar) or a sign error. A load study needs the import; give --allow-export "
+                f"to plan on the net load (negatives are then kept and reported)"
+            )
+        rep.export_readings = int(negative.sum())
+        rep.export_min_kw = float(v[negative].min())
+
     per_hour = max(1, round(pd.Timedelta(hours=1) / step))
     finite = np.isfinite(v)
     typical = float(np.median(v[finite])) if finite.any() else 0.0
+    expected, similar_max = similar_day_stats(v, grid)
+    suspect = np.zeros(v.size, dtype=bool)  # flagged readings (removed or kept): never interpolation endpoints
+    flagged: list[tuple[np.ndarray, str, str]] = []
+
+    pairs = _catchup_pairs(v, expected, per_hour)
+    if pairs.any():
+        rep.catchup_pairs = int((np.diff(np.r_[0, pairs.astype(np.int8)]) == 1).sum())
+        flagged.append((pairs, "dropout then catch-up (energy conserved over the pair)", "removed"))
+        suspect |= pairs
+
     if typical > 0:
-        zero_mask, rep.zero_runs = _run_mask(finite & (v == 0.0), max(1, round(zero_run_min_h * per_hour)))
+        zero_mask, rep.zero_runs = _run_mask(finite & (v == 0.0) & ~pairs, max(1, round(zero_run_min_h * per_hour)))
         rep.zero_run_values = int(zero_mask.sum())
         v[zero_mask] = np.nan
 
-    # Robust outliers (a Hampel-type rule): the residual from a short centred rolling median (about one hour
-    # either side, at least 5 points) against a LOCAL scale, 1.4826 x the rolling one-day median of |residual|.
-    # A local scale keeps the ordinary spikiness of a house (cooking, cycling AC) from reading as meter faults,
-    # while a reading far outside its own day's variation is flagged. The scale is floored at the global scale
-    # and at 5% of the typical load (meters rounding to 0.1 kW on a small building have a MAD near zero).
-    window = max(5, 2 * per_hour + 1)
-    med = pd.Series(v).rolling(window, center=True, min_periods=window).median().to_numpy()  # no verdict near gaps
-    resid = v - med
-    ok = np.isfinite(resid)
-    if ok.sum() > 10:
-        absr = np.abs(resid)
-        day = 24 * per_hour
-        local = pd.Series(absr).rolling(day, center=True, min_periods=day // 2).median().to_numpy()
-        global_scale = float(np.median(absr[ok]))
-        scale = 1.4826 * np.fmax(np.nan_to_num(local, nan=global_scale), global_scale)
-        scale = np.maximum(scale, 0.05 * abs(typical))
-        # ...and only a reading outside the building's own range fences (Q1/Q3 -/+ outlier_k x IQR) is removed:
-        # the NEC figure is a maximum, so a real peak must never be cleaned away (that would not be conservative).
-        q1, q3 = np.percentile(v[np.isfinite(v)], [25, 75])
-        fence = outlier_k * (q3 - q1)
-        beyond = (v > q3 + fence) | (v < q1 - fence)
-        out = ok & (scale > 0) & (np.where(ok, absr, 0.0) > outlier_k * scale) & np.where(ok, beyond, False)
-        rep.outliers = int(out.sum())
-        v[out] = np.nan
+    # Isolated spikes: far above both neighbours and above every same-time reading on similar days. The robust
+    # sigma is the median absolute deviation from the similar-day median (global, floored at 5% of the load).
+    resid = np.abs(v - expected)
+    ok = np.isfinite(resid) & ~pairs
+    sigma = 1.4826 * float(np.median(resid[ok])) if ok.sum() > 10 else 0.0
+    sigma = max(sigma, 0.05 * abs(typical))
+    vv = np.where(pairs, np.nan, v)
+    nb = _neighbour_max(vv)
+    ref_all = np.fmax(nb, similar_max)
+    with np.errstate(invalid="ignore"):
+        above_nb = np.isfinite(vv) & np.isfinite(nb) & (vv >= 1.5 * nb) & (vv - nb >= outlier_k * sigma) & (vv > 0)
+        # Twice the highest nearby reading, and above 1.5x the building's own 99.9th percentile: spiky homes
+        # (cooking, AC) reach 3x their neighbours, but their real peaks recur within the year's top readings.
+        high = 1.5 * float(np.percentile(vv[np.isfinite(vv)], 99.9)) if np.isfinite(vv).any() else np.inf
+        above_sim = (vv >= 2.0 * ref_all) & (vv - ref_all >= outlier_k * sigma) & (vv > high)
+    spikes = above_nb & np.where(np.isfinite(ref_all), above_sim, True)
+    recurring = above_nb & ~spikes
+    if spikes.any():
+        flagged.append((spikes, "isolated spike (vs neighbours and same hour on similar days)", "removed"))
+    if recurring.any():
+        flagged.append((recurring, "above both neighbours, but similar days reach it", "kept"))
+    suspect |= spikes | recurring
+    rep.spikes_removed = int(spikes.sum())
+
+    for mask, rule, action in flagged:
+        act = "kept (keep_spikes)" if keep_spikes and action == "removed" else action
+        for i in np.flatnonzero(mask):
+            rep.suspects.append({"time": str(grid[i]), "kw": round(float(s.iloc[i]), 3), "rule": rule, "action": act})
+    removed = (pairs | spikes) if not keep_spikes else np.zeros(v.size, dtype=bool)
+    rep.outliers = int(removed.sum())
+    rep.suspects_kept = len(rep.suspects) - rep.outliers
+    v[removed] = np.nan
 
     missing = ~np.isfinite(v)
     if missing.any():
-        fill_mask, _ = _run_mask(missing, 1)
-        short = fill_mask & ~_run_mask(missing, int(max_fill_h * per_hour) + 1)[0]
+        short = missing & ~_run_mask(missing, int(max_fill_h * per_hour) + 1)[0] & ~removed
+        # A gap is filled only between two clean readings: never from a suspect (kept or removed) one.
+        starts, lengths = _runs(short)
+        bad = np.zeros(v.size, dtype=bool)
+        for st, ln in zip(starts, lengths, strict=True):
+            left, right = st - 1, st + ln
+            if left < 0 or right >= v.size or suspect[left] or suspect[right] or removed[left] or removed[right]:
+                bad[st : st + ln] = True
+        short &= ~bad
         interp = pd.Series(v).interpolate(method="linear", limit_area="inside").to_numpy()
         v[short] = interp[short]
         rep.interpolated = int((short & np.isfinite(v)).sum())

@@ -6,7 +6,9 @@ from the header:
 - Onboard/RTEM point export: columns ``time`` and ``raw`` (and optionally ``clean``), ``?`` for missing.
 - Generic ``timestamp,kW`` (or several value columns: one meter point per column, e.g. the Cambridge file).
 - kWh interval data (a column or file name saying ``kwh``, or ``unit="kWh"``): converted to mean kW by the
-  interval length, so 15-minute kWh becomes kW correctly.
+  interval length, so 15-minute kWh becomes kW correctly; ``W`` and ``Wh`` are divided by 1000 first.
+- ``CsvFormat``: ``;`` separators, decimal commas, other encodings, a strptime date format (US dates), and
+  separate date and time columns (joined with a space before parsing).
 - CityLearn exports (``step,month,hour,day_type`` and one column per home): timestamps rebuilt from the
   documented start (2016-08-01, hour-ending hours 1..24).
 
@@ -31,6 +33,17 @@ _TIME_NAMES = ("time", "timestamp", "datetime", "date", "datetime_utc", "hour_be
 CITYLEARN_START = pd.Timestamp("2016-07-31 23:00")  # row 0 is July, hour-ending 24 (i.e. 23:00-24:00)
 
 
+@dataclass(frozen=True)
+class CsvFormat:
+    """How the file is written: separator, decimal mark, encoding, date format, the time column(s)."""
+
+    sep: str = ","
+    decimal: str = "."
+    encoding: str = "utf-8"
+    date_format: str | None = None  # strptime format; None: ISO 8601
+    time_columns: tuple[str, ...] = ()  # one, or two (date, time) joined with a space
+
+
 @dataclass
 class StudyLoadSeries:
     """One meter point: kW on the local wall clock, plus where it came from."""
@@ -49,20 +62,22 @@ def _is_time_col(name: str) -> bool:
 
 
 def _parse_times(
-    raw: pd.Series, where: str, data_tz: str | None, site_tz: str | None
+    raw: pd.Series, where: str, data_tz: str | None, site_tz: str | None, date_format: str | None = None
 ) -> tuple[pd.DatetimeIndex, str | None]:
     """Parse timestamps; return a naive local-wall-clock index and the tz they were read in."""
     text = raw.astype(str).str.strip()
     has_offset = bool(text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).any())
+    fmt = date_format or "ISO8601"
     try:
         if has_offset:
-            idx = pd.DatetimeIndex(pd.to_datetime(text, utc=True, format="ISO8601"))
+            idx = pd.DatetimeIndex(pd.to_datetime(text, utc=True, format=fmt))
             tz_in: str | None = "UTC"
         else:
-            idx = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
+            idx = pd.DatetimeIndex(pd.to_datetime(text, format=fmt))
             tz_in = data_tz
     except (ValueError, TypeError) as err:
-        raise PlanningError(f"{where}: cannot parse timestamps ({err})") from None
+        hint = "" if date_format else " (not ISO 8601: give --date-format, e.g. '%m/%d/%Y %H:%M' for US dates)"
+        raise PlanningError(f"{where}: cannot parse timestamps{hint}: {err}") from None
     if idx.tz is None and tz_in is not None:
         # Localise naive data-time-zone stamps; ambiguous/nonexistent local times become NaT and are counted
         # later as missing rather than guessed.
@@ -73,10 +88,13 @@ def _parse_times(
     return idx, tz_in
 
 
+UNITS = ("kW", "kWh", "W", "Wh")
+
+
 def _unit_of(col: str, path: Path, unit: str | None) -> str:
     if unit is not None:
-        if unit not in ("kW", "kWh"):
-            raise PlanningError(f"unit must be 'kW' or 'kWh' (got {unit!r})")
+        if unit not in UNITS:
+            raise PlanningError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
         return unit
     if "kwh" in col.lower() or "kwh" in path.name.lower():
         return "kWh"
@@ -84,9 +102,11 @@ def _unit_of(col: str, path: Path, unit: str | None) -> str:
 
 
 def _to_kw(values: pd.Series, index: pd.DatetimeIndex, unit: str) -> pd.Series:
-    """kWh per interval -> mean kW over the interval (interval = the file's typical step)."""
+    """kWh (Wh) per interval -> mean kW over the interval (interval = the file's typical step); W -> kW."""
     s = pd.Series(values.to_numpy(dtype=float), index=index)
-    if unit == "kWh":
+    if unit in ("W", "Wh"):
+        s = s / 1000.0
+    if unit in ("kWh", "Wh"):
         steps = index.dropna().sort_values().to_series().diff().dropna()
         steps = steps[steps > pd.Timedelta(0)]
         hours = (steps.median() / pd.Timedelta(hours=1)) if steps.size else 1.0
@@ -101,17 +121,37 @@ def read_meter(
     site_tz: str | None = None,
     unit: str | None = None,
     columns: list[str] | None = None,
+    fmt: CsvFormat | None = None,
 ) -> list[StudyLoadSeries]:
     """Read one meter file (one or many points). Raises PlanningError naming the file and the problem."""
     p = Path(path)
+    f = fmt or CsvFormat()
     if not p.is_file():
         raise PlanningError(f"{p}: meter file not found")
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise PlanningError(f"{p}: not a readable CSV file ({err})") from None
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, sep=f.sep, encoding=f.encoding)
+    except pd.errors.EmptyDataError:
+        raise PlanningError(f"{p}: the file is empty (no header, no readings)") from None
+    except UnicodeDecodeError as err:
+        raise PlanningError(
+            f"{p}: not readable as {f.encoding} ({err.reason} at byte {err.start}): give --encoding, e.g. latin-1"
+        ) from None
+    except LookupError:
+        raise PlanningError(f"{p}: unknown encoding {f.encoding!r} (--encoding)") from None
+    except (OSError, pd.errors.ParserError) as err:
+        raise PlanningError(f"{p}: not a readable CSV file ({err}); separator {f.sep!r} (--sep)") from None
     if df.empty:
-        raise PlanningError(f"{p}: no data rows")
+        raise PlanningError(f"{p}: no data rows (only a header)")
+    if df.shape[1] == 1 and f.sep == ",":
+        raise PlanningError(f"{p}: one column only ({df.columns[0]!r}): if values are separated by ';', give --sep ';'")
+    if f.time_columns:
+        missing = [c for c in f.time_columns if c not in df.columns]
+        if missing:
+            raise PlanningError(f"{p}: time column(s) {missing} not found (columns: {list(df.columns)})")
+        tcols = list(f.time_columns)
+        joined = df[tcols].astype(str).agg(" ".join, axis=1)
+        df = df.drop(columns=tcols)
+        df.insert(0, "timestamp", joined)
     cols = [c.strip() for c in df.columns]
     df.columns = cols
     lower = [c.lower() for c in cols]
@@ -123,7 +163,7 @@ def read_meter(
         default_unit = "kWh"
     elif "time" in lower and "raw" in lower:  # Onboard/RTEM point export
         tcol = cols[lower.index("time")]
-        index, tz_in = _parse_times(df[tcol], f"{p}: column {tcol!r}", data_tz, site_tz)
+        index, tz_in = _parse_times(df[tcol], f"{p}: column {tcol!r}", data_tz, site_tz, f.date_format)
         value_cols = [cols[lower.index("raw")]]
         default_unit = None
     else:
@@ -133,7 +173,7 @@ def read_meter(
         tcol = tcols[0]
         if "utc" in tcol.lower() and data_tz is None:
             data_tz = "UTC"
-        index, tz_in = _parse_times(df[tcol], f"{p}: column {tcol!r}", data_tz, site_tz)
+        index, tz_in = _parse_times(df[tcol], f"{p}: column {tcol!r}", data_tz, site_tz, f.date_format)
         value_cols = [c for c in cols if c != tcol]
         default_unit = None
     if columns is not None:
@@ -147,7 +187,10 @@ def read_meter(
     out: list[StudyLoadSeries] = []
     for col in value_cols:
         # '?', '' and other non-numbers become NaN here; cleaning counts them as missing.
-        values = pd.to_numeric(df[col].str.strip(), errors="coerce")
+        text = df[col].str.strip()
+        if f.decimal != ".":
+            text = text.str.replace(".", "", regex=False).str.replace(f.decimal, ".", regex=False)
+        values = pd.to_numeric(text, errors="coerce")
         if values.notna().sum() == 0:
             raise PlanningError(f"{p}: column {col!r} holds no numeric values")
         u = _unit_of(col, p, unit if unit is not None else default_unit)
@@ -171,6 +214,7 @@ def read_meters(
     site_tz: str | None = None,
     unit: str | None = None,
     columns: list[str] | None = None,
+    fmt: CsvFormat | None = None,
 ) -> list[StudyLoadSeries]:
     """A file, or every ``*.csv`` in a folder (each may hold several points)."""
     p = Path(path)
@@ -180,11 +224,11 @@ def read_meters(
             raise PlanningError(f"{p}: folder holds no .csv meter files")
         result: list[StudyLoadSeries] = []
         for f in files:
-            result.extend(read_meter(f, data_tz=data_tz, site_tz=site_tz, unit=unit, columns=None))
+            result.extend(read_meter(f, data_tz=data_tz, site_tz=site_tz, unit=unit, columns=None, fmt=fmt))
         if columns is not None:
             result = [m for m in result if m.name in columns]
         return result
-    return read_meter(p, data_tz=data_tz, site_tz=site_tz, unit=unit, columns=columns)
+    return read_meter(p, data_tz=data_tz, site_tz=site_tz, unit=unit, columns=columns, fmt=fmt)
 
 
 def dst_dates(start: pd.Timestamp, end: pd.Timestamp, tz: str | None) -> set[pd.Timestamp]:

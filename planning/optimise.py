@@ -150,3 +150,97 @@ def _schedule(
         objective=obj,
         solver=solver,
     )
+
+
+DAYS_PER_MONTH = 365.25 / 12  # a monthly demand charge spread over the days of an average month
+
+
+@dataclass
+class CostSchedule:
+    """The cheapest hourly EV power for a day's energy, within the hourly capacity (one solver's answer)."""
+
+    power_kw: np.ndarray
+    energy_cost_per_day: float  # $ (prices are cents/kWh)
+    demand_charge_per_day: float  # $: the EV's share of the monthly peak charge, per day
+    peak_kw: float  # site peak of the day (building + EV)
+    objective: float  # $/day: energy + demand_charge_usd_per_kw_month / DAYS_PER_MONTH x peak
+    solver: str
+
+
+def _cost_inputs(cap_kw, prices, base_kw, energy_kwh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cap = np.clip(np.asarray(cap_kw, dtype=float), 0.0, None)
+    c = np.asarray(prices, dtype=float)
+    base = np.asarray(base_kw, dtype=float)
+    _check_inputs(cap, c, base)
+    if energy_kwh > cap.sum() + 1e-6:
+        raise PlanningError(
+            f"the day's EV energy ({energy_kwh:.1f} kWh) exceeds the hourly capacity ({cap.sum():.1f} kWh)"
+        )
+    return cap, c, base
+
+
+def _cost_result(power, c, base, demand_charge, obj, solver) -> CostSchedule:
+    peak = float((base + power).max())
+    dc = demand_charge / DAYS_PER_MONTH * (peak - float(base.max()))
+    return CostSchedule(power, float(c @ power) / 100.0, dc, peak, obj, solver)
+
+
+def solve_cost_gekko(
+    cap_kw: np.ndarray, prices: np.ndarray, base_kw: np.ndarray, energy_kwh: float, demand_charge: float = 0.0
+) -> CostSchedule:
+    """min sum_t price_t P_t / 100 + dc / DAYS_PER_MONTH * D  s.t.  0 <= P_t <= cap_t, sum P = E,
+    D >= base_t + P_t (the day's site peak, on which the monthly demand charge is paid). GEKKO/APOPT."""
+    from gekko import GEKKO
+
+    cap, c, base = _cost_inputs(cap_kw, prices, base_kw, energy_kwh)
+    w = demand_charge / DAYS_PER_MONTH
+    m = GEKKO(remote=False)
+    try:
+        p = [m.Var(value=0.0, lb=0.0, ub=float(cap[t]), name=f"p{t}") for t in range(24)]
+        d = m.Var(value=float(base.max()), lb=float(base.max()), name="peak")
+        for t in range(24):
+            m.Equation(d >= float(base[t]) + p[t])
+        m.Equation(m.sum(p) == float(energy_kwh))
+        m.Minimize(m.sum([float(c[t]) / 100.0 * p[t] for t in range(24)]) + w * d)
+        m.options.SOLVER = 1
+        m.solver_options = list(_APOPT_OPTIONS)
+        try:
+            m.solve(disp=False, debug=1)
+        except Exception as err:  # GEKKO raises a bare Exception with the solver's message
+            raise PlanningError(f"cost optimisation failed in APOPT: {str(err).strip().splitlines()[0]}") from None
+        power = np.clip(np.array([float(v.value[0]) for v in p]), 0.0, cap)
+        peak = float(d.value[0])
+    finally:
+        m.cleanup()
+    return _cost_result(power, c, base, demand_charge, float(c @ power) / 100.0 + w * peak, "gekko-apopt")
+
+
+def solve_cost_highs(
+    cap_kw: np.ndarray, prices: np.ndarray, base_kw: np.ndarray, energy_kwh: float, demand_charge: float = 0.0
+) -> CostSchedule:
+    """The same LP as ``solve_cost_gekko`` as matrices for scipy's HiGHS (the cross-check on every plan)."""
+    from scipy.optimize import linprog
+
+    cap, c, base = _cost_inputs(cap_kw, prices, base_kw, energy_kwh)
+    w = demand_charge / DAYS_PER_MONTH
+    cost = np.concatenate((c / 100.0, [w]))  # x = [P_0..P_23, D]
+    a_ub = np.hstack((np.eye(24), -np.ones((24, 1))))  # P_t - D <= -base_t
+    a_eq = np.concatenate((np.ones(24), [0.0]))[None, :]
+    bounds = [(0.0, float(cap[t])) for t in range(24)] + [(float(base.max()), None)]
+    res = linprog(cost, A_ub=a_ub, b_ub=-base, A_eq=a_eq, b_eq=[energy_kwh], bounds=bounds, method="highs")
+    if not res.success:
+        raise PlanningError(f"cost optimisation (HiGHS) failed: {res.message}")
+    power = np.clip(res.x[:24], 0.0, cap)
+    return _cost_result(power, c, base, demand_charge, float(res.fun), "scipy-highs")
+
+
+def cross_check(gekko_obj: float, highs_obj: float, what: str, rel_tol: float = 1e-6) -> dict:
+    """Both objective values and their relative difference; PlanningError when they disagree (loudly)."""
+    diff = abs(gekko_obj - highs_obj)
+    rel = diff / max(abs(gekko_obj), abs(highs_obj), 1e-6)
+    if rel > rel_tol:
+        raise PlanningError(
+            f"{what}: GEKKO objective {gekko_obj:.9g} and HiGHS objective {highs_obj:.9g} differ by {rel:.2e} "
+            f"(relative; tolerance {rel_tol:g}): the optimisation cannot be trusted"
+        )
+    return {"gekko": gekko_obj, "highs": highs_obj, "abs_diff": diff, "rel_diff": rel, "rel_tol": rel_tol}

@@ -1,10 +1,18 @@
-"""Plan outputs: the JSON report, the CSV building table, PNG plots and the OCPP 1.6 charging profile.
+"""Plan outputs: the JSON report, the CSV building table, PNG plots and the per-charger OCPP 1.6 profile.
 
-The OCPP profile is the hand-off to load management: a ``ChargePointMaxProfile`` (or ``TxDefaultProfile``),
-kind ``Recurring``, recurrency ``Daily``, 24 one-hour periods whose limits (W) are the planned site EV
-limit. ``startSchedule`` is a local midnight of the site expressed in UTC; a daily recurrence then repeats
-every 24 h of UTC, so across a DST change the schedule shifts by one local hour until it is re-planned
-(the controller's scheduler re-plans; see DESIGN.md).
+What the controller applies is the SITE total: ``plan.json`` -> ``buildings[i].ev_ceiling_kw`` (see
+``planning.pipeline``), read by load management, which shares it among the connected cars. A
+``ChargePointMaxProfile`` in OCPP 1.6 limits ONE charge point, so the written ``ocpp_profile*.json`` is the
+static fallback for a charger without live load management: the site ceiling divided by the planned charger
+count (so N chargers obeying it never exceed the site ceiling), kind ``Recurring``, recurrency ``Daily``, 24
+one-hour periods in W, the lower of the weekday and weekend ceilings.
+
+Time zone and DST: a profile needs the site's time zone (``--tz`` / ``[planning] site_timezone``); without
+one none is written (UTC is never assumed: give ``--tz UTC`` when the site really runs on UTC).
+``startSchedule`` is a local midnight in UTC, and a Daily recurrence repeats every 24 h of UTC, so after a
+DST change the periods fall one local hour early or late. Each written limit is therefore the lowest of its
+own hour and the two neighbouring hours: shifted by one hour either way, no limit ever exceeds the plan. The
+controller re-sends the profile after each re-plan.
 """
 
 from __future__ import annotations
@@ -27,9 +35,12 @@ CSV_COLUMNS = [
     "type",
     "area_m2",
     "max_demand_kw",
+    "max_demand_at",
+    "service",
     "chargers_without_lm",
     "chargers_with_lm",
     "cost_per_day_usd",
+    "warnings",
     "method",
     "k",
     "days",
@@ -45,21 +56,31 @@ def ocpp_profile(
     purpose: str = "ChargePointMaxProfile",
     profile_id: int = 1,
     stack_level: int = 0,
+    chargers: int = 1,
 ) -> dict:
-    """The plan's hourly EV limit as an OCPP 1.6 ``ChargingProfile`` (JSON-able, camelCase keys)."""
+    """One charger's share of the site EV ceiling as an OCPP 1.6 ``ChargingProfile`` (JSON-able, camelCase).
+
+    ``chargers``: how many chargers share the ceiling (the profile is ceiling / chargers). Raises PlanningError
+    when the plan has no site time zone (see the module docstring).
+    """
     if purpose not in ("ChargePointMaxProfile", "TxDefaultProfile"):
         raise ValueError(f"purpose must be ChargePointMaxProfile or TxDefaultProfile (got {purpose!r})")
+    if not plan.site_timezone:
+        raise PlanningError(
+            f"{plan.name}: no site time zone: an OCPP profile's hours would be UTC hours; give --tz or "
+            f"[planning] site_timezone (--tz UTC if the site really runs on UTC)"
+        )
     day = pd.Timestamp(start_date) if start_date else pd.Timestamp(plan.profile_days[-1]) + pd.Timedelta(days=1)
-    midnight = day.normalize()
-    if plan.site_timezone:
-        midnight = midnight.tz_localize(plan.site_timezone).tz_convert("UTC")
-    else:
-        midnight = midnight.tz_localize("UTC")
+    midnight = day.normalize().tz_localize(plan.site_timezone).tz_convert("UTC")
+    by_type = plan.ev_ceiling_kw.get("by_day_type") or {"all": plan.headroom_kw}
+    ceiling = np.min(np.array(list(by_type.values()), dtype=float), axis=0)
+    # DST-safe: the lowest of each hour and its neighbours, so a one-hour shift never raises a limit.
+    safe = np.minimum(ceiling, np.minimum(np.roll(ceiling, 1), np.roll(ceiling, -1)))
+    share = safe / max(1, chargers)
     # Whole watts, rounded down: never above the plan, and exactly a multiple of 0.1 as the schema's
     # ``multipleOf: 0.1`` demands (a float such as 78890.9 fails that check in binary floating point).
     periods = [
-        {"startPeriod": 3600 * t, "limit": max(0, math.floor(float(kw) * 1000.0 + 1e-6))}
-        for t, kw in enumerate(plan.schedule_kw)
+        {"startPeriod": 3600 * t, "limit": max(0, math.floor(float(kw) * 1000.0 + 1e-6))} for t, kw in enumerate(share)
     ]
     return {
         "chargingProfileId": profile_id,
@@ -122,9 +143,12 @@ def csv_row(r: BuildingPlan | BuildingFailure) -> dict:
         "type": r.building_type or "",
         "area_m2": "" if r.area_m2 is None else r.area_m2,
         "max_demand_kw": round(r.max_demand["kw"], 2),
+        "max_demand_at": r.max_demand["at"],
+        "service": r.service.get("description", ""),
         "chargers_without_lm": r.nec["chargers_without_lm"],
         "chargers_with_lm": r.chargers_with_lm,
         "cost_per_day_usd": round(r.cost_per_day, 2),
+        "warnings": " | ".join(r.warnings),
         "method": r.method,
         "k": r.k,
         "days": r.days,
@@ -148,9 +172,15 @@ def write_outputs(
     plans = [r for r in results if isinstance(r, BuildingPlan)]
     fails = [r for r in results if isinstance(r, BuildingFailure)]
     paths: dict[str, Path] = {}
-    profiles = {}
+    profiles: dict[str, str | None] = {}
     for p in plans:
-        prof = ocpp_profile(p, purpose=purpose)
+        if not p.site_timezone:
+            profiles[p.name] = None
+            msg = "no OCPP profile written: no site time zone (--tz or [planning] site_timezone; UTC is not assumed)"
+            if msg not in p.warnings:
+                p.warnings.append(msg)
+            continue
+        prof = ocpp_profile(p, purpose=purpose, chargers=max(1, p.chargers_with_lm))
         name = "ocpp_profile.json" if len(results) == 1 else f"ocpp_profile_{safe_name(p.name)}.json"
         path = out_dir / name
         path.write_text(json.dumps(prof, indent=2) + "\n", encoding="utf-8")
@@ -207,10 +237,11 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
         ax.set_title(f"cluster {c['label']}: {c['size']} d ({c['weekday_days']} wd/{c['weekend_days']} we)", fontsize=8)
         ax.set_xlabel("hour")
     axes[0][0].set_ylabel("kW")
-    fig.suptitle(f"{plan.name}: daily profiles by cluster (k={plan.k})")
+    axes[0][0].set_ylim(bottom=0)
+    fig.suptitle(f"{plan.name} on {plan.service.get('description', '')}: daily profiles by cluster (k={plan.k})")
     fig.subplots_adjust(left=max(0.03, 0.9 / (3.2 * k)), right=0.99, bottom=0.16, top=0.8, wspace=0.08)
     paths.append(folder / "profiles.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(paths[-1], dpi=150)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -219,35 +250,61 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
     ax.axvline(plan.k, color="C3", ls="--", label=f"k={plan.k}")
     ax.set_xlabel("k")
     ax.set_ylabel("mean silhouette")
+    ax.set_title(f"{plan.name}: silhouette by k", fontsize=9)
     ax.legend()
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)  # tight_layout cost 0.1 s a figure
     paths.append(folder / "silhouette.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(paths[-1], dpi=150)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.step(hours, plan.baseload_kw, where="post", label="baseload")
-    ax.step(hours, np.clip(plan.headroom_kw, 0, None), where="post", label="ALM headroom")
-    ax.step(hours, plan.schedule_kw, where="post", label="EV limit (plan)")
-    if "capacity_upper_kw" in plan.schedule_extra:
-        ax.step(hours, plan.schedule_extra["capacity_upper_kw"], where="post", ls=":", label="seed upper")
-        ax.step(hours, plan.schedule_extra["capacity_lower_kw"], where="post", ls=":", label="seed lower")
-    ax.axhline(plan.nec["alm_site_limit_kw"], color="k", lw=0.8, ls="--", label="0.8 x service")
-    ax.set_xlabel("hour")
+    title = f"{plan.name} on {plan.service.get('description', '')}"
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.step(hours, plan.baseload_kw, where="post", color="0.4", label="baseload (worst-cluster median)")
+    for label, ceil in plan.ev_ceiling_kw.get("by_day_type", {}).items():
+        ls = "-" if label == "weekday" else "--"
+        ax.step(hours, ceil, where="post", color="C2", ls=ls, lw=1.5, label=f"static EV ceiling, {label}")
+    ax.step(hours, plan.schedule_kw, where="post", color="C1", lw=2, label="cost-optimal EV schedule")
+    ax.axhline(plan.nec["alm_site_limit_kw"], color="k", lw=0.8, ls=":", label="managed site limit (cf x rating)")
+    ax.axhline(plan.nec["existing_load_kw"], color="C3", lw=1, ls="-.", label="125% of max demand (220.87)")
+    ax.axhline(plan.nec["rating_kw"], color="k", lw=1.2, label="service rating")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("local hour")
     ax.set_ylabel("kW")
-    ax.legend(fontsize=7)
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)  # tight_layout cost 0.1 s a figure
+    ax.set_title(f"{title}: capacity and EV limits", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.subplots_adjust(left=0.1, right=0.68, bottom=0.14, top=0.9)
     paths.append(folder / "capacity.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(paths[-1], dpi=150)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(hours, plan.active_chargers)
-    ax.set_xlabel("hour")
-    ax.set_ylabel("active chargers")
-    ax.set_title(f"{plan.chargers_with_lm} chargers, ${plan.cost_per_day:.2f}/day", fontsize=9)
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)  # tight_layout cost 0.1 s a figure
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("local hour")
+    ax.set_ylabel("chargers drawing power")
+    ax.set_title(
+        f"{plan.name}: chargers drawing power per hour (peak {max(plan.active_chargers, default=0)} "
+        f"of {plan.chargers_with_lm} with LM)",
+        fontsize=8,
+    )
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
     paths.append(folder / "chargers.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(paths[-1], dpi=150)
     plt.close(fig)
+
+    curve = plan.sizing.get("curve") if plan.sizing else None
+    if curve:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ns = [r["chargers"] for r in curve]
+        ax.plot(ns, [100 * r["service_level"] for r in curve], marker="o", ms=3)
+        ax.axvline(plan.sizing["chargers"], color="C3", ls="--", label=f"{plan.sizing['chargers']} chargers")
+        ax.set_ylim(0, 101)
+        ax.set_xlabel("chargers")
+        ax.set_ylabel("% sessions served")
+        ax.set_title(f"{title}: sizing simulation", fontsize=8)
+        ax.legend(fontsize=7)
+        fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
+        paths.append(folder / "sizing.png")
+        fig.savefig(paths[-1], dpi=150)
+        plt.close(fig)
     return paths

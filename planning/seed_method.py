@@ -128,3 +128,43 @@ def solve_seed(
             "max_site_load_kw": float((np.asarray(baseload_kw) + safety * y_val).max()),
         },
     )
+
+
+def seed_milp(
+    baseload_kw: np.ndarray,
+    prices: np.ndarray,
+    *,
+    curtailment: bool = True,
+    x_min: float = 3.0,
+    x_max: float = 6.6,
+    safety: float = 1.1,
+) -> float:
+    """The same model as ``solve_seed`` written as matrices for scipy's HiGHS ``milp``; returns its objective.
+
+    x = [n_0..n_23, y_0..y_23]; ``C_t = safety * y_t`` is eliminated into the bounds of y.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    c = np.asarray(prices, dtype=float)
+    _, cap_low, cap_up = seed_bounds(baseload_kw)
+    upper = np.clip(np.minimum(cap_low, cap_up), 0.0, None)
+    lower = np.clip(upper - safety * x_max, 0.0, None)
+    n_ub = max(1, math.floor(cap_low.max() / 6.0))
+    fits_one = upper >= safety * (x_min if curtailment else x_max)
+    eye = np.eye(24)
+    cost = np.concatenate((np.full(24, -TIE_BREAK), c))
+    if curtailment:
+        cons = [
+            LinearConstraint(np.hstack((x_min * eye, -eye)), -np.inf, 0.0),  # x_min n - y <= 0
+            LinearConstraint(np.hstack((-x_max * eye, eye)), -np.inf, 0.0),  # y - x_max n <= 0
+        ]
+    else:
+        cons = [LinearConstraint(np.hstack((-x_max * eye, eye)), 0.0, 0.0)]
+    bounds = Bounds(
+        np.concatenate((fits_one.astype(float), lower / safety)), np.concatenate((np.full(24, n_ub), upper / safety))
+    )
+    integrality = np.concatenate((np.ones(24), np.zeros(24)))
+    res = milp(cost, constraints=cons, bounds=bounds, integrality=integrality, options={"mip_rel_gap": 1e-9})
+    if not res.success:
+        raise PlanningError(f"seed reference MILP (HiGHS) failed: {res.message}")
+    return float(res.fun)

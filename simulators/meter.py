@@ -158,10 +158,14 @@ class BuildingMeter:
         self._last_mono: float | None = None
         self.published = 0
 
+    def power_kw_at(self, mono: float) -> float:
+        """The building's true load at clock-monotonic ``mono`` (what the ground truth counts)."""
+        return float(self.series.power_at(self._offset0 + mono - self._mono0))
+
     def read(self) -> MeterReading:
         """The reading now (advances the energy register by the time since the previous reading)."""
         mono = self.clock.monotonic()
-        power = float(self.series.power_at(self._offset0 + mono - self._mono0))
+        power = self.power_kw_at(mono)
         if self._last_mono is not None:
             self._energy_kwh += power * (mono - self._last_mono) / 3600.0
         self._last_mono = mono

@@ -33,6 +33,7 @@ from evsite.log import log_event
 from simulators import connectors as conn_model
 from simulators.chargepoint import ChargerSpec, SimChargePoint
 from simulators.connectors import FAULTED, RESERVED, ConnectorArrays
+from simulators.ground_truth import GroundTruth
 from simulators.meter import BuildingMeter, Publisher
 
 logger = logging.getLogger("evsite.simulators.site")
@@ -149,6 +150,9 @@ class SimulatedSite:
         self.meter_publish = meter_publish
         self.evs_plugged = 0
         self.evs_turned_away = 0
+        #: set by the caller to measure total load against the service limit (``ground_truth`` module)
+        self.ground_truth: GroundTruth | None = None
+        self.plugged_evs: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._last_mono: float | None = None
         self._mono0 = clock.monotonic()
@@ -236,6 +240,10 @@ class SimulatedSite:
             codes = conn_model.step(self.arrays, self.stepper, t - dt, dt, caps)
             for cp in self.chargers:
                 cp.apply_step(codes)
+            if self.ground_truth is not None:
+                building = self.meter.power_kw_at(mono - dt / 2) if self.meter is not None else 0.0
+                ev_kw = float(self.arrays.power_w.sum()) / 1000.0
+                self.ground_truth.record(mono - self._mono0, dt, building, ev_kw)
         for cp in self.chargers:
             cp.tick()
 
@@ -269,10 +277,27 @@ class SimulatedSite:
             cp = self.chargers[self._owner[i]]
             cp.ev_arrived(int(self._conn_no[i]), self.id_tags[int(ev) % len(self.id_tags)])
             self.evs_plugged += 1
+            self.plugged_evs.append(int(ev))
         if len(arriving) > n:
             log_event(logger, "site_evs_turned_away", logging.DEBUG, count=len(arriving) - n, t_s=t)
 
     # ------------------------------------------------------------------------------------------ results
+
+    def sessions_outcome(self) -> tuple[float, float, int, int]:
+        """Energy requested and delivered (kWh, at the connector) and sessions (plugged, fully served).
+
+        A car requests what takes it from its arrival SoC to its target, drawn from the grid (divided by the
+        charging efficiency); it is served when it reached its target or is short by less than 0.1 kWh.
+        """
+        f = self.fleet
+        evs = np.asarray(self.plugged_evs, dtype=np.int64)
+        if evs.size == 0:
+            return 0.0, float(self.arrays.energy_wh.sum() / 1000.0), 0, 0
+        eff = np.where(f.efficiency[evs] > 0, f.efficiency[evs], 1.0)
+        requested = np.maximum(f.soc_target[evs] - f.soc_initial[evs], 0.0) * f.capacity_kwh[evs] / eff
+        got = np.maximum(f.soc[evs] - f.soc_initial[evs], 0.0) * f.capacity_kwh[evs] / eff
+        served = int(np.sum(requested - got < 0.1))
+        return float(requested.sum()), float(self.arrays.energy_wh.sum() / 1000.0), int(evs.size), served
 
     def summary(self) -> Summary:
         cs = [cp.counters for cp in self.chargers]

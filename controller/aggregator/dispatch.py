@@ -116,10 +116,18 @@ class DispatchResult:
 class ProfileDispatcher:
     """Turns ``Decision`` changes (EV index = connector index) into profiles via ``send(cp_id, request)``."""
 
-    def __init__(self, send: Send, connectors: Sequence[ConnectorRef], stack_level: int = DEFAULT_STACK_LEVEL):
+    def __init__(
+        self,
+        send: Send,
+        connectors: Sequence[ConnectorRef],
+        stack_level: int = DEFAULT_STACK_LEVEL,
+        gate: Any | None = None,
+    ):
         self.send = send
         self.connectors = list(connectors)
         self.stack_level = stack_level
+        #: ``limits.LimitGate``: when given, no limit above load management's grant, nothing without one
+        self.gate = gate
 
     async def apply(
         self, changed: NDArray[np.integer], new_mode: NDArray[np.integer], reason: NDArray[np.integer]
@@ -137,6 +145,18 @@ class ProfileDispatcher:
                 log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
                           connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why, why=str(err))  # fmt: skip
                 continue
+            if self.gate is not None:
+                self.gate.poll()
+                clamped = self.gate.clamp(ref, lim)
+                if clamped is None:
+                    result.refused += 1
+                    log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
+                              connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why,
+                              why="no limit granted by load management yet")  # fmt: skip
+                    continue
+                if clamped != lim:
+                    why = f"{why}; load_management_limit {clamped:g} A"
+                lim = clamped
             per_cp.setdefault(ref.cp_id, []).append((ref, lim, why, m))
 
         async def one_charger(items: list[tuple[ConnectorRef, float, str, int]]) -> None:

@@ -225,6 +225,7 @@ def service_from_config(
     Start it with ``asyncio.create_task(service.run())`` next to a ``SignalSubscriber``.
     """
     from controller.aggregator.dispatch import connectors_from_config
+    from controller.aggregator.limits import LimitGate
     from evsite.ev_fleet import seed_fleet
     from planning.ssm_estimate import estimate_model
 
@@ -236,5 +237,6 @@ def service_from_config(
     elif model.ns != rc.soc_bins:
         raise ValueError(f"the model has {model.ns} SoC bins but [regulation] soc_bins is {rc.soc_bins}")
     live = LiveFleet(refs, defaults)
-    return RegulationService(bus, clock, live, model, ProfileDispatcher(send, refs), step_s=rc.step_s,
+    gate = LimitGate(bus)  # act only inside the envelope load management leaves
+    return RegulationService(bus, clock, live, model, ProfileDispatcher(send, refs, gate=gate), step_s=rc.step_s,
                              capacity_horizon_s=rc.capacity_horizon_s)  # fmt: skip

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from controller.aggregator.core import RegulationController
 from evsite.ev_fleet import CHARGING, Fleet, FleetStepper
-from planning.pjm_score import PerformanceScore, resample_mean, score_hourly
+from planning.pjm_score import NATIVE_S, PerformanceScore, resample_mean, score_hourly
 from planning.ssm import StateSpaceModel, effective_mode, shares, state_index, transition_counts
 
 FloatArray = NDArray[np.float64]
@@ -154,7 +154,10 @@ def run_regulation(
         online_n[k], switches[k] = d.ne, d.changed.size
     t_end = t0_s + n_steps * dt_s
     resp = np.divide(out["actual"] - out["base"], out["cap"], out=np.zeros(n_steps), where=out["cap"] > 0)
-    perf = score_hourly(resample_mean(np.asarray(signal_pu, float), dt_s), resample_mean(resp, dt_s))
+    # scored on the 2 s grid (each step's value held over its 2 s samples)
+    perf = score_hourly(
+        resample_mean(np.asarray(signal_pu, float), dt_s, NATIVE_S), resample_mean(resp, dt_s, NATIVE_S)
+    )
     drivers = driver_impact(fleet, t0_s, t_end)
     sig = np.asarray(signal_pu, float)
     return RegulationRun(dt_s, sig, out["target"], out["actual"], out["pred"], out["base"], out["cap"], online_n,

@@ -54,6 +54,11 @@ class ChargePointRow(Base):
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_boot: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set by the offline sweep (``controller.liveness``): false after a disconnect or a heartbeat timeout.
+    online: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: Listed in the config's ``[[chargers]]``; ``removed_at``: when it left the config (then refused).
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConnectorRow(Base):
@@ -66,6 +71,8 @@ class ConnectorRow(Base):
     info: Mapped[str | None] = mapped_column(String(50))
     vendor_error_code: Mapped[str | None] = mapped_column(String(50))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The charger went offline after reporting ``status``: its real state is unknown until it reports again.
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class IdTagRow(Base):
@@ -75,6 +82,8 @@ class IdTagRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     parent_id_tag: Mapped[str | None] = mapped_column(String(20))
+    #: Copied from the config's ``[[id_tags]]`` (follows the config: removed there, deleted here).
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class TransactionRow(Base):

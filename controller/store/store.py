@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -58,10 +58,17 @@ class WriteBatch:
     connectors: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     last_seen: dict[str, datetime] = field(default_factory=dict)
     cp_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Chargers that went offline: every stored connector status of theirs becomes stale (before the upserts).
+    stale_chargers: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
         return (
-            len(self.meter_values) + len(self.events) + len(self.connectors) + len(self.last_seen) + len(self.cp_fields)
+            len(self.meter_values)
+            + len(self.events)
+            + len(self.connectors)
+            + len(self.last_seen)
+            + len(self.cp_fields)
+            + len(self.stale_chargers)
         )
 
 
@@ -233,10 +240,61 @@ class Store:
     def upsert_id_tag(
         self, id_tag: str, status: str, expiry_date: datetime | None = None, parent_id_tag: str | None = None
     ) -> None:
+        """Add or change a tag through the API (not from the config: a config reload leaves it alone)."""
         with self.session() as s:
             row = s.get(IdTagRow, id_tag) or IdTagRow(id_tag=id_tag)
             row.status, row.expiry_date, row.parent_id_tag = status, expiry_date, parent_id_tag
+            row.from_config = False
             s.add(row)
+
+    def sync_config_chargers(self, chargers: list[tuple[str, str | None]], at: datetime) -> list[str]:
+        """Make the store follow the config's ``[[chargers]]`` (id, password hash).
+
+        Listed ones are created or updated (a given hash replaces the stored one) and marked ``from_config``;
+        ones that came from the config and are no longer listed get ``removed_at`` (refused from then on, their
+        history kept). Returns the ids removed now.
+        """
+        listed = {cp_id: pw for cp_id, pw in chargers}
+        with self.session() as s:
+            rows = {r.id: r for r in s.scalars(select(ChargePointRow))}
+            for cp_id, pw in listed.items():
+                row = rows.get(cp_id)
+                if row is None:
+                    row = ChargePointRow(id=cp_id, registered_at=at, auto_registered=False)
+                    s.add(row)
+                if pw is not None:
+                    row.password_hash = pw
+                row.from_config, row.removed_at = True, None
+            removed = [r.id for r in rows.values() if r.from_config and r.id not in listed]
+            for cp_id in removed:
+                rows[cp_id].from_config, rows[cp_id].removed_at = False, at
+            return removed
+
+    def sync_config_id_tags(self, tags: list[tuple[str, str, datetime | None, str | None]]) -> list[str]:
+        """Make the store follow the config's ``[[id_tags]]`` (id, status, expiry, parent).
+
+        Listed tags are written and marked ``from_config``; tags that came from the config and are no longer
+        listed are deleted (so they answer Invalid); tags added through the API are left alone. Returns the
+        deleted tags.
+        """
+        listed = {t[0]: t for t in tags}
+        with self.session() as s:
+            rows = {r.id_tag: r for r in s.scalars(select(IdTagRow))}
+            for tag, status, expiry, parent in listed.values():
+                row = rows.get(tag)
+                if row is None:
+                    row = IdTagRow(id_tag=tag)
+                    s.add(row)
+                row.status, row.expiry_date, row.parent_id_tag, row.from_config = status, expiry, parent, True
+            gone = [t for t, r in rows.items() if r.from_config and t not in listed]
+            if gone:
+                s.execute(delete(IdTagRow).where(IdTagRow.id_tag.in_(gone)))
+            return gone
+
+    def mark_all_offline(self) -> None:
+        """At start nothing is connected: what a killed process left ``online`` is not."""
+        with self.session() as s:
+            s.execute(update(ChargePointRow).where(ChargePointRow.online.is_(True)).values(online=False))
 
     def record_boot(self, cp_id: str, at: datetime, **fields: Any) -> list[int]:
         """Record a BootNotification; close transactions left open by the previous life of the charger.
@@ -392,6 +450,8 @@ class Store:
                 s.execute(update(ChargePointRow), [{"id": k, **v} for k, v in batch.cp_fields.items()])
             if batch.last_seen:
                 s.execute(update(ChargePointRow), [{"id": k, "last_seen": v} for k, v in batch.last_seen.items()])
+            if batch.stale_chargers:
+                s.execute(update(ConnectorRow).where(ConnectorRow.cp_id.in_(batch.stale_chargers)).values(stale=True))
             if batch.connectors:
                 self._upsert_connectors(s, list(batch.connectors.values()))
             if batch.meter_values:
@@ -421,6 +481,9 @@ class Store:
         stmt = dialect_insert(ConnectorRow)
         stmt = stmt.on_conflict_do_update(
             index_elements=["cp_id", "connector_id"],
-            set_={c: stmt.excluded[c] for c in ("status", "error_code", "info", "vendor_error_code", "updated_at")},
+            set_={
+                c: stmt.excluded[c]
+                for c in ("status", "error_code", "info", "vendor_error_code", "updated_at", "stale")
+            },
         )
         s.execute(stmt, rows)

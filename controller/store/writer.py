@@ -2,9 +2,16 @@
 
 Why: at thousands of messages per second, one commit per MeterValues would make the disk the bottleneck and
 block the event loop. So answer-independent writes are buffered in a ``WriteBatch`` and committed together
-every ``flush_interval_s`` (or when ``max_batch`` items are waiting) on one dedicated thread. Writes an answer
-depends on (``await writer.run(store.start_transaction, ...)``) run on that same thread after the buffered
-batch, so the store always sees messages in the order they arrived.
+on one dedicated thread. Writes an answer depends on (``await writer.run(store.start_transaction, ...)``) run
+on that same thread after the buffered batch, so the store always sees messages in the order they arrived.
+
+The price is a loss window: a charger never resends a message we acknowledged, so what is buffered when the
+process dies is lost. ``max_unsaved_s`` (``[store] max_unsaved_s``) bounds it: a change is committed within
+``max_unsaved_s`` of being buffered (the writer starts a commit at most half the window after the first
+buffered change, so one commit may take up to the other half), or at once when ``max_batch`` items wait.
+``max_unsaved_s = 0`` writes MeterValues, StatusNotification and the other answer-independent records
+*before* their answer is sent (``commit_if_unbuffered``, on the event loop thread: one small commit per
+message, so throughput is the disk's commit rate).
 
 A failed batch is logged with its size and dropped: losing a few meter samples must not stop charging.
 """
@@ -28,9 +35,9 @@ T = TypeVar("T")
 class DbWriter:
     """One writer thread, a buffered ``WriteBatch``, and ordered synchronous calls."""
 
-    def __init__(self, store: Store, flush_interval_s: float = 0.1, max_batch: int = 2000) -> None:
+    def __init__(self, store: Store, max_unsaved_s: float = 0.1, max_batch: int = 2000) -> None:
         self.store = store
-        self.flush_interval_s = flush_interval_s
+        self.max_unsaved_s = max_unsaved_s
         self.max_batch = max_batch
         self.batch = WriteBatch()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evsite-db")
@@ -47,12 +54,22 @@ class DbWriter:
         if not self._wake.is_set():
             self._wake.set()
 
+    def commit_if_unbuffered(self) -> None:
+        """Call after buffering a record the charger will not resend, before its answer goes out: with
+        ``max_unsaved_s == 0`` the batch is committed now (on this thread), else the writer is woken."""
+        if self.max_unsaved_s > 0:
+            self.changed()
+            return
+        batch = self._take()
+        if batch is not None:
+            self._write(batch)
+
     async def _loop(self) -> None:
         while True:
             await self._wake.wait()
             # Real time on purpose: this paces disk I/O, not simulated time.
-            if len(self.batch) < self.max_batch:
-                await asyncio.sleep(self.flush_interval_s)
+            if len(self.batch) < self.max_batch and self.max_unsaved_s > 0:
+                await asyncio.sleep(self.max_unsaved_s / 2)
             self._wake.clear()
             await self.flush()
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from evsite import __version__
-from evsite.cli import config_cmd, db, demo, plan, regulate, serve, simulate, status
+from evsite.cli import config_cmd, db, demo, plan, regulate, replay, serve, simulate, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"evsite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, status, simulate, plan, regulate, demo, config_cmd, db):
+    for module in (serve, status, simulate, plan, regulate, replay, demo, config_cmd, db):
         module.register(sub)
     return parser
 

@@ -16,6 +16,7 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 
@@ -77,8 +78,32 @@ def _show(args: argparse.Namespace) -> int:
     if args.json or not isinstance(data, dict):
         print(json.dumps(data, indent=2))
     else:
-        print(tomlkit.dumps(data), end="")
+        print(_as_toml(data), end="")
     return 0
+
+
+def _as_toml(data: dict[str, Any]) -> str:
+    """TOML for a (section of the) config. TOML has no null: unset keys are dropped from the tables and
+    listed in a comment instead, so ``--key service`` shows that ``evse_rating_kw`` exists but is unset."""
+    unset: list[str] = []
+
+    def strip(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            kept = {}
+            for k, v in node.items():
+                if v is None:
+                    unset.append(f"{path}{k}")
+                else:
+                    kept[k] = strip(v, f"{path}{k}.")
+            return kept
+        if isinstance(node, list):
+            return [strip(v, f"{path}{i}.") for i, v in enumerate(node)]
+        return node
+
+    text = tomlkit.dumps(strip(data, ""))
+    if unset:
+        text += f"# unset (no value): {', '.join(unset)}\n"
+    return text
 
 
 def _set(args: argparse.Namespace) -> int:

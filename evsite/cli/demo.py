@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     _print_report(console, report)
-    ok = report.ev_peak_over_limit_kw <= 0.5 and report.profiles_accepted == report.chargers
+    ok = report.ev_peak_over_limit_kw <= 0.5 and report.ground_truth.get("violations", 1) == 0
     if not ok:
-        print("evsite demo: the site EV limit was not kept (see the table above)", file=sys.stderr)
+        print("evsite demo: the site limit was not kept (see the tables above)", file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -90,7 +90,7 @@ def _print_report(console, report) -> None:
     console.print(hours)
 
     run = Table(title="3. Chargers, transactions and the store", show_header=False)
-    run.add_row("plan profiles accepted / sent", f"{report.profiles_accepted} / {report.profiles_sent}")
+    run.add_row("load-management profiles accepted / sent", f"{report.profiles_accepted} / {report.profiles_sent}")
     run.add_row("transactions (closed)", f"{report.transactions} ({report.transactions_closed})")
     run.add_row("energy delivered", f"{report.energy_kwh:.1f} kWh")
     run.add_row("meter values stored", f"{report.meter_values}")
@@ -98,3 +98,16 @@ def _print_report(console, report) -> None:
     run.add_row("simulated / wall time", f"{report.simulated_hours:.1f} h / {report.wall_s:.1f} s")
     run.add_row("store", report.store_url)
     console.print(run)
+    g = report.ground_truth
+    truth = Table(title=f"Ground truth (the simulator's own count, at {report.speed:g}x)")
+    truth.add_column("measure")
+    truth.add_column("value", justify="right")
+    truth.add_row("site limit (continuous_load_factor x rating)", f"{g['limit_kw']:.1f} kW")
+    truth.add_row("peak total load (building + EVs)", f"{g['peak_kw']:.1f} kW")
+    truth.add_row("time over / largest excess", f"{g['seconds_over']:.0f} s / {g['max_excess_kw']:.1f} kW")
+    truth.add_row(
+        "energy delivered / requested", f"{g['energy_delivered_kwh']:.1f} / {g['energy_requested_kwh']:.1f} kWh"
+    )
+    truth.add_row("sessions fully served", f"{g['sessions_served']} / {g['sessions']}")
+    truth.add_row(f"violations (over for longer than {g['response_s']:g} s)", f"{g['violations']}")
+    console.print(truth)

@@ -9,17 +9,17 @@ the real components, not mock-ups:
 2. **Serve**: the OCPP 1.6J central system starts on a free loopback port with an SQLite store.
 3. **Simulate**: simulated charge points connect over real WebSockets, boot, and EVs from the seed-study
    fleet arrive, authorise, charge and leave on an accelerated clock, beside a simulated building meter.
-4. **Apply**: at each charger's boot the central system sends its share of the plan's EV limit as a
-   ``ChargePointMaxProfile`` (evenly split: the static form of load management; live allocation is the next
-   step), and the chargers obey it as OCPP 1.6 section 3.13 says.
+4. **Apply**: live load management (``controller.loadmgmt``) reads the plan, the building meter and the
+   chargers' events and gives every connector a limit (fail-safe TxDefaultProfile at boot, expiring live
+   limits after), as OCPP 1.6 section 3.13 says.
 5. **Report**: the hourly EV power the central system saw (from MeterValues) against the plan's limit and the
-   service rating, transactions and energy from the store.
+   service rating, transactions and energy from the store, and the simulator's own ground truth (total load
+   against ``continuous_load_factor x rating``, violations longer than ``[site] response_s``) at the run's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -72,6 +72,8 @@ class DemoReport:
     energy_kwh: float
     meter_values: int
     ev_peak_over_limit_kw: float
+    ground_truth: dict = field(default_factory=dict)
+    speed: float = 0.0
     hours: list[HourRow] = field(default_factory=list)
     store_url: str = ""
     plan_dir: str = ""
@@ -98,25 +100,23 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
 
     index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
     kw = pd.Series(building.power_kw, index=index, name="demo-building")
-    meter = StudyLoadSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz=None)
+    meter = StudyLoadSeries(name="demo-building", kw=kw, source="generated", unit_in="kW", data_tz=None, site_tz="UTC")
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_outputs([plan], out_dir, meta={"source": "evsite demo (generated building load)"})
     return plan
 
 
-def charger_share_profile(plan_profile: dict, n_chargers: int) -> dict:
-    """The plan's site EV limit split evenly over ``n_chargers`` (W, rounded down: never above the plan)."""
-    profile = copy.deepcopy(plan_profile)
-    profile["chargingProfileId"] = DEMO_PROFILE_ID
-    for period in profile["chargingSchedule"]["chargingSchedulePeriod"]:
-        period["limit"] = math.floor(period["limit"] / n_chargers)
-    return profile
-
-
-def demo_config(base: Config, workdir: Path, db_url: str | None) -> Config:
-    """The user's config with what a self-contained demo needs: loopback, free port, own store, open door."""
+def demo_config(
+    base: Config, workdir: Path, db_url: str | None, chargers: int = 0, connectors: int = 2, plan: Path | None = None
+) -> Config:
+    """The user's config with what a self-contained demo needs: loopback, free port, own store, the chargers."""
     data = base.model_dump()
+    data["chargers"] = [
+        *data["chargers"],
+        *({"id": f"DEMO{i + 1:04d}", "connectors": connectors} for i in range(chargers)),
+    ]
+    data["site"].update(plan=plan, period_s=300.0, debounce_s=5.0, profile_validity_s=1800.0)
     data["server"].update(
         host="127.0.0.1",
         port=0,
@@ -175,20 +175,19 @@ async def run_demo(
     db_url: str | None = None,
 ) -> DemoReport:
     """Plan, serve, simulate and report (see the module docstring)."""
-    from ocpp.v16 import call
-
     from controller.csms import CentralSystem
-    from controller.errors import CsmsError
+    from controller.loadmgmt.manager import LoadManager
     from controller.store import Store
     from evsite.ev_fleet import seed_fleet
     from planning.report import ocpp_profile
+    from simulators.ground_truth import GroundTruth
     from simulators.meter import BuildingMeter, bus_publisher
     from simulators.site import SimulatedSite, charger_specs
 
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     building = demo_building(config.service.rating_kw, start, seed)
     plan = await asyncio.to_thread(plan_demo_site, config, building, workdir / "plan")
-    cfg = demo_config(config, workdir, db_url)
+    cfg = demo_config(config, workdir, db_url, chargers, connectors, workdir / "plan" / "plan.json")
     clock = ScaledClock(speed=speed, start=start)
     bus = EventBus(queue_size=100_000)
     store = Store.open(cfg.store.url)
@@ -196,26 +195,10 @@ async def run_demo(
     await csms.start()
     url = f"ws://127.0.0.1:{csms.port}{cfg.server.path_prefix}"
     site_profile = ocpp_profile(plan, start_date=start.date().isoformat())
-    share = charger_share_profile(site_profile, chargers)
     log_event(log, "demo_started", url=url, chargers=chargers, connectors=connectors, speed=speed, hours=hours)
 
-    sent = accepted = 0
-    boots = bus.subscribe(topics.OCPP_BOOT)
-
-    async def apply_plan_on_boot() -> None:
-        nonlocal sent, accepted
-        async for _topic, boot in boots:
-            sent += 1
-            try:
-                result = await csms.send(
-                    boot.cp_id,
-                    call.SetChargingProfile(connector_id=0, cs_charging_profiles=share),
-                    reason=f"demo: plan EV limit split over {chargers} chargers",
-                )
-            except CsmsError as err:
-                log_event(log, "demo_profile_failed", logging.WARNING, cp_id=boot.cp_id, error=str(err))
-                continue
-            accepted += result.status == "Accepted"
+    manager = LoadManager(cfg, csms, bus, clock)
+    profiles = bus.subscribe(topics.OCPP_PROFILE)
 
     meter = BuildingMeter(building, clock, interval_s=60.0)
     specs = charger_specs(chargers, connectors, prefix="DEMO", meter_interval_s=300)
@@ -232,8 +215,9 @@ async def run_demo(
         meter=meter,
         meter_publish=bus_publisher(bus),
     )
+    site.ground_truth = GroundTruth(cfg.service.rating_kw * cfg.service.continuous_load_factor, cfg.site.response_s)
     monitor = PowerMonitor(bus, clock, clock.monotonic())
-    tasks = [asyncio.create_task(apply_plan_on_boot()), asyncio.create_task(monitor.run())]
+    tasks = [asyncio.create_task(manager.run()), asyncio.create_task(monitor.run())]
     try:
         summary = await site.run(hours)
         await asyncio.sleep(0.2)
@@ -242,6 +226,12 @@ async def run_demo(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await csms.stop()
+    sent = accepted = 0
+    while (item := profiles.get_nowait()) is not None:
+        sent += 1
+        accepted += item[1].status == "Accepted"
+    site.ground_truth.finish()
+    truth = site.ground_truth.report(*site.sessions_outcome(), speed)
     txs = store.transactions()
     meter_values = len(store.meter_values())
     store.close()
@@ -264,6 +254,8 @@ async def run_demo(
         energy_kwh=summary.energy_kwh,
         meter_values=meter_values,
         ev_peak_over_limit_kw=over,
+        ground_truth=truth,
+        speed=speed,
         hours=rows,
         store_url=cfg.store.url,
         plan_dir=str(workdir / "plan"),

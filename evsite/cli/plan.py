@@ -32,7 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", help="comma-separated meter points to plan (default: all)")
     p.add_argument("--tz", help="site time zone (overrides planning.site_timezone)")
     p.add_argument("--data-tz", help="zone of naive timestamps (overrides planning.data_timezone)")
-    p.add_argument("--unit", choices=["kW", "kWh"], help="meter unit (default: detect)")
+    p.add_argument("--unit", choices=["kW", "kWh", "W", "Wh"], help="meter unit (default: detect kW/kWh)")
+    p.add_argument(
+        "--date-format", help="strptime format of the timestamps, e.g. '%%m/%%d/%%Y %%H:%%M' (default ISO 8601)"
+    )
+    p.add_argument(
+        "--time-column", help="timestamp column, or two (date,time) joined with a space (default: detect by name)"
+    )
+    p.add_argument("--sep", default=",", help="field separator (default ','; e.g. ';')")
+    p.add_argument("--decimal", default=".", help="decimal mark (default '.'; e.g. ',')")
+    p.add_argument("--encoding", default="utf-8", help="file encoding (default utf-8; e.g. latin-1, utf-16)")
+    p.add_argument("--allow-export", action="store_true", help="accept negative (net-export) readings; reported")
+    p.add_argument("--keep-spikes", action="store_true", help="keep readings the spike/dropout rules flag")
     p.add_argument("--type", dest="building_type", help="building type for every point (e.g. office, multifamily)")
     p.add_argument(
         "--type-from-name", action="store_true", help="use each meter point's name as its type (DOE reference files)"
@@ -66,6 +77,52 @@ def _read_areas(path: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in zip(df.iloc[:, 0], df[area_cols[0]], strict=True)}
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    updates: dict = {}
+    for flag, key in (("tz", "site_timezone"), ("data_tz", "data_timezone"), ("workers", "workers")):
+        if getattr(args, flag):
+            updates[key] = getattr(args, flag)
+    if args.allow_export:
+        updates["allow_export"] = True
+    if args.keep_spikes:
+        updates["keep_spikes"] = True
+    return updates
+
+
+def print_summary(results: list, file=None) -> None:
+    """One row per building: what a site owner asks first, each number with its unit (rich table)."""
+    file = file or sys.stdout
+    from rich.console import Console
+    from rich.table import Table
+
+    from planning.pipeline import BuildingFailure
+
+    table = Table(title="evsite plan", show_lines=False)
+    for col in ("building", "max demand (when)", "service", "chargers no LM", "chargers with LM", "$/day", "warnings"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        if isinstance(r, BuildingFailure):
+            table.add_row(r.name, "-", "-", "-", "-", "-", f"NOT PLANNED: {r.error}")
+            continue
+        md = r.max_demand
+        with_lm = str(r.chargers_with_lm)
+        if r.sizing:
+            with_lm += " (simulated)"
+            if r.sizing["chargers"] >= r.sizing["searched_up_to"]:
+                with_lm = f">= {r.sizing['chargers']} (search limit)"
+        table.add_row(
+            r.name,
+            f"{md['kw']:.1f} kW ({md['at']}, {md['interval_min']:g}-min)",
+            r.service.get("description", ""),
+            str(r.nec["chargers_without_lm"]),
+            with_lm,
+            f"{r.cost_per_day:.2f}",
+            "; ".join(r.warnings) or "-",
+        )
+    tty = hasattr(file, "isatty") and file.isatty()
+    Console(file=file, width=None if tty else 200).print(table)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_or_exit(args.config)
     check_input_file("plan", args.meter, "meter", folder_ok=True)
@@ -74,30 +131,40 @@ def run(args: argparse.Namespace) -> int:
     check_input_file("plan", cfg.planning.ev_sessions_file, "EV sessions")
     from functools import partial
 
+    from pydantic import ValidationError
+
+    from evsite.config import format_validation_error
     from evsite.log import configure_logging, log_event
     from planning.errors import PlanningError
-    from planning.meter import read_meters
+    from planning.meter import CsvFormat, read_meters
     from planning.pipeline import BuildingFailure, BuildingPlan, plan_many
     from planning.report import write_outputs, write_plots
 
     configure_logging(cfg.logging.level, cfg.logging.format)
     planning = cfg.planning
-    updates = {}
-    if args.tz:
-        updates["site_timezone"] = args.tz
-    if args.data_tz:
-        updates["data_timezone"] = args.data_tz
-    if args.workers:
-        updates["workers"] = args.workers
+    updates = _overrides(args)
     if updates:
         try:
             planning = type(planning).model_validate(planning.model_dump() | updates)
-        except ValueError as err:
-            print(f"evsite plan: {err}", file=sys.stderr)
+        except ValidationError as err:
+            print(f"evsite plan: {format_validation_error(err, 'command line')}", file=sys.stderr)
             return 2
+    if planning.site_timezone is None:
+        print(
+            "evsite plan: warning: no site time zone (--tz or [planning] site_timezone): days are the file's own "
+            "clock and no OCPP profile is written (UTC is not assumed; give --tz UTC if the site runs on UTC)",
+            file=sys.stderr,
+        )
     tariff_cfg = cfg.tariff.model_copy(update={"file": Path(args.tariff)}) if args.tariff else cfg.tariff
     cfg = cfg.model_copy(update={"planning": planning, "tariff": tariff_cfg})
     out = Path(args.out)
+    time_cols = tuple(c.strip() for c in args.time_column.split(",")) if args.time_column else ()
+    if len(time_cols) > 2:
+        print("evsite plan: --time-column takes one column or two (date,time)", file=sys.stderr)
+        return 2
+    fmt = CsvFormat(
+        sep=args.sep, decimal=args.decimal, encoding=args.encoding, date_format=args.date_format, time_columns=time_cols
+    )
     try:
         meters = read_meters(
             args.meter,
@@ -105,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             site_tz=planning.site_timezone,
             unit=args.unit or planning.meter_unit,
             columns=[c.strip() for c in args.columns.split(",")] if args.columns else None,
+            fmt=fmt,
         )
         areas = _read_areas(args.areas) if args.areas else {}
         if not meters:
@@ -120,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             types=types,
             areas=areas,
             method=args.method,
-            progress=not args.no_progress and sys.stderr.isatty(),
+            progress=not args.no_progress,
             post=post,
         )
         meta = {
@@ -130,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             "service": cfg.service.model_dump(mode="json"),
             "planning": planning.model_dump(mode="json"),
             "tariff": tariff_cfg.model_dump(mode="json"),
+            "ev_ceiling_key": "buildings[].ev_ceiling_kw: {tz, by_day_type: {weekday: [24], weekend: [24]}} kW",
         }
         paths = write_outputs(results, out, meta=meta, purpose=args.profile_purpose)
     except PlanningError as err:
@@ -158,8 +227,10 @@ def run(args: argparse.Namespace) -> int:
                 chargers_with_lm=r.chargers_with_lm,
                 cost_per_day=r.cost_per_day,
                 peak_ev_limit_kw=round(max(r.schedule_kw), 1),
-                reason=f"{r.baseload_rule} baseload; EV limit <= {cfg.service.continuous_load_factor} x service - load",
+                reason=f"{r.ev_ceiling_kw.get('basis')}; EV limit <= {cfg.service.continuous_load_factor} x service "
+                f"- load",
             )
+    print_summary(results)
     print(
         f"planned {len(results) - failed}/{len(results)} meter point(s); report {paths['json']}, table {paths['csv']}",
         file=sys.stdout,

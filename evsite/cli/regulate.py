@@ -1,13 +1,18 @@
-"""`evsite regulate`: run an EV fleet against a frequency-regulation signal and score it as PJM would.
+"""`evsite regulate`: run an EV fleet in PJM's hourly regulation market against a RegD signal, scored as PJM would.
 
-    evsite regulate --evs 10000 --signal ../shared/data/regulation/pjm_regd_2s_2020-07-16_17.csv --hours 1
+    evsite regulate --evs 10000 --signal ../shared/data/regulation/pjm_regd_2s_2020-07-16_17.csv --hours 24
 
-Builds the Monte Carlo fleet (seed study distributions by default), estimates the state-space model's A in
-test mode (or loads one with ``--model``), then closes the loop every ``[regulation] step_s``: the aggregator
-switches cars to follow ``base + signal x capacity``, the fleet simulator says what they really drew.
-Prints the capacity offered, the PJM score components and ``composite score: 0.NN``, the model's
-prediction error (closed loop, and open loop with and without the SoC-boundary handling), and the energy
-impact on drivers (SoC at departure against the demanded SoC).
+Builds the Monte Carlo fleet (seed study distributions, one fleet per day), estimates the state-space
+model's A in test mode (or loads one with ``--model``), then runs from ``--start`` (midnight by default)
+at the signal's 2 s: at each hour the aggregator fixes its base point and capacity for the hour (energy
+the cars need first), then follows ``base + signal x capacity`` by modulating the cars' current and
+switching as few cars as it can, through log-normal OCPP round trips with lost commands, delayed meter
+values, ramps, CC/CV taper, minimum current and drivers who leave around (some well before) the estimated
+departure (``[regulation]`` keys). Prints per hour the offer, what the fleet could have delivered and the
+hour's score; the PJM components and ``composite score: 0.NN`` over the hours with capacity; the
+hour-ahead capacity forecast error of the SSM against persistence and seasonal-naive (runs over 24 h);
+mode switches per car-hour; and the drivers' outcome. ``--export FILE`` writes every 2 s sample as CSV
+(``time,signal,response,capacity_kw,base_kw``) and one plot per hour (``FILE-HH.png``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from evsite.cli.common import (
     add_config_arg,
@@ -28,9 +35,9 @@ from evsite.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from evsite.config import RegulationConfig
-    from evsite.ev_fleet import Fleet
-    from planning.ssm import StateSpaceModel
+    from datetime import datetime
+
+    from controller.aggregator.market import MarketRun
 
 EXIT_USAGE = 2
 
@@ -48,26 +55,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hours", type=positive_float, default=1.0, help="simulated hours (default: %(default)s)")
     p.add_argument(
         "--start",
-        default="20:00",
+        default="00:00",
         metavar="HH:MM",
         help="time of day to start, in the fleet and the signal's first day (default: %(default)s)",
-    )
-    p.add_argument(
-        "--fleet",
-        choices=("seed", "behaviour"),
-        default="seed",
-        help="seed: the study's distributions; behaviour: ElaadNL workplace (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: [simulation] seed)")
     p.add_argument(
         "--v2g-share",
         type=_share,
-        default=1.0,
+        default=0.5,
         help="share of EVs behind bidirectional chargers (default: %(default)s)",
     )
-    p.add_argument("--latency-s", type=non_negative_float, default=4.0,
-                   help="delay before a charger applies a command (OCPP round trip, default: %(default)s)")  # fmt: skip
-    p.add_argument("--no-boundary", action="store_true", help="the plain model, without SoC-boundary handling")
+    p.add_argument("--latency-s", type=non_negative_float, default=None,
+                   help="median OCPP round trip (default: [regulation] latency_median_s)")  # fmt: skip
+    p.add_argument("--slack-margin-s", type=non_negative_float, default=None,
+                   help="plan cars to be done this long before their estimated departure "
+                        "(default: [regulation] slack_margin_s)")  # fmt: skip
+    p.add_argument("--signal-tz", default="America/New_York", metavar="ZONE",
+                   help="zone of naive signal timestamps, for --export (PJM publishes Eastern time; "
+                        "default: %(default)s)")  # fmt: skip
+    p.add_argument("--export", metavar="FILE",
+                   help="write the 2 s samples to FILE (CSV) and one plot per hour to FILE-HH.png")  # fmt: skip
     p.add_argument("--model", metavar="FILE", help="load A from an .npz written by --save-model")
     p.add_argument("--save-model", metavar="FILE", help="save the estimated (and online-updated) A")
     add_config_arg(p)
@@ -101,10 +109,9 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from controller.aggregator.simulate import open_loop_errors, run_regulation
-    from evsite.ev_fleet import FleetDataError, behaviour_fleet, charge_until, seed_fleet
+    from controller.aggregator.market import Conditions, run_market
+    from controller.aggregator.tracker import TrackerSettings
+    from evsite.ev_fleet import multi_day_fleet
     from planning.ssm import StateSpaceModel
     from planning.ssm_estimate import estimate_model
     from simulators.regulation_signal import SignalFileError, load_signal
@@ -118,12 +125,13 @@ def run(args: argparse.Namespace) -> int:
     problem = input_file_problem(signal_path, "signal")
     if problem is not None:
         return _fail(problem)
+    dt = 2.0  # RegD's native period: the loop, the site meter and the score all run at it
     try:
         t0 = _time_of_day_s(args.start)
         signal = load_signal(signal_path)
+        zone = _zone(args.signal_tz)
     except (ValueError, SignalFileError) as err:
         return _fail(str(err))
-    dt = rc.step_s
     n_steps = round(args.hours * 3600.0 / dt)
     midnight = signal.start.replace(hour=0, minute=0, second=0, microsecond=0)
     offset = (midnight - signal.start).total_seconds() + t0
@@ -135,14 +143,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{signal_path}: {err}")
 
     t_wall = time.perf_counter()
-    try:
-        fleet = seed_fleet(args.evs, seed) if args.fleet == "seed" else behaviour_fleet(args.evs, seed)
-    except FleetDataError as err:
-        return _fail(str(err))
+    days = int(np.ceil((t0 + args.hours * 3600.0) / 86_400.0))
+    fleet = multi_day_fleet(args.evs, max(days, 1), seed)
     build_s = time.perf_counter() - t_wall
     rng = np.random.default_rng(seed + 1)
-    can_discharge = rng.random(args.evs) < args.v2g_share
-    boundary = not args.no_boundary
+    can_discharge = rng.random(len(fleet)) < args.v2g_share
 
     t_a = time.perf_counter()
     if args.model:
@@ -152,74 +157,135 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(err))
         if model.ns != rc.soc_bins:
             return _fail(f"{args.model}: model has {model.ns} SoC bins, [regulation] soc_bins is {rc.soc_bins}")
-        model.learning_rate = rc.learning_rate
         how = f"loaded from {args.model}"
     else:
-        sample = fleet.take(np.arange(min(args.evs, 2000)))
+        sample = fleet.take(np.arange(min(len(fleet), 2000)))
         model = estimate_model(sample, ns=rc.soc_bins, learning_rate=rc.learning_rate, duration_s=900.0,
-                               dt_s=dt, boundary=boundary, seed=seed)  # fmt: skip
+                               dt_s=rc.step_s, seed=seed)  # fmt: skip
         how = f"estimated in test mode on {len(sample):,} EVs x 15 min"
     est_s = time.perf_counter() - t_a
-
-    charge_until(fleet, t0)
-    ol = {b: open_loop_errors(fleet, model if b == boundary else _plain_or_boundary(fleet, rc, dt, b, seed),
-                              t0_s=t0, duration_s=min(n_steps * dt, 1800.0), dt_s=dt, boundary=b,
-                              ahead_s=rc.capacity_horizon_s)
-          for b in (True, False)}  # fmt: skip
+    settings = TrackerSettings(soc_force_charge=rc.soc_force_charge, min_hold_s=rc.min_hold_s, soc_cv=rc.soc_cv,
+                               safety_margin=rc.safety_margin,
+                               slack_margin_s=rc.slack_margin_s if args.slack_margin_s is None
+                               else args.slack_margin_s)  # fmt: skip
+    median = rc.latency_median_s if args.latency_s is None else max(args.latency_s, 1e-3)
+    cond = Conditions(latency_median_s=median, latency_p99_s=max(rc.latency_p99_s, median),
+                      command_loss_share=rc.command_loss_share, meter_interval_s=rc.meter_interval_s,
+                      meter_delay_s=rc.meter_delay_s, departure_sd_s=rc.departure_sd_s,
+                      early_share=rc.early_share)  # fmt: skip
     t_r = time.perf_counter()
-    result = run_regulation(fleet, sig, model, t0_s=t0, dt_s=dt, boundary=boundary, can_discharge=can_discharge,
-                            capacity_horizon_s=rc.capacity_horizon_s, a_update_period_s=rc.a_update_period_s,
-                            latency_s=args.latency_s, timer=time.perf_counter)  # fmt: skip
+    result = run_market(fleet, sig, model, t0_s=t0, dt_s=dt, model_dt_s=rc.step_s, settings=settings,
+                        conditions=cond, can_discharge=can_discharge, seed=seed, timer=time.perf_counter)  # fmt: skip
     run_s = time.perf_counter() - t_r
     if args.save_model:
         try:
             model.save(args.save_model)
         except OSError as err:
             return _fail(f"{args.save_model}: cannot write the model: {err.strerror}")
-
-    s, d, pe = result.score, result.drivers, result.prediction_error()
-    cap_mw = result.capacity_kw / 1000.0
-    kind = "seed-study" if args.fleet == "seed" else "ElaadNL workplace"
-    print(f"fleet: {args.evs:,} EVs ({kind} distributions, seed {seed}) built in {build_s:.2f} s; "
-          f"{int(result.online[0]):,} online at {args.start}; {args.v2g_share:.0%} bidirectional")  # fmt: skip
-    print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s steps; "
-          f"command latency {args.latency_s:g} s")  # fmt: skip
-    print(f"model: {3 * model.ns} states, A {how} in {est_s:.2f} s; "
-          f"boundary handling {'on' if boundary else 'off'}")  # fmt: skip
-    base_mw = result.base_kw.mean() / 1000
-    print(f"capacity offered: mean {cap_mw.mean():.2f} MW (min {cap_mw.min():.2f}, max {cap_mw.max():.2f}), "
-          f"re-declared every {rc.capacity_horizon_s:g} s; base point mean {base_mw:.2f} MW")  # fmt: skip
-    t_last, up_last, down_last = result.declared[-1]
-    print(
-        f"next-interval capacity (model forecast at +{(t_last - t0) / 60:.0f} min, "
-        f"{rc.capacity_horizon_s:g} s ahead): up {up_last / 1000:.2f} MW, down {down_last / 1000:.2f} MW"
-    )
-    print(f"PJM performance: accuracy {s.accuracy:.3f}  delay {s.delay:.3f} ({s.delay_s:.0f} s)  "
-          f"precision {s.precision:.3f}")  # fmt: skip
-    print(f"composite score: {s.composite:.2f} ({'pass' if s.passed else 'FAIL'}, pass mark 0.75)")
-    print(f"SSM prediction, closed loop: next-step MAE {pe['mae_kw']:.0f} kW "
-          f"({pe['mae_per_capacity']:.1%} of capacity)")  # fmt: skip
-    for b in (True, False):
-        e = ol[b]
-        print(f"SSM prediction, open loop (all charging), boundary handling {'on ' if b else 'off'}: "
-              f"next-step {e['next_step_rel']:.1%}, {rc.capacity_horizon_s / 60:g}-min-ahead {e['ahead_rel']:.1%} "
-              f"of mean |P| {e['mean_abs_power_kw'] / 1000:.2f} MW")  # fmt: skip
-    if d.departed:
-        print(f"drivers: {d.departed:,} departed; SoC at departure {d.mean_soc_departure:.3f} mean vs demanded "
-              f"{d.mean_soc_demanded:.3f}; {d.met_share:.1%} met their demand ({d.met_share_feasible:.1%} of the "
-              f"{d.feasible:,} whose demand was reachable); mean shortfall {d.mean_shortfall_kwh:.2f} kWh")  # fmt: skip
-    else:
-        print("drivers: none departed during the run")
-    print(f"switching: {result.switches.mean():.1f} EVs per step; decision {result.decide_s.mean() * 1e3:.2f} ms "
-          f"mean, {result.decide_s.max() * 1e3:.2f} ms max; closed loop {run_s:.1f} s")  # fmt: skip
+    print(f"fleet: {args.evs:,} EVs a day over {max(days, 1)} day(s) (seed-study distributions, seed {seed}) "
+          f"built in {build_s:.2f} s; {args.v2g_share:.0%} behind bidirectional chargers")  # fmt: skip
+    print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s; "
+          f"OCPP round trip median {cond.latency_median_s:g} s, p99 {cond.latency_p99_s:g} s, "
+          f"{cond.command_loss_share:.1%} lost; meter values every {cond.meter_interval_s:g} s, "
+          f"{cond.meter_delay_s:g} s late")  # fmt: skip
+    print(f"model: {3 * model.ns} states, A {how} in {est_s:.2f} s")
+    _print_hours(result, t0)
+    _print_summary(result, run_s, settings.slack_margin_s)
+    if args.export:
+        try:
+            files = export(result, args.export, midnight.replace(tzinfo=zone) if midnight.tzinfo is None
+                           else midnight, t0)  # fmt: skip
+        except OSError as err:
+            return _fail(f"{args.export}: cannot write: {err.strerror}")
+        print(f"export: {args.export} ({result.signal.size:,} rows) and {len(files) - 1} hourly plot(s)")
     return 0
 
 
-def _plain_or_boundary(fleet: Fleet, rc: RegulationConfig, dt: float, boundary: bool, seed: int) -> StateSpaceModel:
-    """A second model (the other boundary variant) for the open-loop comparison."""
-    import numpy as np
+def _zone(name: str):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from planning.ssm_estimate import estimate_model
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"--signal-tz: unknown time zone {name!r}") from None
 
-    sample = fleet.take(np.arange(min(len(fleet), 2000)))
-    return estimate_model(sample, ns=rc.soc_bins, duration_s=900.0, dt_s=dt, boundary=boundary, seed=seed)
+
+def _print_hours(r: MarketRun, t0: float) -> None:
+    print("hour  base MW  offered MW  deliverable MW  SSM forecast MW  score  switches/car-h")
+    for h in r.hours:
+        hh = int((h.start_s % 86_400) // 3600)
+        sc = f"{h.score.composite:.3f}" if h.offer.capacity_kw > 0 else "  -  "
+        rate = h.switches / h.car_hours if h.car_hours > 0 else 0.0
+        print(f"{hh:02d}:00 {h.offer.base_kw / 1000:8.3f} {h.offer.capacity_kw / 1000:11.3f} "
+              f"{h.deliverable_kw / 1000:15.3f} {h.forecast_kw / 1000:16.3f}  {sc}  {rate:14.2f}")  # fmt: skip
+
+
+def _print_summary(r: MarketRun, run_s: float, margin_s: float) -> None:
+    s, scored = r.score, r.scored_hours
+    cap = np.array([h.offer.capacity_kw for h in r.hours]) / 1000.0 if r.hours else np.zeros(1)
+    over = sum(1 for h in r.hours if h.offer.capacity_kw > h.deliverable_kw + 1e-6)
+    print(f"capacity offered: mean {cap.mean():.2f} MW (min {cap.min():.2f}, max {cap.max():.2f}), fixed before "
+          f"each hour; {over} of {len(r.hours)} hour(s) offered more than the fleet could deliver")  # fmt: skip
+    print(f"PJM performance ({len(scored)} of {len(r.hours)} hour(s) with capacity scored): "
+          f"accuracy {s.accuracy:.3f}  delay {s.delay:.3f} ({s.delay_s:.0f} s)  "
+          f"precision {s.precision:.3f}")  # fmt: skip
+    print(f"composite score: {s.composite:.2f} ({'pass' if s.passed else 'FAIL'}, pass mark 0.75)")
+    fe = r.forecast_errors()
+    if fe["hours"]:
+        print(f"hour-ahead capacity forecast MAE over the {fe['hours']} hour(s) after the first day "
+              f"(mean deliverable {fe['mean_deliverable'] / 1000:.2f} MW): SSM {fe['ssm'] / 1000:.3f} MW, "
+              f"persistence {fe['persistence'] / 1000:.3f} MW, "
+              f"seasonal-naive {fe['seasonal'] / 1000:.3f} MW")  # fmt: skip
+    else:
+        print("hour-ahead capacity forecast: compared with persistence and seasonal-naive on runs over 24 h")
+    st = r.switch_stats()
+    print(f"switching: mode switches per car-hour mean {st['mean']:.2f}, median {st['median']:.2f}, "
+          f"p95 {st['p95']:.2f}; {r.commands / max(r.car_hours, 1e-9):.1f} commands per car-hour")  # fmt: skip
+    d = r.drivers
+    if d.impact.departed:
+        print(f"drivers: {d.impact.departed:,} departed; SoC at departure {d.impact.mean_soc_departure:.3f} mean vs "
+              f"demanded {d.impact.mean_soc_demanded:.3f}; {d.impact.met_share:.1%} met their demand "
+              f"({d.impact.met_share_feasible:.1%} of the {d.impact.feasible:,} whose demand was reachable); "
+              f"{d.early_leavers:,} left 30+ min early, {d.early_met_share:.1%} of them met it; "
+              f"{d.at_est_minus_30_share:.1%} had their demand 30 min before the estimated departure "
+              f"(slack margin {margin_s / 60:g} min)")  # fmt: skip
+    else:
+        print("drivers: none departed during the run")
+    print(f"timing: decision {r.decide_s.mean() * 1e3:.2f} ms mean, {r.decide_s.max() * 1e3:.2f} ms max; "
+          f"closed loop {run_s:.1f} s")  # fmt: skip
+
+
+def export(r: MarketRun, path: str, midnight: datetime, t0: float) -> list[Path]:
+    """Write the 2 s samples (``time,signal,response,capacity_kw,base_kw``) and one PNG per hour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    n = r.signal.size
+    times = pd.Timestamp(midnight) + pd.to_timedelta(t0 + np.arange(n) * r.dt_s, unit="s")
+    df = pd.DataFrame({"time": [ts.isoformat() for ts in times], "signal": r.signal, "response": r.response,
+                       "capacity_kw": r.capacity_kw, "base_kw": r.base_kw})  # fmt: skip
+    out = Path(path)
+    df.to_csv(out, index=False, float_format="%.6g")
+    files = [out]
+    per = round(3600.0 / r.dt_s)
+    for i, h in enumerate(r.hours):
+        a, b = i * per, min((i + 1) * per, n)
+        hh = int((h.start_s % 86_400) // 3600)
+        fig, ax = plt.subplots(figsize=(10, 3.5))
+        minutes = np.arange(b - a) * r.dt_s / 60.0
+        ax.plot(minutes, r.signal[a:b], lw=0.8, label="signal")
+        ax.plot(minutes, r.response[a:b], lw=0.8, label="response")
+        sc = f"score {h.score.composite:.3f}" if h.offer.capacity_kw > 0 else "no capacity offered (not scored)"
+        ax.set_title(f"{times[a]:%Y-%m-%d} {hh:02d}:00  {sc}  (offered {h.offer.capacity_kw / 1000:.2f} MW)")
+        ax.set_xlabel("minute of the hour")
+        ax.set_ylabel("per unit of capacity")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        png = out.with_name(f"{out.name}-{hh:02d}.png")
+        fig.savefig(png, dpi=80)
+        plt.close(fig)
+        files.append(png)
+    return files

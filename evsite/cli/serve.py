@@ -120,10 +120,14 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
-    print(f"evsite serve: listening on {csms.url}<chargePointId>", file=sys.stderr, flush=True)
+    lines = [f"evsite serve: listening on {csms.url}<chargePointId>"]
     if site.api is not None:
-        print(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)", file=sys.stderr,
-              flush=True)  # fmt: skip
+        lines.append(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)")
+    for line in lines:
+        if config.logging.format == "json":  # every line on the stream is JSON in this mode
+            log_event(log, "serve_listening", message=line)
+        else:
+            print(line, file=sys.stderr, flush=True)
     await stop.wait()
     log_event(log, "shutdown_requested", connected=len(csms.connected))
     await site.stop()

@@ -59,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--only-stack-level-0", action="store_true", help="reject every stackLevel but 0")
     q.add_argument("--reject-charge-point-max", action="store_true", help="reject ChargePointMaxProfile")
     q.add_argument("--no-smart-charging", action="store_true", help="answer NotSupported to smart charging")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the ground truth (total load against continuous_load_factor x rating) as JSON to FILE",
+    )
+    p.add_argument("--report-series", action="store_true", help="include the per-step series in --report")
     f = p.add_argument_group("fault injection")
     f.add_argument(
         "--drop-every-s",
@@ -102,11 +108,44 @@ def run(args: argparse.Namespace) -> int:
 
     config = _settings(args)["config"]
     configure_logging(config.logging.level, config.logging.format)
+    ran: dict[str, Any] = {}
     try:
-        return asyncio.run(_simulate(args, config))
+        code = asyncio.run(_simulate(args, config, ran))
     except KeyboardInterrupt:
         print("evsite simulate: interrupted (Ctrl-C) before the simulation started", file=sys.stderr)
-        return 130
+        code = 130
+    site = ran.get("site")
+    if site is not None and site.ground_truth is not None:
+        code = _ground_truth(args, config, site) or code
+    return code
+
+
+def _ground_truth(args: argparse.Namespace, config: Any, site: Any) -> int:
+    """Print (and with --report write) what really happened; the last line is ``violations: N``."""
+    import json
+    from pathlib import Path
+
+    gt = site.ground_truth
+    gt.finish()
+    requested, delivered, sessions, served = site.sessions_outcome()
+    doc = gt.report(requested, delivered, sessions, served, config.simulation.speed, with_series=args.report_series)
+    code = 0
+    if args.report:
+        try:
+            Path(args.report).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        except OSError as err:
+            print(f"evsite simulate: cannot write {args.report}: {err}", file=sys.stderr)
+            code = 1
+    building = "building meter replayed" if site.meter is not None else "no building meter (EV load only)"
+    print(
+        f"ground truth at {config.simulation.speed:g}x ({building}): limit {doc['limit_kw']:.1f} kW "
+        f"(continuous_load_factor x rating), peak {doc['peak_kw']:.1f} kW, {doc['seconds_over']:.0f} s over "
+        f"(max {doc['max_excess_kw']:.1f} kW), allowed response {doc['response_s']:g} s; "
+        f"energy {doc['energy_delivered_kwh']:.1f} of {doc['energy_requested_kwh']:.1f} kWh requested, "
+        f"{doc['sessions_served']}/{doc['sessions']} sessions served"
+    )
+    print(f"violations: {doc['violations']}")
+    return code
 
 
 def _url(config: Any) -> str:
@@ -183,12 +222,13 @@ async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
     return None
 
 
-async def _simulate(args: argparse.Namespace, config: Any) -> int:
+async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) -> int:
     import asyncio
     import random
 
     from evsite.clock import ScaledClock
     from evsite.ev_fleet import FleetDataError, behaviour_fleet, replay_sessions, seed_fleet
+    from simulators.ground_truth import GroundTruth
     from simulators.meter import BuildingMeter, MeterDataError, MqttMeterPublisher, load_meter_csv, synthetic_series
     from simulators.site import SimulatedSite, charger_specs
     from simulators.smart_charging import Capabilities
@@ -238,6 +278,10 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
         password=args.password,
     )
     site = SimulatedSite(url, clock, specs, fleet, id_tags=[sim.id_tag], step_s=sim.step_s, seed=sim.seed)
+    svc = config.service
+    site.ground_truth = GroundTruth(
+        svc.rating_kw * svc.continuous_load_factor, config.site.response_s, keep_series=args.report_series
+    )
     for cp in site.chargers:
         cp.faults.reject_profiles = args.reject_profiles
         cp.faults.answer_delay_s = args.answer_delay_s or 0.0
@@ -289,6 +333,7 @@ async def _simulate(args: argparse.Namespace, config: Any) -> int:
                 print(f"  ({await _why_not_found(url, site.chargers[0].id)})", file=sys.stderr)
             await site.stop()
             return 1
+        ran["site"] = site
         online = sum(cp.online.is_set() for cp in site.chargers)
         print(f"evsite simulate: {online} of {len(site.chargers)} chargers online; simulating "
               "(Ctrl-C stops with the summary so far)", file=sys.stderr, flush=True)  # fmt: skip

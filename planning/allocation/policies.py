@@ -30,7 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planning.allocation.model import Allocation, FloatArray, IntArray, Snapshot
+from planning.allocation import mpc
+from planning.allocation.model import Allocation, BoolArray, FloatArray, IntArray, Snapshot
 
 #: Relative tolerance on row headroom: a row within this of its limit counts as binding.
 _EPS = 1e-9
@@ -68,17 +69,19 @@ def laxity_s(snapshot: Snapshot) -> FloatArray:
 
 def admit(
     snapshot: Snapshot, room: FloatArray, order: IntArray, upper: FloatArray
-) -> tuple[FloatArray, FloatArray, IntArray]:
+) -> tuple[FloatArray, FloatArray, IntArray, BoolArray]:
     """Admit cars at their minimum in ``order`` while every row has room.
 
-    Returns the currents granted (``min_a`` or 0), the room left, and for each refused car the row that had
-    no room (-1 for the others).
+    Returns the currents granted (``min_a`` or 0), the room left, for each refused car the row that had
+    no room (-1 for the others), and which cars were admitted (a car with ``min_a = 0``, as ACN-Sim's
+    continuous EVSEs, is admitted at 0 A and may still be raised).
     """
     s = snapshot.sessions
     A = snapshot.constraints.A
     n = A.shape[1]
     x = np.zeros(n)
     refused_by = np.full(n, -1, dtype=np.int64)
+    admitted = np.zeros(n, dtype=bool)
     room = room.copy()
     tol = _EPS * np.maximum(np.abs(snapshot.constraints.b), 1.0)
     wanting = order[upper[order] > 0]
@@ -90,8 +93,9 @@ def admit(
             refused_by[i] = int(np.argmax(short))
             continue
         x[i] = s.min_a[i]
+        admitted[i] = True
         room -= take
-    return x, room, refused_by
+    return x, room, refused_by, admitted
 
 
 def water_fill(
@@ -131,7 +135,7 @@ def water_fill(
 
 
 def greedy_fill(
-    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray
+    snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted: BoolArray
 ) -> tuple[FloatArray, FloatArray, IntArray]:
     """Give each admitted car in ``order`` as much as it can take (up to ``upper``) before the next."""
     A = snapshot.constraints.A
@@ -139,7 +143,7 @@ def greedy_fill(
     room = room.copy()
     bound_by = np.full(x.shape[0], -1, dtype=np.int64)
     for i in order:
-        if x[i] <= 0:
+        if not admitted[i]:
             continue
         col = A[:, i]
         counting = col > 0
@@ -170,25 +174,47 @@ def _order_laxity(snapshot: Snapshot) -> IntArray:
     return np.lexsort((np.arange(len(s)), s.arrival_s, laxity_s(snapshot))).astype(np.int64)
 
 
-def _equal(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
-    return water_fill(snapshot, x, room, upper, x > 0)
+def _equal(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    return water_fill(snapshot, x, room, upper, admitted)
 
 
-def _priority(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
+def _priority(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
     prio = snapshot.sessions.priority
     bound_by = np.full(x.shape[0], -1, dtype=np.int64)
-    for group in np.unique(prio[x > 0])[::-1]:
-        members = (x > 0) & (prio == group)
+    for group in np.unique(prio[admitted])[::-1]:
+        members = admitted & (prio == group)
         x, room, group_bound = water_fill(snapshot, x, room, upper, members)
         bound_by[members] = group_bound[members]
     return x, room, bound_by
 
 
-def _sorted(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray):
-    return greedy_fill(snapshot, x, room, upper, order)
+def _sorted(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    return greedy_fill(snapshot, x, room, upper, order, admitted)
 
 
-Fill = Callable[[Snapshot, FloatArray, FloatArray, FloatArray, IntArray], tuple[FloatArray, FloatArray, IntArray]]
+#: (snapshot, currents after admission, room left, upper bounds, policy order, admitted) -> (x, room, bound_by)
+Fill = Callable[
+    [Snapshot, FloatArray, FloatArray, FloatArray, IntArray, BoolArray], tuple[FloatArray, FloatArray, IntArray]
+]
+
+
+def _mpc(snapshot: Snapshot, x: FloatArray, room: FloatArray, upper: FloatArray, order: IntArray, admitted):
+    try:
+        planned, room_left, bound_by = mpc.plan(snapshot, x, room, upper, order, admitted)
+    except RuntimeError:
+        # HiGHS failing on a feasible LP is a solver fault, not the site's: least laxity first still serves.
+        return greedy_fill(snapshot, x, room, upper, order, admitted)
+    # Cars with no known request are interchangeable to the LP (it would hand one all and another nothing):
+    # they share equally the room the plan leaves after the cars with known requests.
+    unknown = admitted & np.isnan(snapshot.sessions.energy_requested_kwh)
+    if unknown.sum() > 1:
+        A = snapshot.constraints.A
+        room_left = room_left + A[:, unknown] @ (planned[unknown] - x[unknown])
+        planned = np.where(unknown, x, planned)
+        planned, room_left, shared_by = water_fill(snapshot, planned, room_left, upper, unknown)
+        bound_by = np.where(unknown, shared_by, bound_by)
+    return planned, room_left, bound_by
+
 
 #: policy name -> (admission order, filling rule, what the reason calls it)
 POLICIES: dict[str, tuple[Callable[[Snapshot], IntArray], Fill, str]] = {
@@ -196,7 +222,11 @@ POLICIES: dict[str, tuple[Callable[[Snapshot], IntArray], Fill, str]] = {
     "priority": (_order_arrival, _priority, "priority group"),
     "edf": (_order_deadline, _sorted, "earliest deadline first"),
     "llf": (_order_laxity, _sorted, "least laxity first"),
+    "mpc": (_order_laxity, _mpc, "deadline-aware optimiser"),
 }
+
+#: Policies that choose which cars to pause this period themselves, before admission at the minimum.
+CHOOSES_PAUSES: dict[str, Callable[[Snapshot, FloatArray, FloatArray], BoolArray]] = {"mpc": mpc.choose_paused}
 
 
 def explain(
@@ -218,9 +248,13 @@ def explain(
             reasons.append("no car: 0 A")
         elif upper[i] <= 0:
             reasons.append("requested energy delivered: 0 A")
-        elif limit_a[i] <= 0:
+        elif refused_by[i] == mpc.DEFERRED:
+            reasons.append(f"{label}: paused this period, its plan charges it later before its departure")
+        elif refused_by[i] >= 0 or (limit_a[i] <= 0 and bound_by[i] == -1):
             row = names[refused_by[i]] if refused_by[i] >= 0 else "the site"
             reasons.append(f"paused: no room for the {s.min_a[i]:.0f} A minimum under {row}")
+        elif bound_by[i] == mpc.DEFERRED:
+            reasons.append(f"{label}: {limit_a[i]:.1f} A now, the rest planned later before its departure")
         elif bound_by[i] >= 0:
             reasons.append(f"{label}: {limit_a[i]:.1f} A, bound by {names[bound_by[i]]}")
         elif limit_a[i] >= s.max_a[i] - 0.05:
@@ -241,9 +275,25 @@ def allocate(snapshot: Snapshot, policy: str = "equal", resolution_a: float = 0.
     order_of, fill, label = POLICIES[policy]
     upper = upper_bound_a(snapshot)
     order = order_of(snapshot)
-    x, room, refused_by = admit(snapshot, headroom(snapshot), order, upper)
-    x, _, bound_by = fill(snapshot, x, room, upper, order)
-    return finish(snapshot, x, upper, refused_by, bound_by, policy, label, resolution_a)
+    room = headroom(snapshot)
+    chosen = CHOOSES_PAUSES[policy](snapshot, upper, room) if policy in CHOOSES_PAUSES else np.zeros(len(upper), bool)
+    x, room, refused_by, admitted = admit(snapshot, room, order, np.where(chosen, 0.0, upper))
+    refused_by[chosen] = mpc.DEFERRED
+    x, _, bound_by = fill(snapshot, x, room, upper, order, admitted)
+    return finish(snapshot, x, upper, refused_by, bound_by, policy, label, resolution_a, order)
+
+
+def _hand_back(snapshot: Snapshot, x: FloatArray, exact: FloatArray, step: float, order: IntArray) -> FloatArray:
+    """Give one ``step`` back to cars rounded down, in ``order``, while every row they count in has room."""
+    A = snapshot.constraints.A
+    room = headroom(snapshot) - A @ x
+    tol = _EPS * np.maximum(np.abs(snapshot.constraints.b), 1.0)
+    x = x.copy()
+    for i in order:
+        if exact[i] - x[i] > 1e-9 and x[i] > 0 and (A[:, i] * step <= room + tol).all():
+            x[i] += step
+            room -= A[:, i] * step
+    return x
 
 
 def finish(
@@ -255,11 +305,20 @@ def finish(
     policy: str,
     label: str,
     resolution_a: float = 0.1,
+    order: IntArray | None = None,
 ) -> Allocation:
-    """Round down, put the fixed draws back, and attach the reasons."""
+    """Round down, hand back whole steps the rounding freed, put the fixed draws back, attach the reasons.
+
+    Rounding every car down to ``resolution_a`` can leave up to one step per car unused under a binding row
+    (a whole ampere with ten cars); those steps go back, one per car in the policy's ``order``, to cars that
+    were rounded down, wherever every row they count in still has room for the step.
+    """
     s = snapshot.sessions
     if resolution_a > 0:
+        exact = x
         x = np.floor(x / resolution_a + 1e-9) * resolution_a
+        if order is not None:
+            x = _hand_back(snapshot, x, exact, resolution_a, order)
     fixed = ~np.isnan(s.fixed_a)
     limit = np.where(fixed, s.fixed_a, x)
     reasons = explain(snapshot, limit, upper, refused_by, bound_by, label)

@@ -216,3 +216,32 @@ async def test_signal_over_real_mosquitto(mqtt_broker, tmp_path) -> None:
         task.cancel()
     assert sent == 10 and values == pytest.approx([(i - 5) / 10 for i in range(10)])
     assert json.loads(signal_payload(datetime(2026, 1, 1, tzinfo=UTC), 0.5))["value"] == 0.5
+
+
+async def test_dispatch_stays_inside_the_limits_load_management_publishes(refs) -> None:
+    """The contract with load management: the latest ``loadmgmt/limits`` mapping bounds every command, and a
+    connector without a grant gets nothing."""
+    from types import MappingProxyType
+
+    from controller.aggregator.limits import LimitGate
+    from evsite import topics
+    from evsite.bus import EventBus
+
+    bus = EventBus()
+    gate = LimitGate(bus)
+    rec = Recorder()
+    d = ProfileDispatcher(rec.send, refs, gate=gate)
+    idx = np.array([0, 1, 2])
+    modes = np.array([CHARGING, CHARGING, DISCHARGING], np.int8)
+    reasons = np.zeros(3, np.int8)
+    res = await d.apply(idx, modes, reasons)  # nothing granted yet: nothing sent
+    assert rec.calls == [] and res.refused == 3
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 20.0, ("V2G", 1): 10.0}))
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): 10.0}))  # the latest wins
+    res = await d.apply(idx, modes, reasons)
+    sent = {(cp, req.connector_id): req.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+            for cp, req, _ in rec.calls}  # fmt: skip
+    assert sent == {("UNI", 1): 6.0, ("V2G", 1): -10.0}  # UNI 2 has no grant; discharge bounded too
+    assert res.refused == 1
+    assert all("load_management_limit" in why for _, _, why in rec.calls)
+    assert gate.limit_kw(refs).tolist() == pytest.approx([6 * 230 * 3 / 1000, 0.0, 10 * 120 / 1000])

@@ -1,9 +1,10 @@
-"""`evsite regulate` end to end (in-process, small fleets and short runs) and its errors."""
+"""`evsite regulate` end to end (in-process, small fleets and short runs), its export and its errors."""
 
 from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from evsite.cli import main
@@ -14,22 +15,29 @@ def regd(shared_data) -> str:
     return str(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")
 
 
-def test_regulate_prints_capacity_score_and_driver_impact(regd: str, tmp_path, capsys) -> None:
+def test_regulate_prints_hourly_offers_score_switches_and_drivers(regd: str, tmp_path, capsys) -> None:
     model = tmp_path / "a.npz"
-    rc = main(["regulate", "--evs", "1500", "--signal", regd, "--hours", "0.25", "--start", "08:00",
-               "--save-model", str(model)])  # fmt: skip
+    export = tmp_path / "run.csv"
+    rc = main(["regulate", "--evs", "400", "--signal", regd, "--hours", "2", "--start", "16:00",
+               "--save-model", str(model), "--export", str(export)])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
-    assert re.search(r"capacity offered: mean \d+\.\d\d MW", out)
-    assert re.search(r"next-interval capacity .*: up \d+\.\d\d MW, down \d+\.\d\d MW", out)
-    assert re.search(r"PJM performance: accuracy 0?\.\d{3}|accuracy 1\.000", out)
+    assert re.search(r"^16:00 +-?\d+\.\d{3} +\d+\.\d{3}", out, re.M) and re.search(r"^17:00 ", out, re.M)
+    assert re.search(r"capacity offered: mean \d+\.\d\d MW .*fixed before each hour", out)
     m = re.search(r"composite score: (\d\.\d\d) \((pass|FAIL)", out)
     assert m and 0.75 <= float(m.group(1)) <= 1.0 and m.group(2) == "pass"
-    assert re.search(r"boundary handling on : next-step", out) and "boundary handling off" in out
+    assert re.search(r"mode switches per car-hour mean \d+\.\d\d, median \d+\.\d\d, p95 \d+\.\d\d", out)
     assert re.search(r"drivers: [\d,]+ departed; SoC at departure 0\.\d{3}", out)
     assert model.exists()
+    df = pd.read_csv(export)
+    assert list(df.columns) == ["time", "signal", "response", "capacity_kw", "base_kw"]
+    assert len(df) == 3600 and df["time"].iloc[0] == "2020-07-16T16:00:00-04:00"
+    assert df["time"].iloc[1] == "2020-07-16T16:00:02-04:00"
+    sig = pd.read_csv(regd)["regd"].to_numpy()[16 * 1800 : 18 * 1800]
+    assert df["signal"].to_numpy() == pytest.approx(sig, abs=1e-5)
+    assert (tmp_path / "run.csv-16.png").exists() and (tmp_path / "run.csv-17.png").exists()
     # the saved model loads back and runs
-    rc = main(["regulate", "--evs", "800", "--signal", regd, "--hours", "0.1", "--model", str(model)])
+    rc = main(["regulate", "--evs", "200", "--signal", regd, "--hours", "0.2", "--model", str(model)])
     assert rc == 0 and "loaded from" in capsys.readouterr().out
 
 
@@ -39,12 +47,13 @@ def test_regulate_prints_capacity_score_and_driver_impact(regd: str, tmp_path, c
         (["--signal", "/nonexistent/sig.csv"], "signal file not found"),
         (["--start", "25:00"], "not a time of day"),
         (["--start", "noon"], "expected HH:MM"),
-        (["--hours", "30"], "the signal covers 48.00 h"),
+        (["--hours", "50"], "the signal covers 48.00 h"),
         (["--model", "/nonexistent/a.npz"], "not a saved state-space model"),
+        (["--signal-tz", "Mars/Olympus"], "unknown time zone"),
     ],
 )
 def test_user_mistakes_are_clear_errors_without_traceback(regd: str, extra: list[str], message: str, capsys) -> None:
-    args = ["regulate", "--evs", "200", "--signal", regd, *extra]
+    args = ["regulate", "--evs", "200", "--signal", regd, "--hours", "0.1", *extra]
     rc = main(args)
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err

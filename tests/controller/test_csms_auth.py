@@ -47,11 +47,11 @@ async def test_refused_before_the_upgrade(
 
 async def test_subprotocol_is_negotiated_and_percent_encoded_ids_work(make_csms) -> None:
     csms: CentralSystem = await make_csms(allow_unknown_chargers=True)
-    async with connect(csms.url + "CP%20X", subprotocols=["ocpp2.0.1", "ocpp1.6"]) as ws:
+    async with connect(csms.url + "CP%5FX", subprotocols=["ocpp2.0.1", "ocpp1.6"]) as ws:
         assert ws.subprotocol == "ocpp1.6"
         await ws.send('[2,"1","Heartbeat",{}]')
         await ws.recv()
-        assert csms.connected == {"CP X"}
+        assert csms.connected == {"CP_X"}
 
 
 async def test_unknown_charger_is_auto_registered_only_when_allowed(make_csms) -> None:

@@ -129,7 +129,7 @@ def test_no_pause_cars_are_admitted_first() -> None:
     assert (alloc.limit_a > 0).sum() == 2
 
 
-@pytest.mark.parametrize("policy", ["equal", "priority", "edf", "llf"])
+@pytest.mark.parametrize("policy", ["equal", "priority", "edf", "llf", "mpc"])
 def test_random_sites_never_exceed_a_row(policy: str) -> None:
     rng = np.random.default_rng(7)
     for _ in range(50):
@@ -163,3 +163,56 @@ def test_bad_shapes_name_the_field() -> None:
         allocate(Snapshot(one_row(3, 10.0), s))
     with pytest.raises(ValueError, match="unknown allocation policy"):
         allocate(Snapshot(one_row(1, 10.0), cars(1)), "fastest")
+
+
+def run_to_departure(policy: str, requested: list[float], limit_a: float) -> np.ndarray:
+    """Step 5-minute snapshots until every car leaves at 1 h; the energy each got."""
+    s = cars(len(requested), kw_per_a=0.208, min_a=0.0, energy_requested_kwh=np.array(requested))
+    for k in range(12):
+        s.departure_s[:] = 3600.0 - 300.0 * k
+        alloc = allocate(Snapshot(one_row(len(requested), limit_a), s, period_s=300), policy)
+        assert alloc.limit_a.sum() <= limit_a + 1e-9
+        s.energy_delivered_kwh += np.minimum(alloc.limit_a * 0.208 / 12, s.remaining_kwh)
+    return s.energy_delivered_kwh
+
+
+def test_mpc_finishes_a_car_llf_would_leave_short() -> None:
+    # 20 A for one hour. CP0 wants 2.08 kWh (10 A for 1 h), CP1 6.24 kWh (30 A for 1 h): both cannot be served.
+    # LLF serves CP1 (least laxity) throughout and leaves both short; the horizon LP finishes CP0 and gives
+    # CP1 the rest: the same energy, one more car served.
+    llf = run_to_departure("llf", [2.08, 6.24], 20.0)
+    mpc = run_to_departure("mpc", [2.08, 6.24], 20.0)
+    assert llf.sum() == pytest.approx(4.16) and llf[0] < 2.0
+    assert mpc.sum() == pytest.approx(4.16, abs=0.01)
+    assert mpc[0] == pytest.approx(2.08, abs=0.01)
+
+
+def test_mpc_reason_names_the_binding_row_or_the_deferral() -> None:
+    s = cars(2, kw_per_a=0.208, energy_requested_kwh=np.array([5.0, 5.0]))
+    s.departure_s[:] = [3600.0, 8 * 3600.0]
+    alloc = allocate(Snapshot(one_row(2, 32.0), s, period_s=300), "mpc")
+    # CP0 must charge at full current to make its departure in 1 h; CP1 has 8 h, so the plan pauses it now
+    # rather than admit it at 6 A and take that from CP0.
+    np.testing.assert_allclose(alloc.limit_a, [32.0, 0.0])
+    assert alloc.reasons[0] == "deadline-aware optimiser: connector maximum 32.0 A"
+    assert (
+        alloc.reasons[1]
+        == "deadline-aware optimiser: paused this period, its plan charges it later before its departure"
+    )
+    assert allocate(Snapshot(one_row(2, 32.0), s, period_s=300), "llf").limit_a[1] == 6.0  # LLF admits it at 6 A
+
+
+def test_mpc_defers_a_car_with_time_to_spare_to_one_leaving_soon() -> None:
+    # 32 A for both: CP0 leaves in 30 min and wants 3.2 kWh (~30.8 A for 30 min), CP1 stays 8 h and wants 10 kWh.
+    s = cars(2, kw_per_a=0.208, energy_requested_kwh=np.array([3.2, 10.0]))
+    s.departure_s[:] = [1800.0, 8 * 3600.0]
+    alloc = allocate(Snapshot(one_row(2, 32.0), s, period_s=300), "mpc")
+    assert alloc.limit_a[0] >= 30.0
+    assert alloc.limit_a.sum() <= 32.0 + 1e-9
+
+
+def test_mpc_plans_cars_with_unknown_departure_and_energy() -> None:
+    s = cars(3)  # no departure, no request: everybody wants as much as possible
+    alloc = allocate(Snapshot(one_row(3, 60.0), s), "mpc")
+    assert alloc.limit_a.sum() == pytest.approx(60.0)
+    assert (alloc.limit_a >= 6.0).all()

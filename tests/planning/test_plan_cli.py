@@ -64,11 +64,20 @@ def test_plan_writes_report_table_plots_and_a_valid_ocpp_profile(tmp_path: Path,
     jsonschema.validate({"connectorId": 0, "csChargingProfiles": profile}, _schema())
     periods = profile["chargingSchedule"]["chargingSchedulePeriod"]
     assert len(periods) == 24 and profile["recurrencyKind"] == "Daily"
-    assert [p["limit"] for p in periods] == pytest.approx([1000 * v for v in b["schedule_kw"]], abs=1.0)
+    # One charger's share of the site ceiling, DST-safe (lowest of each hour and its neighbours), whole watts.
+    ceiling = np.min([b["ev_ceiling_kw"]["by_day_type"][k] for k in ("weekday", "weekend")], axis=0)
+    safe = np.minimum(ceiling, np.minimum(np.roll(ceiling, 1), np.roll(ceiling, -1)))
+    assert [p["limit"] for p in periods] == pytest.approx(1000 * safe / b["chargers_with_lm"], abs=1.0)
+    assert b["ev_ceiling_kw"]["tz"] == "America/New_York"
+    assert all(len(b["ev_ceiling_kw"]["by_day_type"][k]) == 24 for k in ("weekday", "weekend"))
+    # The HiGHS cross-check ran on this plan, and agreed.
+    assert b["solver_check"]["cost_model"]["rel_diff"] <= 1e-6 and "highs" in b["solver_check"]["cost_model"]
     assert profile["chargingSchedule"]["startSchedule"].endswith("T05:00:00Z")  # New York midnight in UTC
     assert load_ocpp_profile(out / "ocpp_profile.json") == profile  # what load management reads back
     for name in ("profiles", "silhouette", "capacity", "chargers"):
         assert (out / "plots" / "kW" / f"{name}.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "chargers with LM" in printed and f"{b['max_demand']['kw']:.1f} kW" in printed
 
 
 def test_seed_method_and_tx_default_profile(tmp_path: Path, doe_csv: Path) -> None:
@@ -80,6 +89,10 @@ def test_seed_method_and_tx_default_profile(tmp_path: Path, doe_csv: Path) -> No
     [b] = json.loads((out / "plan.json").read_text())["buildings"]
     assert b["method"] == "seed" and b["chargers_with_lm"] == max(b["active_chargers"])
     assert b["schedule_extra"]["demand_max_kw"] == 100.0  # SmallOffice median peak ~ 20-30 kW
+    # The seed's figures are reported, but the written limit never exceeds cf x rating - load in any hour.
+    ceiling = np.min([b["ev_ceiling_kw"]["by_day_type"][k] for k in ("weekday", "weekend")], axis=0)
+    assert (np.asarray(b["schedule_kw"]) <= ceiling + 1e-6).all()
+    assert b["solver_check"]["seed_model"]["rel_diff"] <= 1e-6
     profile = json.loads((out / "ocpp_profile.json").read_text())
     assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
     jsonschema.validate({"connectorId": 1, "csChargingProfiles": profile}, _schema())
@@ -93,13 +106,13 @@ def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv
     wide.index.name = "timestamp"
     wide.to_csv(folder / "site.csv")
     out = tmp_path / "out"
-    cfg = _write_config(tmp_path, rating=52)  # 18.7 kW service: 15 kW continuous, below the apartments all day
+    cfg = _write_config(tmp_path, rating=52)  # 18.7 kVA service: the apartments' 50 kW peak cannot be on it
     args = ["plan", "--meter", str(folder), "--config", str(cfg), "--out", str(out), "--no-plots"]
     rc = main([*args, "--workers", "2", "--type-from-name"])
     err = capsys.readouterr().err
     rows = {r["building"]: r for r in csv.DictReader((out / "buildings.csv").open())}
     assert set(rows) == {"SmallOffice", "MidriseApartment", "FastFoodRest"}
-    assert "no headroom" in rows["MidriseApartment"]["error"] and "MidriseApartment" in err
+    assert "RATING is likely wrong" in rows["MidriseApartment"]["error"] and "MidriseApartment" in err
     assert rows["SmallOffice"]["error"] == "" and int(rows["SmallOffice"]["chargers_with_lm"]) > 0
     assert rows["SmallOffice"]["type"] == "SmallOffice"
     assert rc == 1 and "Traceback" not in err
@@ -116,6 +129,7 @@ def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv
         ("one_day", "days of data"),
         ("flat", "flat load"),
         ("no_headroom", "no headroom"),
+        ("over_rating", "RATING is likely wrong"),
     ],
 )
 def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: str, message: str) -> None:
@@ -124,10 +138,13 @@ def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: 
         s = office_like(days=1)
     elif case == "flat":
         s = pd.Series(np.full(24 * 40, 7.0), index=pd.date_range("2024-01-01", periods=24 * 40, freq="h"))
+    elif case == "no_headroom":  # 88-92 kW all day on a 100.9 kVA service: 80.7 kW continuous limit
+        idx = pd.date_range("2024-01-01", periods=24 * 40, freq="h")
+        s = pd.Series(90 + 2 * np.sin(np.arange(idx.size) / 3.0), index=idx)
     else:
         s = office_like(days=40)
     meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
-    rating = 30 if case == "no_headroom" else 600  # 30 A: 10.8 kW service, the office never drops below 20 kW
+    rating = {"no_headroom": 280, "over_rating": 30}.get(case, 600)  # 30 A: 10.8 kVA, the office peaks at 80 kW
     rc = main(
         [
             "plan",

@@ -1,0 +1,375 @@
+"""The hourly-market aggregator: energy first, an hourly offer, and the signal followed by current modulation.
+
+Why this shape (issue 12): PJM clears regulation per hour, so the base point and the capacity are fixed
+before the hour and the signal moves the fleet within them. Switching a car between charging, idle and
+discharging wears contactors and car electronics; modulating the current within a mode (minimum current
+to rated) does not. So:
+
+1. ``offer`` (at each hour boundary): every online car's *required* rate is the energy it still needs
+   (from its estimated SoC) spread over the time to its *estimated* departure less ``slack_margin_s``;
+   the base consumption is at least their sum (energy assurance first). Cars with no slack left, or below
+   ``soc_force_charge``, are forced to charge at their ceiling and are not offered. The other cars are
+   split into charging, discharging (only behind chargers that declared it, and only when they can
+   afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the base
+   point; the capacity offered is the half-width of that range, with the state-space model forecasting how
+   the range shrinks over the hour (SoC drift into the constant-voltage taper), less ``safety_margin``.
+   Mode switches happen here, once an hour at most for most cars.
+2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by one common
+   position ``alpha`` of every flexible car within its current range (charging cars between their minimum
+   and ceiling, discharging cars likewise). Only when the target leaves that range (a departure, a car
+   turned forced, a lost command) are cars switched: the fewest that close the gap, none that switched
+   less than ``min_hold_s`` ago (forced charging excepted), and only for a gap above ``switch_deadband``
+   of the capacity: the switching cost.
+
+Discharge convention: a negative setpoint (kW, shown to the charger as a negative current limit), only for
+cars whose charger declared ``bidirectional``; ``can_discharge`` is False for every other car, and the
+OCPP dispatcher refuses it a second time.
+
+Load management: ``limit_kw`` is the most each car may draw (the latest limit load management granted
+its connector; +inf in the simulation unless set). No setpoint ever exceeds it; a car whose limit is
+below its minimum current is idle.
+
+Pure: arrays in, arrays out; the controller sees only what ``observe_soc`` and ``observe_online`` tell it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, SOC_MAX, SOC_MIN, Fleet, charge_ceiling_kw
+from planning.ssm import StateSpaceModel, shares, soc_bin
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+#: Why a car's setpoint changed (index into REASONS): every limit sent is traceable to one.
+REASONS = ("none", "regulation_modulate", "hourly_mode_plan", "regulation_switch", "forced_charge_driver_demand",
+           "departed", "load_management_limit")  # fmt: skip
+R_NONE, R_MODULATE, R_PLAN, R_SWITCH, R_FORCED, R_DEPARTED, R_LIMIT = range(len(REASONS))
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """The ``[regulation]`` settings the control law uses."""
+
+    soc_force_charge: float = 0.15
+    slack_margin_s: float = 2700.0
+    min_hold_s: float = 300.0
+    soc_cv: float = 0.8
+    safety_margin: float = 0.1
+    energy_lead: float = 1.1  # base consumption = this x the required rate (a little ahead of need)
+    switch_deadband: float = 0.02  # a gap below this share of the capacity is not worth a switch
+    command_deadband_kw: float = 0.1  # a setpoint change smaller than this is not sent
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The hour's offer: base point and symmetric capacity (kW, injection positive, i.e. -consumption)."""
+
+    t_s: float
+    base_kw: float
+    capacity_kw: float
+    up_kw: float  # SSM forecast: how far below the base the fleet can physically go all hour (any mode)
+    down_kw: float  # and how far above it
+    required_kw: float  # the consumption energy assurance needs this hour
+    forced_kw: float
+    flexible: int
+
+
+@dataclass
+class Step:
+    """One decision: the new setpoints (kW) of the cars whose command changed, and why."""
+
+    changed: NDArray[np.intp]
+    setpoint_kw: FloatArray
+    reason: NDArray[np.int8]
+    switched: NDArray[np.intp]  # cars whose mode changed
+    alpha: float
+    gap_kw: float  # target consumption the range could not reach (+ short, - over)
+
+
+class Tracker:
+    """The control law of the module docstring, over one EV slot per car (index = car)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        model: StateSpaceModel,
+        settings: TrackerSettings,
+        *,
+        departure_est_s: FloatArray,
+        can_discharge: BoolArray | None = None,
+        model_dt_s: float = 4.0,
+    ) -> None:
+        self.fleet, self.model, self.s = fleet, model, settings
+        self.model_dt_s = model_dt_s
+        n = len(fleet)
+        self.can_discharge = np.zeros(n, bool) if can_discharge is None else can_discharge.astype(bool).copy()
+        self.departure_est_s = np.asarray(departure_est_s, float).copy()
+        self.soc = fleet.soc.copy()  # the controller's view, from meter values (dead-reckoned between them)
+        self.online = np.zeros(n, bool)
+        self.mode = np.full(n, IDLE, np.int8)  # commanded mode
+        self.sent_kw = np.zeros(n)  # last setpoint sent
+        self.switched_at = np.full(n, -np.inf)
+        self.forced = np.zeros(n, bool)
+        self.limit_kw = np.full(n, np.inf)
+        self.offer_: Offer | None = None
+
+    # ----------------------------------------------------------------------------------- observation
+
+    def observe_online(self, online: BoolArray) -> None:
+        """Plug-in state from the chargers (transaction start/stop): exact, unlike the SoC."""
+        gone = self.online & ~online
+        self.mode[gone] = IDLE
+        self.sent_kw[gone] = 0.0
+        self.online = online.copy()
+
+    def observe_soc(self, idx: NDArray[np.intp], soc: FloatArray) -> None:
+        """Meter values (SoC measurand) for cars ``idx``."""
+        self.soc[idx] = soc
+
+    def dead_reckon(self, dt_s: float) -> None:
+        """Advance the SoC view by what the commanded setpoints should have moved (corrected by readings)."""
+        f, p = self.fleet, self.sent_kw * self.online
+        gain = np.where(p > 0, p * f.efficiency, p / f.efficiency) * dt_s / 3600.0 / f.capacity_kwh
+        self.soc = np.clip(self.soc + gain, 0.0, 1.0)
+
+    def ceiling_kw(self) -> FloatArray:
+        """What each car may draw now: taper at its SoC view, 0 when full, never above its granted limit."""
+        c = charge_ceiling_kw(self.fleet, self.s.soc_cv, self.soc)
+        c[self.soc >= SOC_MAX - 1e-6] = 0.0
+        return np.minimum(c, self.limit_kw)
+
+    def need_kwh(self) -> FloatArray:
+        """Grid energy each car still needs for its demanded SoC."""
+        f = self.fleet
+        return np.maximum(f.soc_target - self.soc, 0.0) * f.capacity_kwh / f.efficiency
+
+    def laxity_s(self, t_s: float) -> FloatArray:
+        """Slack (s): estimated departure less the margin less the time to charge the need at rated power."""
+        f = self.fleet
+        return self.departure_est_s - self.s.slack_margin_s - t_s - self.need_kwh() / f.p_charge_kw * 3600.0
+
+    def _update_forced(self, t_s: float) -> BoolArray:
+        can = self.ceiling_kw() >= self.fleet.p_min_kw
+        now = self.online & can & ((self.soc < self.s.soc_force_charge) | (self.laxity_s(t_s) <= 0.0))
+        now &= self.need_kwh() > 0
+        self.forced = now
+        return now
+
+    def _ranges(self, ceil: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(lo, hi) consumption of each car in its commanded mode (forced cars fixed at their ceiling)."""
+        f = self.fleet
+        pmin = np.minimum(f.p_min_kw, ceil)
+        lo = np.where(self.mode == CHARGING, pmin, np.where(self.mode == DISCHARGING, -f.p_discharge_kw, 0.0))
+        hi = np.where(self.mode == CHARGING, ceil, np.where(self.mode == DISCHARGING, -f.p_min_kw, 0.0))
+        lo = np.where(self.forced, ceil, lo)
+        hi = np.where(self.forced, ceil, hi)
+        return lo * self.online, hi * self.online
+
+    # ---------------------------------------------------------------------------------------- offer
+
+    def offer(self, t_s: float, hour_s: float = 3600.0) -> tuple[Offer, Step]:
+        """Plan the hour from ``t_s``: modes, base point and capacity (see the module docstring)."""
+        f, s = self.fleet, self.s
+        forced = self._update_forced(t_s)
+        ceil = self.ceiling_kw()
+        online = self.online
+        dep = self.departure_est_s - s.slack_margin_s
+        hours_left = np.maximum((dep - t_s) / 3600.0, 1e-3)
+        need = self.need_kwh()
+        required = np.minimum(need / hours_left, ceil) * online
+        leaving = online & (dep < t_s + hour_s)  # by estimate: not offered, they charge what they need
+        flex = online & ~forced & ~leaving & (ceil >= f.p_min_kw)
+        fixed_kw = float(ceil[forced].sum())
+        # leaving cars take their required rate as a fixed load, rounded to a mode (charge or not)
+        leave_ch = leaving & ~forced & (required > 0) & (ceil >= f.p_min_kw)
+        fixed_kw += float(ceil[leave_ch].sum())
+        base_need = fixed_kw + float(required[flex].sum())
+        base = s.energy_lead * base_need
+
+        lax = self.laxity_s(t_s)
+        # a car may discharge for the hour when it still has slack after the hour and the recharge of it
+        recharge_s = 3600.0 * (f.p_discharge_kw / np.maximum(f.p_charge_kw, 1e-9)) / f.efficiency**2
+        dis_ok = flex & self.can_discharge & (self.soc > max(s.soc_force_charge, SOC_MIN) + 0.05)
+        dis_ok &= lax > hour_s + recharge_s
+
+        pmin = f.p_min_kw
+        mid_c = np.where(flex, (pmin + ceil) / 2.0, 0.0)
+        mid_d = np.where(dis_ok, (f.p_discharge_kw + pmin) / 2.0, 0.0)
+        # charging set: every flexible car, most urgent first; then the least urgent move to discharge (if
+        # allowed) or idle until the middle of the range is at the base consumption
+        urgency = np.where(flex, required / np.maximum(ceil, 1e-9), -np.inf)
+        order = np.argsort(-urgency, kind="stable")[: int(flex.sum())]
+        new_mode = np.full(len(f), IDLE, np.int8)
+        new_mode[order] = CHARGING
+        excess = fixed_kw + mid_c[order].sum() - base
+        if excess > 0:
+            rev = order[::-1]  # least urgent first
+            # moving a car to discharge lowers the middle by mid_c + mid_d and keeps its range
+            step_d = np.where(dis_ok[rev], mid_c[rev] + mid_d[rev], 0.0)
+            k = int(np.searchsorted(np.cumsum(step_d), excess))
+            to_dis = rev[: k + 1][dis_ok[rev[: k + 1]]]
+            new_mode[to_dis] = DISCHARGING
+            excess -= float(step_d[: k + 1].sum())
+            if excess > 0:
+                cand = rev[new_mode[rev] == CHARGING]
+                k = int(np.searchsorted(np.cumsum(mid_c[cand]), excess))
+                new_mode[cand[: k + 1]] = IDLE
+        new_mode[forced | leave_ch] = CHARGING
+        # hold: a car switched less than min_hold_s ago keeps its mode (unless forced)
+        held = online & (t_s - self.switched_at < s.min_hold_s) & ~forced
+        new_mode[held] = self.mode[held]
+        new_mode[~online] = IDLE
+        switched = np.flatnonzero(online & (new_mode != self.mode))
+        self.mode = new_mode
+        self.switched_at[switched] = t_s
+
+        lo, hi = self._ranges(ceil)
+        lmin, lmax = float(lo.sum()), float(hi.sum())
+        base = min(max(base, lmin), lmax) if lmax >= lmin else base
+        stay = online & (self.departure_est_s >= t_s + hour_s)
+        shrink_ch = self._taper_forecast(t_s, hour_s, stay, charging_only=True)
+        # offered: the half-width of the modes' range, its top shrinking with the charging cars' taper and
+        # the leaving cars' charge
+        ch = online & (self.mode == CHARGING) & ~forced
+        lmax_end = lmax - float(hi[ch].sum()) * (1.0 - shrink_ch) - float(ceil[leave_ch].sum())
+        cap = min(base - lmin, min(lmax, lmax_end) - base, key=float)
+        cap = max(cap, 0.0) * (1.0 - s.safety_margin)
+        # forecast of what the fleet can physically hold all hour (any mode): up to every staying car at its
+        # (SSM-forecast) ceiling, down to the forced cars and those that will be forced within the hour,
+        # less the discharge of the cars allowed to
+        shrink_all = self._taper_forecast(t_s, hour_s, stay)
+        top = float(ceil[stay].sum()) * shrink_all
+        soon = online & ~forced & (lax < hour_s) & (ceil >= f.p_min_kw)
+        bottom = fixed_kw + float(ceil[soon].sum()) - float(f.p_discharge_kw[dis_ok].sum())
+        self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
+                            int(flex.sum()))  # fmt: skip
+        step = self._setpoints(t_s, base, ceil, switched, R_PLAN)
+        return self.offer_, step
+
+    def _taper_forecast(self, t_s: float, hour_s: float, cars: BoolArray, charging_only: bool = False) -> float:
+        """SSM forecast: the mean charging ceiling of ``cars`` at the end of the hour over the mean now
+        (``charging_only``: of the cars in the charging states, now and as A predicts them).
+
+        The state x (shares per mode and SoC bin) of the cars is advanced by A^m (m steps of the model's
+        period); the ceiling per SoC bin is the CC/CV taper at the bin's middle, whatever the mode.
+        """
+        ns = self.model.ns
+        states = self.mode.astype(np.intp) * ns + soc_bin(self.soc, ns)
+        x, ne = shares(states, cars, ns)
+        if ne == 0:
+            return 1.0
+        mid = (np.arange(ns) + 0.5) / ns
+        taper = np.clip((1.0 - mid) / max(1.0 - self.s.soc_cv, 1e-9), 0.0, 1.0)
+        x_end = self.model.predict(x, steps=self.model_steps(hour_s))
+        if charging_only:
+            now = float(x[:ns] @ taper) / max(float(x[:ns].sum()), 1e-9)
+            end = float(x_end[:ns] @ taper) / max(float(x_end[:ns].sum()), 1e-9)
+        else:
+            taper = np.tile(taper, 3)
+            now, end = float(x @ taper), float(x_end @ taper)
+        return min(end / now, 1.0) if now > 0 else 1.0
+
+    def model_steps(self, horizon_s: float) -> int:
+        """Model periods in ``horizon_s`` (the model's period is the step it was estimated at)."""
+        return max(1, round(horizon_s / self.model_dt_s))
+
+    # --------------------------------------------------------------------------------------- decide
+
+    def decide(self, t_s: float, target_kw: float) -> Step:
+        """Setpoints for the fleet injection ``target_kw`` (kW) now, within the hour's offer."""
+        s = self.s
+        was_forced = self.forced
+        forced = self._update_forced(t_s)
+        switched: list[NDArray[np.intp]] = []
+        newly = np.flatnonzero(forced & ~was_forced & (self.mode != CHARGING))
+        self.mode[newly] = CHARGING
+        self.switched_at[newly] = t_s
+        switched.append(newly)
+        ceil = self.ceiling_kw()
+        want = -target_kw
+        lo, hi = self._ranges(ceil)
+        lmin, lmax = float(lo.sum()), float(hi.sum())
+        cap = self.offer_.capacity_kw if self.offer_ is not None else 0.0
+        tol = max(s.switch_deadband * cap, 1e-6)
+        f = self.fleet
+        free = self.online & ~forced & (t_s - self.switched_at >= s.min_hold_s)
+        lax = self.laxity_s(t_s)
+        if want > lmax + tol:  # not enough consumption: discharging -> idle, then idle -> charging
+            gap = want - lmax
+            for frm, to, gain, prio in (
+                (DISCHARGING, IDLE, f.p_min_kw, lax),
+                (IDLE, CHARGING, ceil, lax),
+            ):
+                if gap <= 0:
+                    break
+                cand = np.flatnonzero(free & (self.mode == frm) & ((to != CHARGING) | (ceil >= f.p_min_kw)))
+                cand = cand[np.argsort(prio[cand], kind="stable")]
+                k = int(np.searchsorted(np.cumsum(gain[cand]), gap))
+                pick = cand[: k + 1]
+                self.mode[pick] = to
+                self.switched_at[pick] = t_s
+                switched.append(pick)
+                gap -= float(gain[pick].sum())
+        elif want < lmin - tol:  # too much consumption: charging -> idle, then idle -> discharging
+            gap = lmin - want
+            pmin = np.minimum(f.p_min_kw, ceil)
+            dis_ok = self.can_discharge & (self.soc > max(s.soc_force_charge, SOC_MIN) + 0.05) & (lax > 0)
+            for frm, to, gain, ok in (
+                (CHARGING, IDLE, pmin, np.ones(len(f), bool)),
+                (IDLE, DISCHARGING, f.p_discharge_kw, dis_ok),
+            ):
+                if gap <= 0:
+                    break
+                cand = np.flatnonzero(free & ok & (self.mode == frm))
+                cand = cand[np.argsort(-lax[cand], kind="stable")]  # most slack first
+                k = int(np.searchsorted(np.cumsum(gain[cand]), gap))
+                pick = cand[: k + 1]
+                self.mode[pick] = to
+                self.switched_at[pick] = t_s
+                switched.append(pick)
+                gap -= float(gain[pick].sum())
+        sw = np.unique(np.concatenate(switched)) if switched else np.zeros(0, np.intp)
+        reason = R_SWITCH
+        return self._setpoints(t_s, want, ceil, sw, reason, forced_new=newly)
+
+    def _setpoints(
+        self,
+        t_s: float,
+        want_kw: float,
+        ceil: FloatArray,
+        switched: NDArray[np.intp],
+        switch_reason: int,
+        forced_new: NDArray[np.intp] | None = None,
+    ) -> Step:
+        lo, hi = self._ranges(ceil)
+        lmin, lmax = float(lo.sum()), float(hi.sum())
+        span = lmax - lmin
+        alpha = float(np.clip((want_kw - lmin) / span, 0.0, 1.0)) if span > 1e-9 else 0.0
+        sp = lo + alpha * (hi - lo)
+        sp[~self.online] = 0.0
+        gap = want_kw - float(sp.sum())
+        moved = np.abs(sp - self.sent_kw) >= self.s.command_deadband_kw
+        moved[switched] = True
+        moved &= self.online | (self.sent_kw != 0.0)
+        changed = np.flatnonzero(moved)
+        reason = np.full(changed.size, R_MODULATE, np.int8)
+        is_sw = np.isin(changed, switched)
+        reason[is_sw] = switch_reason
+        if forced_new is not None and forced_new.size:
+            reason[np.isin(changed, forced_new)] = R_FORCED
+        reason[np.isin(changed, np.flatnonzero(self.limit_kw < np.inf)) & (sp[changed] >= self.limit_kw[changed])] = (
+            R_LIMIT
+        )
+        self.sent_kw[changed] = sp[changed]
+        return Step(changed, sp[changed].copy(), reason, switched, alpha, gap)
+
+
+def lognormal_delays(rng: np.random.Generator, n: int, median_s: float, p99_s: float) -> FloatArray:
+    """Command round trips drawn from a log-normal with the given median and 99th percentile."""
+    sigma = np.log(max(p99_s, median_s * 1.0001) / median_s) / 2.326
+    return median_s * np.exp(sigma * rng.standard_normal(n))

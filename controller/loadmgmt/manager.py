@@ -1,0 +1,649 @@
+"""The live load-management loop: events in, one allocation for every connector, limits out over OCPP.
+
+Why this shape (NEC 625.42 automatic load management): the site must stay under its service limit while
+chargers disconnect, reject profiles or the controller restarts. So:
+
+- every input (transactions, status, charger meter values, building meter, connections, the plan, an
+  operator's limit) only updates state and wakes the loop; the loop allocates *all* connectors at once with
+  ``planning.allocation.allocate`` (debounced, and at least every ``[site] period_s``);
+- what a connector may be drawing is tracked conservatively (``ConnectorTrack.may_draw_a``): offline,
+  unacknowledged and unknown connectors are fixed draws the allocation works around;
+- decreases are sent and acknowledged before any increase, then the allocation is recomputed, so the sum of
+  what may be in force never exceeds the limit during a change;
+- a building reading older than ``[meter] stale_after_s`` counts as an overload: the plan's conservative
+  forecast (or the last reading, whichever is higher) replaces it and no limit is raised until fresh data;
+- every limit carries the allocation's reason (``log_event`` and the store's profile record).
+
+The fail-safe (``profiles`` module docstring) is a permanent TxDefaultProfile at a current sized so the
+site stays within its limit with every connector at it and the building at its expected peak; live limits
+expire after ``[site] profile_validity_s``: that window is the documented tolerance when the controller dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from controller import events as ev
+from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
+from controller.loadmgmt import profiles as prof
+from controller.loadmgmt.connector_track import ConnectorTrack
+from controller.loadmgmt.plan_schedule import PlanError, PlanFile
+from controller.loadmgmt.site_model import (
+    OVERRIDE_ROW,
+    PLAN_ROW,
+    ConnectorSpec,
+    build_constraints,
+    building_load,
+    continuous_limit_kw,
+    site_limit_kw,
+    specs_for,
+    uniform_safe_current_a,
+)
+from evsite import topics
+from evsite.bus import EventBus
+from evsite.clock import Clock
+from evsite.config import Config
+from evsite.departure_update import DepartureUpdate
+from evsite.log import log_event
+from evsite.meter_reading import MeterReading
+from evsite.site_state import ConnectorState, SiteLimitOverride, SiteState
+from planning.allocation.model import Constraints, Sessions, Snapshot
+from planning.allocation.policies import allocate
+
+log = logging.getLogger("controller.loadmgmt")
+
+#: Real seconds a SetChargingProfile may take before it counts as unacknowledged.
+CALL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class ChargerControl:
+    """Per charger: how its profiles are shaped and which fallbacks it needed."""
+
+    cp_id: str
+    stack: int
+    fail_safe_a: float | None = None  # fail-safe acknowledged by the charger (None: not yet)
+    fail_safe_rejected: bool = False
+    uncontrollable: bool = False
+    fallback: str | None = None
+    ceiling_sent: bool = False
+
+
+class LoadManager:
+    """``await run()`` until cancelled; ``site_state()`` for the API; ``rebalance()`` for one round."""
+
+    def __init__(
+        self,
+        config: Config,
+        csms: Any,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        on_replan: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.csms = csms
+        self.bus = bus
+        self.clock = clock
+        self.on_replan = on_replan
+        self.tracks: dict[tuple[str, int], ConnectorTrack] = {}
+        self.chargers: dict[str, ChargerControl] = {}
+        self.reading: MeterReading | None = None
+        self.override: SiteLimitOverride | None = None
+        self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        self.started_at = clock.now()
+        self.fail_safe_a = 0.0
+        self.rounds = 0
+        self.last_limits: dict[tuple[str, int], float] = {}
+        self._specs: list[ConnectorSpec] = []
+        self._constraints: Constraints | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.rebuild()
+
+    # ------------------------------------------------------------------ model
+
+    def rebuild(self) -> None:
+        """Rebuild connectors and constraints (config change, new connectors seen, limit or plan change)."""
+        self._poll_plan()
+        specs = specs_for(self.config, self.tracks.keys())
+        for s in specs:
+            key = (s.cp_id, s.connector_id)
+            if key not in self.tracks:
+                self.tracks[key] = ConnectorTrack(s)
+            else:
+                self.tracks[key].spec = s
+        self._specs = specs
+        self._constraints = build_constraints(self.config, specs, self.limit_kw())
+        self.fail_safe_a = self._size_fail_safe()
+
+    def limit_kw(self) -> float:
+        ov = self.override
+        active = ov is not None and ov.expires_at > self.clock.now()
+        return site_limit_kw(self.config, ov.limit_kw if active and ov is not None else None)
+
+    def _size_fail_safe(self) -> float:
+        """Fail-safe current: every connector at it, the building at its expected peak, within every row."""
+        site = self.config.site
+        peak = site.building_peak_kw
+        if peak is None and self.plan.schedule is not None:
+            sched = self.plan.schedule
+            peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
+        if site.ev_only_meter:
+            peak = 0.0
+        if peak is None or self._constraints is None or not self._specs:
+            return 0.0
+        c = self._constraints
+        safe = uniform_safe_current_a(c, building_load(c, self.config, peak + site.reserve_kw), site.min_current_a)
+        if site.fail_safe_a is not None and site.fail_safe_a < safe:
+            safe = site.fail_safe_a
+        return safe
+
+    def _poll_plan(self) -> bool:
+        try:
+            changed = self.plan.poll()
+        except PlanError as err:
+            log_event(log, "plan_rejected", logging.WARNING, error=str(err))
+            return False
+        if changed and self.plan.schedule is not None:
+            log_event(log, "plan_loaded", source=self.plan.schedule.source, tz=self.plan.schedule.tz)
+        return changed
+
+    # ------------------------------------------------------------------ inputs
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def building_kw(self, now: datetime) -> tuple[float, bool]:
+        """The building load to allocate against and whether the meter is stale (then it is conservative)."""
+        if self.config.site.ev_only_meter:
+            return 0.0, False
+        r = self.reading
+        stale = r is None or (now - r.ts).total_seconds() > self.config.meter.stale_after_s
+        if not stale and r is not None:
+            return max(r.power_kw, 0.0), False
+        candidates = [r.power_kw] if r is not None else []
+        if self.plan.schedule is not None:
+            forecast = self.plan.schedule.building_forecast_kw(now)
+            if forecast is not None:
+                candidates.append(forecast)
+        if not candidates:
+            return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
+        return max(candidates), True
+
+    def handle(self, topic: str, payload: Any) -> None:
+        """Fold one bus event into the state; wake the loop when it changes what the allocation sees."""
+        if topic == topics.METER_SITE and isinstance(payload, MeterReading):
+            self.reading = payload
+            self.wake()
+        elif isinstance(payload, ev.TransactionEvent):
+            self._on_transaction(payload)
+        elif isinstance(payload, ev.ConnectionEvent):
+            for (cp, _c), t in self.tracks.items():
+                if cp == payload.cp_id:
+                    t.online = payload.connected
+            self.chargers.setdefault(payload.cp_id, self._control(payload.cp_id))
+            self.wake()
+        elif isinstance(payload, ev.BootEvent):
+            ctl = self.chargers.setdefault(payload.cp_id, self._control(payload.cp_id))
+            ctl.fail_safe_a = None  # re-send the fail-safe after every boot (a replaced unit has none)
+            self.wake()
+        elif isinstance(payload, ev.StatusEvent):
+            self._on_status(payload)
+        elif isinstance(payload, ev.MeterEvent):
+            self._on_meter(payload)
+        elif isinstance(payload, SiteLimitOverride):
+            self._on_override(payload)
+        elif isinstance(payload, DepartureUpdate):
+            for t in self.tracks.values():
+                if t.spec.cp_id == payload.cp_id and t.tx_id == payload.transaction_id:
+                    t.departure = payload.departure_at
+                    if payload.energy_kwh is not None:
+                        t.energy_requested_kwh = payload.energy_kwh
+                    log_event(log, "departure_set", cp_id=payload.cp_id, transaction_id=payload.transaction_id,
+                              departure=payload.departure_at.isoformat(), who=payload.who)  # fmt: skip
+                    self.wake()
+        elif topic == topics.LOADMGMT_REPLAN:
+            self.replan(str(payload))
+
+    def _track(self, cp_id: str, connector_id: int) -> ConnectorTrack | None:
+        key = (cp_id, connector_id)
+        if key not in self.tracks and connector_id >= 1:
+            self.tracks[key] = ConnectorTrack(specs_for(self.config, [key])[-1], online=cp_id in self.csms.connected)
+            self.rebuild()
+        return self.tracks.get(key)
+
+    def _on_transaction(self, e: ev.TransactionEvent) -> None:
+        if e.connector_id is None:
+            t = next((t for t in self.tracks.values() if t.spec.cp_id == e.cp_id and t.tx_id == e.transaction_id), None)
+        else:
+            t = self._track(e.cp_id, e.connector_id)
+        if t is None:
+            return
+        if e.kind == "started":
+            t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, e.at
+            t.meter_start_wh = float(e.meter_wh) if e.meter_wh is not None else t.energy_wh
+        else:
+            t.clear_session()
+        self.wake()
+
+    def _on_status(self, e: ev.StatusEvent) -> None:
+        if e.connector_id < 1:
+            return
+        t = self._track(e.cp_id, e.connector_id)
+        if t is not None:
+            t.status = e.status
+            t.online = True
+
+    def _on_meter(self, e: ev.MeterEvent) -> None:
+        if e.connector_id < 1:
+            return
+        t = self._track(e.cp_id, e.connector_id)
+        if t is None:
+            return
+        if e.energy_wh is not None:
+            t.energy_wh = e.energy_wh
+        t.power_w = e.power_w
+        t.measured_a = e.current_a
+        if e.current_a is None:
+            return
+        limit = t.limit_for_compliance(e.at, self.config.site.response_s)
+        tol = self.config.site.noncompliance_tolerance_a
+        if limit is not None and e.current_a > limit + tol:
+            if t.over_since is None:
+                t.over_since = e.at
+            elif (e.at - t.over_since).total_seconds() >= self.config.site.response_s and not t.noncompliant:
+                t.noncompliant = True
+                log_event(log, "charger_noncompliant", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
+                          measured_a=e.current_a, limit_a=limit)  # fmt: skip
+                self.wake()
+        else:
+            t.over_since = None
+            if t.noncompliant:
+                t.noncompliant = False
+                log_event(log, "charger_compliant_again", cp_id=e.cp_id, connector_id=e.connector_id)
+
+    def _on_override(self, o: SiteLimitOverride) -> None:
+        cap = continuous_limit_kw(self.config)
+        applied = min(o.limit_kw, cap)
+        self.override = SiteLimitOverride(applied, o.expires_at, o.who)
+        log_event(log, "site_limit_override", logging.WARNING if applied < o.limit_kw else logging.INFO,
+                  who=o.who, requested_kw=o.limit_kw, applied_kw=applied, continuous_kw=round(cap, 3),
+                  expires_at=o.expires_at.isoformat())  # fmt: skip
+        self.rebuild()
+        self.wake()
+
+    def apply_config(self, config: Config) -> None:
+        """A validated config change: rebuild the site; rating and limit changes are logged with who."""
+        old = self.config
+        self.config = config
+        if old.service != config.service or old.site.limit_kw != config.site.limit_kw:
+            log_event(
+                log,
+                "site_rating_changed",
+                logging.WARNING,
+                who="config.toml edit",
+                old_limit_kw=round(site_limit_kw(old), 3),
+                new_limit_kw=round(site_limit_kw(config), 3),
+            )
+        if old.site.plan != config.site.plan or old.site.plan_building != config.site.plan_building:
+            self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        self.rebuild()
+        self.wake()
+
+    def replan(self, who: str) -> None:
+        """The daily (or requested) re-plan: hand over to the hook, then re-read the plan file."""
+        log_event(log, "replan_requested", who=who)
+        if self.on_replan is not None:
+            self.on_replan(who)
+        if self._poll_plan():
+            self.rebuild()
+        self.wake()
+
+    def _control(self, cp_id: str) -> ChargerControl:
+        return ChargerControl(cp_id, self.config.site.live_stack_level)
+
+    # ------------------------------------------------------------------ allocation
+
+    def snapshot(self, now: datetime) -> tuple[Snapshot, float, bool]:
+        """The allocation's input now; also the building load used and whether the meter is stale."""
+        assert self._constraints is not None
+        site = self.config.site
+        specs = self._specs
+        n = len(specs)
+        s = Sessions.empty(n, min_a=site.min_current_a)
+        s.max_a = np.array([c.max_a for c in specs], float)
+        s.kw_per_a = np.array([c.kw_per_a for c in specs], float)
+        default_stay = site.departure_default_h * 3600.0
+        for i, c in enumerate(specs):
+            t = self.tracks[(c.cp_id, c.connector_id)]
+            ctl = self.chargers.get(c.cp_id)
+            s.no_pause[i] = c.no_pause
+            s.active[i] = t.active
+            if t.active and t.tx_start is not None:
+                s.arrival_s[i] = (t.tx_start - now).total_seconds()
+                dep = t.departure or (t.tx_start + timedelta(seconds=default_stay))
+                s.departure_s[i] = max((dep - now).total_seconds(), 60.0)
+                s.energy_delivered_kwh[i] = t.energy_delivered_kwh()
+                s.energy_requested_kwh[i] = t.energy_requested_kwh
+            fixed = (not t.online) or t.unacked or t.assumed_a is None or t.noncompliant
+            if ctl is not None and ctl.uncontrollable:
+                s.fixed_a[i] = c.max_a
+            elif fixed:
+                s.fixed_a[i] = t.may_draw_a(now, self._fail_safe_for(c))
+        c = self._constraints
+        ceiling = self.plan.schedule.ceiling_kw(now) if self.plan.schedule is not None else None
+        if ceiling is not None:
+            c = c.with_row(PLAN_ROW, s.kw_per_a, ceiling)
+        ov = self.override
+        if ov is not None and ov.expires_at > now:
+            c = c.with_row(OVERRIDE_ROW, s.kw_per_a, self.limit_kw())
+        building, stale = self.building_kw(now)
+        unc = building_load(c, self.config, building + site.reserve_kw)
+        if ov is not None and ov.expires_at > now:
+            unc[-1] = building + site.reserve_kw
+        return Snapshot(c, s, unc, period_s=site.period_s), building, stale
+
+    def _fail_safe_for(self, spec: ConnectorSpec) -> float:
+        ctl = self.chargers.get(spec.cp_id)
+        if ctl is not None and ctl.fail_safe_rejected:
+            return spec.max_a  # no fail-safe on the charger: it falls back to its rating
+        if spec.fail_safe_a is not None:
+            return min(spec.fail_safe_a, self.fail_safe_a)
+        return self.fail_safe_a
+
+    async def rebalance(self) -> None:
+        """One round: fail-safes where missing, then decreases (acknowledged) before increases."""
+        async with self._lock:
+            if self.override is not None and self.override.expires_at <= self.clock.now():
+                log_event(log, "site_limit_override_expired", who=self.override.who)
+                self.override = None
+                self.rebuild()
+            await self._send_fail_safes()
+            for _round in range(3):
+                now = self.clock.now()
+                snap, _building, stale = self.snapshot(now)
+                alloc = allocate(snap, self.config.site.policy)
+                decreases, rest = self._plan_sends(snap, alloc.limit_a, alloc.reasons, now, stale)
+                if decreases:
+                    await self._send_all(decreases, now)
+                    continue
+                await self._send_all(rest, now)
+                break
+            self.rounds += 1
+            self._publish_limits()
+
+    def _plan_sends(
+        self, snap: Snapshot, limit_a: np.ndarray, reasons: list[str], now: datetime, stale: bool
+    ) -> tuple[list[tuple[ConnectorTrack, float, str]], list[tuple[ConnectorTrack, float, str]]]:
+        site = self.config.site
+        decreases: list[tuple[ConnectorTrack, float, str]] = []
+        rest: list[tuple[ConnectorTrack, float, str]] = []
+        refresh_before = timedelta(seconds=site.profile_validity_s / 2)
+        for i, spec in enumerate(self._specs):
+            t = self.tracks[(spec.cp_id, spec.connector_id)]
+            ctl = self.chargers.get(spec.cp_id)
+            if not t.online or spec.cp_id not in self.csms.connected or (ctl is not None and ctl.uncontrollable):
+                continue
+            if t.assumed_a is None:
+                decreases.append((t, 0.0, "controller (re)start: state unknown, paused until acknowledged"))
+                continue
+            if t.unacked:
+                decreases.append((t, t.assumed_a, "re-sent: the previous limit was not acknowledged"))
+                continue
+            target = float(limit_a[i]) if np.isnan(snap.sessions.fixed_a[i]) else t.assumed_a
+            reason = reasons[i]
+            if stale and target > t.assumed_a:
+                target, reason = t.assumed_a, "meter stale: no increase until fresh data"
+            if target < t.assumed_a - 1e-6:
+                decreases.append((t, target, reason))
+            elif target > t.assumed_a + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
+                rest.append((t, target, reason))
+        return decreases, rest
+
+    async def _send_all(self, sends: list[tuple[ConnectorTrack, float, str]], now: datetime) -> None:
+        by_cp: dict[str, list[tuple[ConnectorTrack, float, str]]] = {}
+        for item in sends:
+            by_cp.setdefault(item[0].spec.cp_id, []).append(item)
+
+        async def one_charger(items: list[tuple[ConnectorTrack, float, str]]) -> None:
+            for t, amps, reason in items:
+                await self._send_live(t, amps, reason)
+
+        await asyncio.gather(*(one_charger(v) for v in by_cp.values()))
+
+    def _shape(self, spec: ConnectorSpec, ctl: ChargerControl) -> prof.Shape:
+        caps = self.csms.capabilities(spec.cp_id)
+        return prof.Shape.from_capabilities(caps, spec.voltage_v, spec.phases, ctl.stack)
+
+    async def _send_live(self, t: ConnectorTrack, amps: float, reason: str) -> None:
+        """SetChargingProfile with fallbacks (stack level 0); the outcome updates what the connector may draw."""
+        spec = t.spec
+        ctl = self.chargers.setdefault(spec.cp_id, self._control(spec.cp_id))
+        validity = self.config.site.profile_validity_s
+        shape = self._shape(spec, ctl)
+        stacks = [shape.max_stack_level] + ([0] if shape.max_stack_level != 0 else [])
+        sent_at = self.clock.now()
+        t.unconfirmed(amps, reason)
+        for stack in stacks:
+            profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
+            status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps)
+            if status == "Accepted":
+                if stack != ctl.stack:
+                    ctl.stack = stack
+                    ctl.fallback = f"stack level {stack}"
+                    log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
+                t.set_limit(amps, sent_at, sent_at + timedelta(seconds=validity), reason)
+                if self.config.site.readback:
+                    await self._read_back(t, shape)
+                return
+            if status in ("lost", "NotSupported"):
+                break
+        if status == "lost":
+            return  # stays unacknowledged: assumed at the higher of old and new, retried next round
+        ctl.uncontrollable = True
+        ctl.fallback = "all profiles refused: its maximum is reserved"
+        t.reason = ctl.fallback
+        log_event(log, "profile_fallback", logging.ERROR, cp_id=spec.cp_id, fallback=ctl.fallback, answer=status)
+
+    async def _set(self, cp_id: str, connector_id: int, profile: dict[str, Any], reason: str, amps: float) -> str:
+        from ocpp.v16 import call
+
+        try:
+            res = await self.csms.send(
+                cp_id,
+                call.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile),
+                timeout=CALL_TIMEOUT_S,
+                reason=f"load management: {reason}"[:250],
+            )
+        except CallErrorReceived as err:
+            log_event(log, "limit_refused", logging.WARNING, cp_id=cp_id, connector_id=connector_id, error=str(err))
+            return "NotSupported" if err.code in ("NotSupported", "NotImplemented") else "Rejected"
+        except (ChargePointNotConnected, CsmsError) as err:
+            log_event(log, "limit_unacknowledged", logging.WARNING, cp_id=cp_id, connector_id=connector_id,
+                      error=str(err))  # fmt: skip
+            return "lost"
+        status = str(res.status)
+        log_event(log, "limit_set", cp_id=cp_id, connector_id=connector_id, limit_a=amps, status=status,
+                  stack_level=profile["stackLevel"], reason=reason)  # fmt: skip
+        return status
+
+    async def _read_back(self, t: ConnectorTrack, shape: prof.Shape) -> None:
+        from ocpp.v16 import call
+
+        try:
+            res = await self.csms.send(
+                t.spec.cp_id,
+                call.GetCompositeSchedule(connector_id=t.spec.connector_id, duration=60, charging_rate_unit=shape.unit),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except CsmsError as err:
+            t.flags.add("no readback")
+            log_event(log, "readback_failed", logging.DEBUG, cp_id=t.spec.cp_id, error=str(err))
+            return
+        got = prof.composite_limit_a(res, shape)
+        if got is None or t.assumed_a is None:
+            return
+        # The composite may be lower (a ChargePointMaxProfile, the rating) but never higher than what was set.
+        if got > t.assumed_a + 0.2:
+            t.flags.add("readback mismatch")
+            log_event(log, "readback_mismatch", logging.WARNING, cp_id=t.spec.cp_id, connector_id=t.spec.connector_id,
+                      set_a=t.assumed_a, composite_a=round(got, 2))  # fmt: skip
+        else:
+            t.flags.discard("readback mismatch")
+
+    async def _send_fail_safes(self) -> None:
+        async def one(cp_id: str, ctl: ChargerControl) -> None:
+            specs = [s for s in self._specs if s.cp_id == cp_id]
+            if not specs:
+                return
+            amps = min(self._fail_safe_for(s) for s in specs) if not ctl.fail_safe_rejected else self.fail_safe_a
+            if ctl.fail_safe_a is not None and abs(ctl.fail_safe_a - amps) < 1e-9:
+                return
+            shape = prof.Shape.from_capabilities(self.csms.capabilities(cp_id), specs[0].voltage_v,
+                                                 specs[0].phases, 0)  # fmt: skip
+            profile = prof.fail_safe_profile(shape, amps, self.clock.now())
+            status = await self._set(cp_id, 0, profile, f"fail-safe {amps:.1f} A (every connector at it fits)", amps)
+            if status == "Accepted":
+                ctl.fail_safe_a, ctl.fail_safe_rejected = amps, False
+            elif status != "lost":
+                ctl.fail_safe_rejected = True
+                ctl.fail_safe_a = amps
+                log_event(log, "fail_safe_refused", logging.ERROR, cp_id=cp_id, answer=status)
+            await self._send_ceiling(cp_id, ctl, specs, shape)
+
+        connected = self.csms.connected
+        await asyncio.gather(*(one(cp, ctl) for cp, ctl in list(self.chargers.items()) if cp in connected))
+
+    async def _send_ceiling(self, cp_id: str, ctl: ChargerControl, specs: list[ConnectorSpec], shape: Any) -> None:
+        """ChargePointMaxProfile only where the charger's own circuit cannot carry all its connectors."""
+        circuit = specs[0].circuit
+        if ctl.ceiling_sent or circuit is None:
+            return
+        panel = next(p for p in self.config.site.panels if p.id == circuit)
+        sharing = [s for s in self._specs if s.circuit == circuit]
+        if {s.cp_id for s in sharing} != {cp_id}:
+            return  # shared circuit: the live allocation holds it, a fixed ceiling would be arbitrary
+        ceiling = panel.continuous_load_factor * panel.rating_a
+        if ceiling >= sum(s.max_a for s in specs):
+            return
+        full = prof.Shape(shape.unit, 0, specs[0].voltage_v, specs[0].phases)
+        status = await self._set(cp_id, 0, prof.ceiling_profile(full, ceiling, self.clock.now()),
+                                 f"circuit {circuit} ceiling {ceiling:.1f} A", ceiling)  # fmt: skip
+        ctl.ceiling_sent = status == "Accepted"
+
+    def _publish_limits(self) -> None:
+        limits = {
+            (t.spec.cp_id, t.spec.connector_id): (t.assumed_a if t.assumed_a is not None else 0.0)
+            for t in self.tracks.values()
+        }
+        if limits != self.last_limits:
+            self.last_limits = limits
+            self.bus.publish(topics.LOADMGMT_LIMITS, types.MappingProxyType(dict(limits)))
+
+    # ------------------------------------------------------------------ state
+
+    def site_state(self) -> SiteState:
+        now = self.clock.now()
+        building, stale = self.building_kw(now)
+        ev_kw = sum((t.power_w or 0.0) for t in self.tracks.values() if t.active) / 1000.0
+        known = self.reading is not None or self.config.site.ev_only_meter
+        limit = self.limit_kw()
+        total = building + ev_kw if known else None
+        period = self.plan.schedule.period(now) if self.plan.schedule is not None else None
+        return SiteState(
+            at=now,
+            building_kw=building if known else None,
+            ev_kw=ev_kw,
+            total_kw=total,
+            limit_kw=limit,
+            headroom_kw=(limit - total) if total is not None else None,
+            plan_period=period,
+            meter_stale=stale,
+            connectors=[
+                ConnectorState(
+                    t.spec.cp_id,
+                    t.spec.connector_id,
+                    t.assumed_a,
+                    t.reason + (f" [{', '.join(sorted(t.flags))}]" if t.flags else ""),
+                    t.online,
+                    t.status,
+                    None if t.power_w is None else t.power_w / 1000.0,
+                )
+                for t in sorted(self.tracks.values(), key=lambda t: t.spec.key)
+            ],
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def seed_from_csms(self) -> None:
+        """After a (re)start: open transactions and connected chargers the central system already knows."""
+        for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
+            for tx_id, conn in self.csms.open_transactions(cp_id).items():
+                if conn is not None and (t := self._track(cp_id, conn)) is not None:
+                    t.tx_id, t.tx_start = tx_id, self.clock.now()
+            if cp_id in self.csms.connected:
+                self.chargers.setdefault(cp_id, self._control(cp_id))
+                for (cp, _c), t in self.tracks.items():
+                    if cp == cp_id:
+                        t.online = True
+
+    async def run(self) -> None:
+        """Consume events and rebalance (debounced, and every ``period_s``) until cancelled."""
+        from controller.loadmgmt.clockwork import Clockwork
+
+        subs = [
+            self.bus.subscribe(topics.OCPP_ALL),
+            self.bus.subscribe(topics.METER_SITE),
+            self.bus.subscribe(topics.LOADMGMT_SITE_LIMIT),
+            self.bus.subscribe(topics.LOADMGMT_REPLAN),
+            self.bus.subscribe(topics.LOADMGMT_DEPARTURE),
+        ]
+        self.seed_from_csms()
+        clockwork = Clockwork(self, self.clock)
+        self._tasks = [asyncio.create_task(self._pump(s), name=f"loadmgmt-{s.pattern}") for s in subs]
+        self._tasks += clockwork.tasks()
+        log_event(log, "loadmgmt_started", connectors=len(self._specs), limit_kw=round(self.limit_kw(), 3),
+                  fail_safe_a=self.fail_safe_a, policy=self.config.site.policy,
+                  plan=str(self.config.site.plan) if self.config.site.plan else None)  # fmt: skip
+        try:
+            while True:
+                await self._wait_for_wake(self.config.site.period_s)
+                if self.config.site.debounce_s > 0:
+                    await self.clock.sleep(self.config.site.debounce_s)
+                self._wake.clear()
+                try:
+                    await self.rebalance()
+                except Exception:
+                    log.exception("loadmgmt_round_failed")
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for s in subs:
+                self.bus.unsubscribe(s)
+
+    async def _wait_for_wake(self, timeout_s: float) -> None:
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def _pump(self, sub: Any) -> None:
+        async for topic, payload in sub:
+            try:
+                self.handle(topic, payload)
+            except Exception:
+                log.exception("loadmgmt_event_failed topic=%s", topic)

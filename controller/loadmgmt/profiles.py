@@ -1,0 +1,113 @@
+"""The OCPP 1.6 charging profiles load management sends, shaped by what each charger said it supports.
+
+Why these three kinds (OCPP 1.6 section 3.13.6: the composite schedule is the *minimum* of
+ChargePointMaxProfile and the Tx/TxDefault profile in force):
+
+- **fail-safe**: a permanent TxDefaultProfile on connector 0 at stack level 0, at a current sized so the
+  site stays within its limit with every connector at it. It is what a charger obeys when the controller is
+  gone. It cannot be a ChargePointMaxProfile: that would cap every live limit too.
+- **live limit**: a TxDefaultProfile on the connector itself (a connector-specific default wins over the
+  connector-0 one) at a higher stack level, with a short ``validTo``; refreshed before it expires, so a
+  controller that disappears leaves the charger on its fail-safe within ``profile_validity_s``. A
+  TxDefaultProfile, not a TxProfile, so it holds from the instant a car plugs in (no race with the
+  transaction id) and also when a transaction ends.
+- **circuit ceiling**: a ChargePointMaxProfile only where the charger's own circuit cannot carry all its
+  connectors at full current.
+
+Units: ``A`` per phase when the charger accepts Current, else ``W`` through the charger's real voltage and
+phases. Limits are rounded down (whole watts, 0.1 A), never up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+FAIL_SAFE_PROFILE_ID = 7000
+CEILING_PROFILE_ID = 7001
+LIVE_PROFILE_ID0 = 7100  # + connector id
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a charger accepts, from its capabilities read at boot (GetConfiguration)."""
+
+    unit: str  # "A" or "W"
+    max_stack_level: int
+    voltage_v: float
+    phases: int
+
+    @classmethod
+    def from_capabilities(cls, caps: dict[str, Any] | None, voltage_v: float, phases: int, stack: int) -> Shape:
+        units = str((caps or {}).get("ChargingScheduleAllowedChargingRateUnit") or "Current")
+        unit = "A" if "Current" in units or units.strip() == "A" else "W"
+        level = (caps or {}).get("ChargeProfileMaxStackLevel")
+        max_level = int(level) if isinstance(level, int) and level >= 0 else stack
+        return cls(unit, min(stack, max_level), voltage_v, phases)
+
+    def rate(self, amps: float) -> float:
+        """``amps`` per phase in this shape's unit, rounded down."""
+        if self.unit == "A":
+            return math.floor(max(amps, 0.0) * 10.0 + 1e-6) / 10.0
+        return float(math.floor(max(amps, 0.0) * self.voltage_v * self.phases + 1e-6))
+
+
+def _stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _schedule(shape: Shape, amps: float, start: datetime) -> dict[str, Any]:
+    return {
+        "startSchedule": _stamp(start),
+        "chargingRateUnit": shape.unit,
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": shape.rate(amps)}],
+    }
+
+
+def fail_safe_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any]:
+    """Permanent TxDefaultProfile, stack level 0, connector 0 (sent with ``connectorId = 0``)."""
+    return {
+        "chargingProfileId": FAIL_SAFE_PROFILE_ID,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+    }
+
+
+def live_profile(shape: Shape, connector_id: int, amps: float, now: datetime, valid_s: float, stack: int) -> dict:
+    """Connector-specific TxDefaultProfile at ``stack`` valid until ``now + valid_s``."""
+    return {
+        "chargingProfileId": LIVE_PROFILE_ID0 + connector_id,
+        "stackLevel": stack,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "validTo": _stamp(now + timedelta(seconds=valid_s)),
+        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+    }
+
+
+def ceiling_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any]:
+    """ChargePointMaxProfile for a charger whose own circuit cannot carry every connector at full current."""
+    return {
+        "chargingProfileId": CEILING_PROFILE_ID,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "ChargePointMaxProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+    }
+
+
+def composite_limit_a(result: Any, shape: Shape) -> float | None:
+    """The limit now (A per phase) from a GetCompositeSchedule answer, None when it carries none."""
+    if str(getattr(result, "status", "")) != "Accepted":
+        return None
+    sched = getattr(result, "charging_schedule", None) or {}
+    periods = sched.get("charging_schedule_period") or sched.get("chargingSchedulePeriod") or []
+    if not periods:
+        return None
+    limit = float(periods[0]["limit"])
+    unit = sched.get("charging_rate_unit") or sched.get("chargingRateUnit") or shape.unit
+    return limit if unit == "A" else limit / (shape.voltage_v * shape.phases)
