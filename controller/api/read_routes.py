@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -224,10 +225,24 @@ async def id_tags(ctx: Ctx, _: Reader) -> list[IdTagOut]:
     ]
 
 
+def plan_document(source: object, now: datetime) -> dict[str, Any] | None:
+    """The plan the site state source follows: its ``plan()`` answer, or its ``plan.schedule`` dataclass (load
+    management's ``PlanFile``) with the period and EV ceiling in force now; None without one."""
+    plan = getattr(source, "plan", None)
+    if callable(plan):
+        return plan()
+    schedule = getattr(plan, "schedule", None)
+    if schedule is None or not dataclasses.is_dataclass(schedule) or isinstance(schedule, type):
+        return None
+    doc = dataclasses.asdict(schedule)
+    doc["period_now"] = schedule.period(now)  # type: ignore[attr-defined]
+    doc["ev_ceiling_kw_now"] = schedule.ceiling_kw(now)  # type: ignore[attr-defined]
+    return doc
+
+
 @router.get("/plan", summary="the plan load management follows (404 until it has one)")
 async def plan(ctx: Ctx, _: Reader) -> dict[str, Any]:
-    getter = getattr(ctx.source, "plan", None)
-    current = getter() if callable(getter) else None
+    current = plan_document(ctx.source, ctx.clock.now())
     if current is None:
-        raise HTTPException(404, "no plan: load management is not running or has not loaded one")
+        raise HTTPException(404, "no plan: load management is not running or has not loaded one ([site] plan)")
     return current
