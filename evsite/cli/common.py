@@ -80,9 +80,12 @@ def input_file_problem(path: str | Path, what: str, folder_ok: bool = False) -> 
     return None
 
 
-def check_input_file(command: str, path: str | Path | None, what: str, folder_ok: bool = False) -> None:
-    """Exit 2 with ``evsite COMMAND: PATH: WHAT file not found`` (or ``... is empty``) when it is not usable."""
-    problem = None if path is None else input_file_problem(path, what, folder_ok)
-    if problem is not None:
-        print(f"evsite {command}: {problem}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG)
+def refuse_bad_inputs(command: str, *inputs: tuple[str | Path | None, str, bool]) -> int | None:
+    """Check ``(path, what, folder_ok)`` inputs in order; print the first problem as
+    ``evsite COMMAND: PATH: WHAT file not found`` and return exit code 2, or None when all are usable."""
+    for path, what, folder_ok in inputs:
+        problem = None if path is None else input_file_problem(path, what, folder_ok)
+        if problem is not None:
+            print(f"evsite {command}: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+    return None

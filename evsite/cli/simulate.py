@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from evsite.cli.common import EXIT_CONFIG, add_config_arg, check_input_file, load_config_or_exit
+from evsite.cli.common import EXIT_CONFIG, add_config_arg, load_config_or_exit, refuse_bad_inputs
 
 
 def _positive(kind: type) -> Any:
@@ -234,8 +234,9 @@ async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) 
     from simulators.smart_charging import Capabilities
 
     sim = config.simulation
-    check_input_file("simulate", sim.meter_csv, "meter")
-    check_input_file("simulate", sim.sessions_csv, "sessions")
+    refused = refuse_bad_inputs("simulate", (sim.meter_csv, "meter", False), (sim.sessions_csv, "sessions", False))
+    if refused is not None:
+        return refused
     url = _url(config)
     why = await _reachable(url)
     if why is not None:

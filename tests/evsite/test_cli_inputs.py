@@ -28,11 +28,7 @@ def test_missing_or_empty_input_exits_2_with_one_message_shape(
     if state == "empty":
         f.write_text("")
     args = [a.format(f=f, tmp=tmp_path) for a in argv]
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 2
+    assert main(args) == 2
     expected = "file not found" if state == "missing" else "file is empty"
     assert capsys.readouterr().err.strip() == f"evsite {command}: {f}: {what} {expected}"
     assert not (tmp_path / "out").exists()
@@ -40,7 +36,5 @@ def test_missing_or_empty_input_exits_2_with_one_message_shape(
 
 def test_an_empty_meter_folder_is_refused(tmp_path: Path, capsys) -> None:
     (tmp_path / "meters").mkdir()
-    with pytest.raises(SystemExit) as exc:
-        main(["plan", "--meter", str(tmp_path / "meters"), "--out", str(tmp_path / "out")])
-    assert exc.value.code == 2
+    assert main(["plan", "--meter", str(tmp_path / "meters"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == f"evsite plan: {tmp_path / 'meters'}: meter folder is empty"
