@@ -22,8 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed", type=positive_float, default=2880.0, help="simulated seconds per real second (default 2880)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("evsite-demo"), help="where the plan and the store go")
-    p.add_argument("--db", metavar="URL", help="store URL (default: SQLite in --out)")
+    p.add_argument(
+        "--out", type=Path, default=Path("evsite-demo"), help="report folder: report.md, plots, the plan and the store"
+    )
+    p.add_argument("--db", metavar="URL", help="store URL (default: a fresh SQLite file in --out each run)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard while the demo runs")
+    p.add_argument("--keep-running", action="store_true", help="leave the site and dashboard up until Ctrl-C")
     p.set_defaults(func=run)
 
 
@@ -43,20 +47,28 @@ def run(args: argparse.Namespace) -> int:
         f"{args.hours:g} simulated hours at {args.speed:g}x, service {config.service.rating_a:g} A "
         f"({config.service.rating_kw:.0f} kW)"
     )
-    with console.status("planning the site, then running the simulated day..."):
-        report = asyncio.run(
-            run_demo(
-                config,
-                args.out,
-                chargers=args.chargers,
-                connectors=args.connectors,
-                hours=args.hours,
-                speed=args.speed,
-                seed=args.seed,
-                db_url=args.db,
-            )
+    console.print("planning the site (a year of generated building load), then running the simulated day...")
+
+    def done(report) -> None:
+        _print_report(console, report)
+        console.print(f"report with plots: {report.report_path}")
+
+    report = asyncio.run(
+        run_demo(
+            config,
+            args.out,
+            chargers=args.chargers,
+            connectors=args.connectors,
+            hours=args.hours,
+            speed=args.speed,
+            seed=args.seed,
+            db_url=args.db,
+            progress=lambda line: console.print(line, highlight=False),
+            dashboard=not args.no_dashboard,
+            keep_running=args.keep_running,
+            on_report=done,
         )
-    _print_report(console, report)
+    )
     ok = report.ev_peak_over_limit_kw <= 0.5 and report.ground_truth.get("violations", 1) == 0
     if not ok:
         print("evsite demo: the site limit was not kept (see the tables above)", file=sys.stderr)

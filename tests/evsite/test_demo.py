@@ -31,7 +31,33 @@ def test_over_limit_allows_for_meter_lag_only():
 
 
 async def test_demo_plans_serves_simulates_and_keeps_the_limit(tmp_path: Path):
-    report = await run_demo(Config(), tmp_path, chargers=3, connectors=2, hours=3.0, speed=3600.0, seed=1)
+    from datetime import UTC, datetime
+
+    from controller.store import Store
+
+    earlier = Store.open(f"sqlite:///{tmp_path / 'demo.db'}")  # a previous run's store: must not be counted
+    earlier.register_charge_point("EARLIER-RUN", datetime(2026, 1, 1, tzinfo=UTC))
+    earlier.close()
+    lines: list[str] = []
+    seen: list = []
+    report = await run_demo(Config(), tmp_path, chargers=3, connectors=2, hours=3.0, speed=3600.0, seed=1,
+                            progress=lines.append, dashboard=True, on_report=seen.append)  # fmt: skip
+    assert seen == [report]
+    store = Store.open(f"sqlite:///{tmp_path / 'demo.db'}")
+    assert store.charge_point("EARLIER-RUN") is None and len(store.transactions()) == report.transactions
+    store.close()
+    # Progress: the dashboard's address first, then one line per simulated hour.
+    assert lines[0].startswith("dashboard: http://127.0.0.1:") and report.dashboard_url in lines[0]
+    hourly = [line for line in lines if line.startswith("simulated ")]
+    assert [line.split(":")[0] for line in hourly] == ["simulated 1/3 h", "simulated 2/3 h", "simulated 3/3 h"]
+    assert all("against a limit of 115.3 kW" in line for line in hourly)
+    # The report folder: Markdown with the same numbers, and the plot.
+    md = (tmp_path / "report.md").read_text()
+    assert report.report_path == str(tmp_path / "report.md")
+    assert f"| violations | {report.ground_truth['violations']} |" in md
+    assert f"| chargers with load management | {report.chargers_with_lm} |" in md
+    assert f"{report.transactions} ({report.transactions_closed} closed)" in md and "fresh for this run" in md
+    assert "What to try next" in md and (tmp_path / "load_vs_limit.png").stat().st_size > 10_000
     # Live load management: a fail-safe per charger and live limits per connector, all accepted.
     assert report.profiles_sent >= 3 + 6 and report.profiles_accepted == report.profiles_sent
     truth = report.ground_truth
