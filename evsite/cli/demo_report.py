@@ -40,6 +40,48 @@ def plot_load_stack(samples: list[tuple[float, float, float]], limit_kw: float, 
     plt.close(fig)
 
 
+def plot_chargers(
+    power: list[tuple], limits: list[tuple], volts_phases: dict[str, tuple[float, int]], path: Path
+) -> None:
+    """One panel per charger: each connector's power (MeterValues) and the limit it was sent (step line).
+
+    ``power`` rows are ``(cp_id, connector_id, time, watts)``; ``limits`` rows ``(cp_id, connector_id, time,
+    limit, unit)`` of accepted SetChargingProfile requests (connector 0: every connector of that charger).
+    Current limits are shown as power through the charger's own voltage and phase count.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chargers = sorted({r[0] for r in power} | {r[0] for r in limits})
+    if not chargers:
+        return
+    times = [r[2] for r in power] + [r[2] for r in limits]
+    t0 = min(times)
+    fig, axes = plt.subplots(len(chargers), 1, figsize=(9, 1.8 * len(chargers) + 0.6), sharex=True, squeeze=False)
+    for ax, cp in zip(axes[:, 0], chargers, strict=True):
+        volts, phases = volts_phases.get(cp, (230.0, 3))
+        conns = sorted({r[1] for r in power if r[0] == cp} | {r[1] for r in limits if r[0] == cp and r[1] > 0})
+        for i, n in enumerate(conns or [1]):
+            pts = sorted((r[2], r[3]) for r in power if r[0] == cp and r[1] == n)
+            if pts:
+                ax.plot([(t - t0).total_seconds() / 3600 for t, _ in pts], [w / 1000 for _, w in pts],
+                        color=f"C{i}", lw=1.2, label=f"#{n} power")  # fmt: skip
+            lim = sorted((r[2], r[3] * (volts * phases if r[4] == "A" else 1.0) / 1000)
+                         for r in limits if r[0] == cp and r[1] in (0, n))  # fmt: skip
+            if lim:
+                ax.step([(t - t0).total_seconds() / 3600 for t, _ in lim], [kw for _, kw in lim], where="post",
+                        color=f"C{i}", ls="--", lw=1, label=f"#{n} limit")  # fmt: skip
+        ax.set_ylabel(f"{cp}\nkW", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right", ncol=4)
+    axes[-1, 0].set_xlabel("simulated hours since the first record")
+    fig.suptitle("Per-charger power and the limits load management sent")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def write_report(report: DemoReport, samples: list[tuple[float, float, float]], out: Path) -> Path:
     """Write ``report.md`` and ``load_vs_limit.png`` into ``out``; returns the Markdown file's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -96,9 +138,13 @@ in {report.wall_s:.0f} s at {report.speed:g}x. Store: `{report.store_url}` ({fre
 
 {table(plan_rows)}
 
+The load study's plots (clustered daily profiles, capacity and schedule) are in `{report.plan_dir}/plots/`.
+
 ## 2. The simulated day as the central system saw it
 
 ![load against limit](load_vs_limit.png)
+
+![per-charger power and limits](chargers.png)
 
 | hour | building kW (mean) | EV kW (max seen) | EV limit of the plan kW | service x continuous factor kW |
 |---|---|---|---|---|

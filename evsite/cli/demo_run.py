@@ -101,7 +101,7 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
     """Run the planning pipeline on the generated building; write its reports; return the plan."""
     from planning.meter import StudyLoadSeries
     from planning.pipeline import plan_building
-    from planning.report import write_outputs
+    from planning.report import write_outputs, write_plots
 
     index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
     kw = pd.Series(building.power_kw, index=index, name="demo-building")
@@ -109,6 +109,7 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_outputs([plan], out_dir, meta={"source": "evsite demo (generated building load)"})
+    write_plots(plan, out_dir)  # the clusters, capacity and schedule the report points to
     return plan
 
 
@@ -369,6 +370,19 @@ def _build_report(
         samples=list(monitor.samples),
         fresh_store=fresh,
     )
+    from evsite.cli.demo_report import plot_chargers
+
+    power = [(m.cp_id, m.connector_id, m.timestamp, m.value)
+             for m in store.meter_values(measurand="Power.Active.Import") if m.value is not None]  # fmt: skip
+    limits = []
+    for p in store.charging_profiles():
+        sched = (p.profile or {}).get("chargingSchedule") or {}
+        periods = sched.get("chargingSchedulePeriod") or []
+        if p.action == "SetChargingProfile" and p.status == "Accepted" and periods:
+            limits.append((p.cp_id, p.connector_id or 0, p.sent_at, float(periods[0]["limit"]),
+                           sched.get("chargingRateUnit")))  # fmt: skip
+    specs = {c.id: (c.voltage_v, c.phases) for c in cfg.chargers}
+    plot_chargers(power, limits, specs, workdir / "chargers.png")
     report.report_path = str(write_report(report, report.samples, workdir))
     return report
 

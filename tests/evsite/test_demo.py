@@ -58,6 +58,8 @@ async def test_demo_plans_serves_simulates_and_keeps_the_limit(tmp_path: Path):
     assert f"| chargers with load management | {report.chargers_with_lm} |" in md
     assert f"{report.transactions} ({report.transactions_closed} closed)" in md and "fresh for this run" in md
     assert "What to try next" in md and (tmp_path / "load_vs_limit.png").stat().st_size > 10_000
+    assert (tmp_path / "chargers.png").stat().st_size > 10_000  # per-charger power and limits
+    assert (tmp_path / "plan" / "plots" / "demo-building" / "profiles.png").is_file()  # the plan's clusters
     # Live load management: a fail-safe per charger and live limits per connector, all accepted.
     assert report.profiles_sent >= 3 + 6 and report.profiles_accepted == report.profiles_sent
     truth = report.ground_truth
