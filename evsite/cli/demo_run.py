@@ -240,7 +240,8 @@ async def run_demo(
     api = None
     try:
         api = await _start_dashboard(cfg, csms, store, bus, clock, manager, say) if dashboard else None
-        await site.start()  # the simulated hours count from here, for the progress lines as for the summary
+        await site.start()  # the simulated hours count from here: progress lines, hourly table and summary
+        monitor.origin_s = clock.monotonic()
         reporter = asyncio.create_task(_report_progress(say, clock, hours, site, monitor, manager))
         tasks.append(reporter)
         summary = await site.run(hours)
