@@ -206,11 +206,13 @@ async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
     runner = asyncio.create_task(site.run(hours))
     waiter = asyncio.create_task(interrupted.wait())
+    reporter = asyncio.create_task(_progress(site, hours))
     try:
         await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         waiter.cancel()
+        reporter.cancel()
     if runner.done():
         return runner.result()
     summary = site.summary()
@@ -220,6 +222,22 @@ async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
     print("evsite simulate: interrupted (Ctrl-C); summary so far:", file=sys.stderr)
     print(summary.format())
     return None
+
+
+async def _progress(site: Any, hours: float, min_wall_s: float = 10.0) -> None:
+    """A line on stderr per simulated hour (at most one per ``min_wall_s`` of real time), terminal or not."""
+    import time
+
+    clock, start, last = site.clock, site.clock.monotonic(), 0.0
+    while True:
+        await clock.sleep(3600.0)
+        if time.monotonic() - last < min_wall_s:
+            continue
+        last = time.monotonic()
+        s = site.summary()
+        print(f"evsite simulate: {(clock.monotonic() - start) / 3600:.0f}/{hours:g} h simulated; "
+              f"{s.chargers_online} of {s.chargers} chargers online; {s.transactions_started} transactions started; "
+              f"{s.energy_kwh:.1f} kWh delivered", file=sys.stderr, flush=True)  # fmt: skip
 
 
 async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) -> int:

@@ -49,3 +49,26 @@ async def test_simulate_ctrl_c_prints_a_partial_summary_and_exits_130(make_csms)
     assert "interrupted (Ctrl-C); summary so far" in err.decode()
     assert re.search(r"chargers \(online at end\) +2 \(2\)", out.decode()) and "energy delivered" in out.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_simulate_reports_progress_per_simulated_hour(manual_clock, capsys) -> None:
+    from types import SimpleNamespace
+
+    from evsite.cli.simulate import _progress
+    from simulators.site import Summary
+
+    summary = Summary(chargers=4, connectors=8, simulated_hours=0, wall_s=0, transactions_started=3,
+                      transactions_stopped=1, energy_kwh=12.5, messages_sent=0, messages_dropped_offline=0,
+                      messages_pending=0, reconnects=0, profiles_accepted=0, profiles_rejected=0, evs_plugged=3,
+                      evs_turned_away=0, chargers_online=4)  # fmt: skip
+    site = SimpleNamespace(clock=manual_clock, summary=lambda: summary)
+    task = asyncio.create_task(_progress(site, 24, min_wall_s=0.0))
+    await asyncio.sleep(0)
+    await manual_clock.advance(3600)
+    await manual_clock.advance(3600)
+    task.cancel()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "evsite simulate: 1/24 h simulated; 4 of 4 chargers online; 3 transactions started; 12.5 kWh delivered",
+        "evsite simulate: 2/24 h simulated; 4 of 4 chargers online; 3 transactions started; 12.5 kWh delivered",
+    ]
