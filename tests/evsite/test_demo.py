@@ -73,3 +73,30 @@ async def test_demo_plans_serves_simulates_and_keeps_the_limit(tmp_path: Path):
     assert len(report.hours) >= 2
     assert (tmp_path / "plan" / "plan.json").is_file()
     assert (tmp_path / "demo.db").is_file()
+
+
+def test_demo_regulation_needs_a_signal(tmp_path: Path, capsys, monkeypatch) -> None:
+    from evsite.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--regulation", "--out", str(tmp_path / "out")]) == 2
+    assert "--regulation needs a RegD signal" in capsys.readouterr().err
+    assert main(["demo", "--regulation", "--signal", str(tmp_path / "none.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"evsite demo: {tmp_path / 'none.csv'}: signal file not found"
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_regulation_hour_is_scored_and_reported(tmp_path: Path, shared_data: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from evsite.cli.demo import _regulation_hour
+
+    md = tmp_path / "report.md"
+    md.write_text("# evsite demo report\n")
+    signal = shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv"
+    score = _regulation_hour(Console(file=open(tmp_path / "console.txt", "w")), str(signal), 0, md)
+    assert score is not None and score.startswith("composite score: 0.")
+    text = md.read_text()
+    assert "## 4. An hour of frequency regulation" in text and score in text and "2,000 EVs" in text
