@@ -96,7 +96,7 @@ def test_demo_regulation_hour_is_scored_and_reported(tmp_path: Path, shared_data
     md = tmp_path / "report.md"
     md.write_text("# evsite demo report\n")
     signal = shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv"
-    score = _regulation_hour(Console(file=open(tmp_path / "console.txt", "w")), str(signal), 0, md)
+    score = _regulation_hour(Console(file=io.StringIO()), str(signal), 0, md)
     assert score is not None and score.startswith("composite score: 0.")
     text = md.read_text()
     assert "## 4. An hour of frequency regulation" in text and score in text and "2,000 EVs" in text
