@@ -108,7 +108,10 @@ def _print_report(console, report) -> None:
 
     plan = Table(title="1. Plan (generated office building, a year of hourly load)", show_header=False)
     plan.add_row("chargers without load management (NEC 220.87, 125 %)", f"{report.chargers_without_lm}")
-    plan.add_row("chargers with load management (NEC 625.42)", f"{report.chargers_with_lm}")
+    plan.add_row(
+        f"chargers with load management (NEC 625.42, {report.ev_kwh_per_charger_day:g} kWh per charger-day)",
+        f"{report.chargers_with_lm}",
+    )
     plan.add_row("EV energy cost per day at the plan's schedule", f"${report.cost_per_day:,.2f}")
     plan.add_row("reports (plan.json, buildings.csv, OCPP profile)", report.plan_dir)
     console.print(plan)

@@ -80,6 +80,9 @@ class DemoReport:
     plan_dir: str = ""
     report_path: str = ""
     fresh_store: bool = False
+    #: what the plan's charger count assumes: EV energy per charger-day and where that figure came from
+    ev_kwh_per_charger_day: float = 0.0
+    ev_source: str = ""
     dashboard_url: str = ""
     samples: list[tuple[float, float, float]] = field(default_factory=list)
 
@@ -370,6 +373,8 @@ def _build_report(
         plan_dir=str(workdir / "plan"),
         samples=list(monitor.samples),
         fresh_store=fresh,
+        ev_kwh_per_charger_day=float(plan.ev["energy_kwh_per_charger_day"]),
+        ev_source=str(plan.ev.get("source", "")),
     )
     from evsite.cli.demo_report import plot_chargers
 

@@ -56,6 +56,7 @@ async def test_demo_plans_serves_simulates_and_keeps_the_limit(tmp_path: Path):
     assert report.report_path == str(tmp_path / "report.md")
     assert f"| violations | {report.ground_truth['violations']} |" in md
     assert f"| chargers with load management | {report.chargers_with_lm} |" in md
+    assert report.ev_kwh_per_charger_day > 0 and f"{report.ev_kwh_per_charger_day:g} kWh per charger-day" in md
     assert f"{report.transactions} ({report.transactions_closed} closed)" in md and "fresh for this run" in md
     assert "What to try next" in md and (tmp_path / "load_vs_limit.png").stat().st_size > 10_000
     assert (tmp_path / "chargers.png").stat().st_size > 10_000  # per-charger power and limits
