@@ -103,7 +103,8 @@ def write_report(report: DemoReport, samples: list[tuple[float, float, float]], 
             "chargers with load management",
             report.chargers_with_lm,
             "NEC 625.42: a controller keeps building + EV under the limit; sized so each charger gets "
-            f"{report.ev_kwh_per_charger_day:g} kWh per charger-day ({report.ev_source or 'planning default'})",
+            f"{report.ev_kwh_per_charger_day:g} kWh per charger-day; "
+            f"that figure: {report.ev_source or 'planning default'}",
         ),
         ("EV energy cost per day", f"${report.cost_per_day:,.2f}", "the plan's schedule priced with the tariff"),
     ]
