@@ -204,6 +204,10 @@ async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    # Said only once Ctrl-C is ours: a Ctrl-C right after this line still gets the summary.
+    online = sum(cp.online.is_set() for cp in site.chargers)
+    print(f"evsite simulate: {online} of {len(site.chargers)} chargers online; simulating "
+          "(Ctrl-C stops with the summary so far)", file=sys.stderr, flush=True)  # fmt: skip
     runner = asyncio.create_task(site.run(hours))
     waiter = asyncio.create_task(interrupted.wait())
     reporter = asyncio.create_task(_progress(site, hours))
@@ -353,9 +357,6 @@ async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) 
             await site.stop()
             return 1
         ran["site"] = site
-        online = sum(cp.online.is_set() for cp in site.chargers)
-        print(f"evsite simulate: {online} of {len(site.chargers)} chargers online; simulating "
-              "(Ctrl-C stops with the summary so far)", file=sys.stderr, flush=True)  # fmt: skip
         summary = await _run_until_done_or_interrupted(site, sim.hours)
         if summary is None:
             return 130
