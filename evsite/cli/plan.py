@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from evsite.cli.common import add_config_arg, load_config_or_exit
+from evsite.cli.common import add_config_arg, load_config_or_exit, refuse_bad_inputs
 
 EXIT_PLAN_FAILED = 1
 log = logging.getLogger("evsite.plan")
@@ -136,6 +136,15 @@ def print_summary(results: list, file=None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_or_exit(args.config)
+    refused = refuse_bad_inputs(
+        "plan",
+        (args.meter, "meter", True),
+        (args.areas, "areas", False),
+        (args.tariff, "tariff", False),
+        (cfg.planning.ev_sessions_file, "EV sessions", False),
+    )
+    if refused is not None:
+        return refused
     from functools import partial
 
     from pydantic import ValidationError

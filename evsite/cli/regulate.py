@@ -27,6 +27,7 @@ import numpy as np
 
 from evsite.cli.common import (
     add_config_arg,
+    input_file_problem,
     load_config_or_exit,
     non_negative_float,
     positive_float,
@@ -127,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     signal_path = args.signal or (str(rc.signal_file) if rc.signal_file else None)
     if signal_path is None:
         return _fail("no signal: give --signal FILE (or set [regulation] signal_file)")
+    problem = input_file_problem(signal_path, "signal")
+    if problem is not None:
+        return _fail(problem)
     dt = 2.0  # RegD's native period: the loop, the site meter and the score all run at it
     try:
         t0 = _time_of_day_s(args.start)

@@ -130,7 +130,6 @@ def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv
         ("flat", "flat load"),
         ("no_headroom", "no headroom"),
         ("over_rating", "RATING is likely wrong"),
-        ("missing_file", "not found"),
     ],
 )
 def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: str, message: str) -> None:
@@ -144,8 +143,7 @@ def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: 
         s = pd.Series(90 + 2 * np.sin(np.arange(idx.size) / 3.0), index=idx)
     else:
         s = office_like(days=40)
-    if case != "missing_file":
-        meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
+    meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
     rating = {"no_headroom": 280, "over_rating": 30}.get(case, 600)  # 30 A: 10.8 kVA, the office peaks at 80 kW
     rc = main(
         [
