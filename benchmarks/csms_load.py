@@ -17,6 +17,9 @@ server's peak RSS (VmHWM). Also measures the per-message cost of the ``ocpp`` li
 (thread pool) against ours, to show where the time goes.
 
     .venv/bin/python benchmarks/csms_load.py --chargers 2000 --rate 500 --steady-s 30
+    .venv/bin/python benchmarks/csms_load.py --chargers 10000 --rate 1000 --steady-s 30 --workers 2
+    npm install --prefix benchmarks/node_csms      # once: the reference central system (ocpp-rpc)
+    .venv/bin/python benchmarks/csms_load.py --chargers 2000 --server node
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import resource
 import struct
 import subprocess
 import sys
@@ -211,7 +215,8 @@ async def worker_main(
     ids: list[str], host: str, port: int, rate_per_cp: float, steady_s: float, server_pid: int, out: Any
 ) -> None:
     stats = Stats()
-    # Phase 1: connect and boot.
+    # Phase 1: connect and boot, all at once (a first-boot storm: evsite probes every charger it does not know).
+    first_t0 = time.time()
     cps = [cp for cp in await asyncio.gather(*(_connect(i, host, port, stats) for i in ids)) if cp]
 
     async def boot(cp: RawChargePoint) -> None:
@@ -219,16 +224,19 @@ async def worker_main(
         await cp.call("StatusNotification")
 
     await asyncio.gather(*(boot(cp) for cp in cps))
+    first_boot = (first_t0, time.time(), sum(len(v) for v in stats.latency.values()))
     # The central system answers each first boot with GetConfiguration and ChangeConfiguration calls (thousands
     # in all): wait until they have stopped arriving, so the steady phase measures the steady state, not the
     # tail of the boot burst.
+    # evsite sends three per first boot (GetConfiguration, two ChangeConfiguration); a central system that
+    # sends none (the Node.js reference) is taken as settled after 10 s of silence.
     boot_t0 = time.perf_counter()
     last, quiet_since = -1, time.perf_counter()
-    while time.perf_counter() - boot_t0 < 60.0:
+    while time.perf_counter() - boot_t0 < 180.0 and stats.server_calls < 3 * len(cps):
         await asyncio.sleep(0.25)
         if stats.server_calls != last:
             last, quiet_since = stats.server_calls, time.perf_counter()
-        elif time.perf_counter() - quiet_since >= 1.0:
+        elif time.perf_counter() - quiet_since >= 10.0:
             break
     boot_settle_s = quiet_since - boot_t0
     held = sum(1 for cp in cps if not cp.transport.is_closing())
@@ -284,6 +292,7 @@ async def worker_main(
     out.put(
         {
             "held": held,
+            "first_boot": first_boot,
             "boot_settle_s": boot_settle_s,
             "server_calls": (boot_server_calls, storm_server_calls),
             "held_after": held_after,
@@ -361,28 +370,49 @@ def main() -> int:
     ap.add_argument("--steady-s", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=1, help="load-generator processes")
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, write stats to FILE")
+    ap.add_argument("--server", choices=("evsite", "node"), default="evsite",
+                    help="evsite serve, or the reference ocpp-rpc central system in benchmarks/node_csms")  # fmt: skip
+    ap.add_argument("--uvloop", action="store_true", help="run evsite serve on uvloop's event loop (measurement)")
+    ap.add_argument("--no-load-management", action="store_true",
+                    help="[site] enabled = false: the central system alone (as the Node.js reference)")  # fmt: skip
     args = ap.parse_args()
 
+    # 10,000 chargers need 10,000 sockets in the server and as many in the load processes.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.chargers + 1024)), hard))
     tmp = Path(tempfile.mkdtemp(prefix="evsite-bench-"))
     cfg = tmp / "bench.toml"
     cfg.write_text(
         f'[logging]\nlevel = "warning"\n[server]\nhost = "127.0.0.1"\nport = 0\nallow_unknown_chargers = true\n'
         f'[store]\nurl = "sqlite:///{tmp / "bench.db"}"\n'
+        f"[site]\nenabled = {'false' if args.no_load_management else 'true'}\n"
     )
-    cmd = [sys.executable]
-    if args.profile:
-        cmd += ["-m", "cProfile", "-o", args.profile]
-    cmd += ["-m", "evsite", "serve", "--config", str(cfg)]
-    server = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    assert server.stderr is not None
+    if args.server == "node":
+        node_dir = REPO / "benchmarks" / "node_csms"
+        if not (node_dir / "node_modules" / "ocpp-rpc").exists():
+            print(f"first: npm install --prefix {node_dir}", file=sys.stderr)
+            return 1
+        cmd = ["node", str(node_dir / "server.js"), "127.0.0.1", "0"]
+    else:
+        cmd = [sys.executable]
+        if args.profile:
+            cmd += ["-m", "cProfile", "-o", args.profile]
+        if args.uvloop:  # measurement only: the event loop swapped under an unchanged `evsite serve`
+            cmd += ["-c", "import sys, uvloop; uvloop.install(); from evsite.cli import main; sys.exit(main())"]
+        else:
+            cmd += ["-m", "evsite"]
+        cmd += ["serve", "--config", str(cfg)]
+    log = tmp / "server.log"
+    with log.open("w") as err:  # a file, not a pipe: a pipe nobody reads would stall the server when full
+        server = subprocess.Popen(cmd, cwd=REPO, stderr=err, text=True)
     port = None
-    for line in server.stderr:
-        m = re.search(r"listening on ws://[^:]+:(\d+)/", line)
-        if m:
-            port = int(m.group(1))
-            break
+    deadline = time.monotonic() + 60
+    while port is None and time.monotonic() < deadline and server.poll() is None:
+        m = re.search(r"listening on ws://[^:]+:(\d+)/", log.read_text())
+        port = int(m.group(1)) if m else None
+        time.sleep(0.05)
     if port is None:
-        print("server did not start", file=sys.stderr)
+        print("server did not start:\n" + log.read_text(), file=sys.stderr)
         return 1
     ids = [f"BENCH-{i:05d}" for i in range(args.chargers)]
     out: mp.Queue[dict[str, Any]] = mp.Queue()
@@ -411,13 +441,19 @@ def main() -> int:
     steady = merged("steady_lat")
     n_steady = sum(len(v) for v in steady.values())
     wall = max(r["steady_wall"] for r in results)
-    print(f"chargers: {args.chargers}  load processes: {args.workers}  server pid {server.pid}")
+    print(f"server: {args.server}  chargers: {args.chargers}  load processes: {args.workers}  "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"connections held: {sum(r['held'] for r in results)} after boot, "
           f"{sum(r['held_after'] for r in results)} after the steady phase")  # fmt: skip
     print(f"steady: {n_steady} MeterValues in {wall:.1f} s = {n_steady / wall:.0f} msg/s, "
           f"errors {sum(r['steady_errors'] for r in results)}")  # fmt: skip
     for action, lat in sorted(steady.items()):
         print(f"  {action:20s} n={len(lat):6d}  p50 {_pct(lat, 0.5):7.1f} ms  p99 {_pct(lat, 0.99):7.1f} ms")
+    f0 = min(r["first_boot"][0] for r in results)
+    f1 = max(r["first_boot"][1] for r in results)
+    fn = sum(r["first_boot"][2] for r in results)
+    print(f"first-boot storm: {fn} Boot+Status answered in {f1 - f0:.2f} s from the first connect = "
+          f"{fn / (f1 - f0):.0f} calls/s (connections opened at once)")  # fmt: skip
     boot_calls = sum(r["server_calls"][0] for r in results)
     settle = max(r["boot_settle_s"] for r in results)
     storm_calls = sum(r["server_calls"][1] for r in results)

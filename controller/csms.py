@@ -4,7 +4,8 @@ Public API (used by load management, the regulation dispatcher, the simulators' 
 
     csms = CentralSystem(config, store, clock, bus)
     await csms.start()                     # binds config.server.host/port (port 0: ephemeral, see csms.port)
-    csms.connected                         # set of connected charge point ids
+    csms.connected                         # connected charge point ids (a live set-like view)
+    csms.online("CP1")                     # connected and heard within the heartbeat timeout
     csms.capabilities("CP1")               # smart-charging keys read at boot, or None
     csms.open_transactions("CP1")          # {transaction id: connector id}
     csms.connector_status[("CP1", 1)]      # latest StatusEvent per connector
@@ -30,19 +31,21 @@ Bus topics (payloads are frozen dataclasses from ``controller.events``):
 
 Who may connect is ``controller.admission`` (path, id rules, subprotocol, HTTP Basic through
 ``controller.password_gate``); the tables of known and connected chargers are ``controller.registry``; the
-offline sweep is ``controller.liveness``; capability probing after boot is ``controller.probing``; retention
-is ``controller.store.retention``. This module keeps the lifecycle, ``send``, and the handlers' side effects
-(the methods ``controller.ocpp.session`` calls). A second connection with the same id replaces the first
-(closed with 1000 "replaced").
+offline sweep is ``controller.liveness``; capability probing after boot is ``controller.probing``; what each
+charger message stores, publishes and logs is ``controller.message_effects`` (exposed here under the names
+``controller.ocpp.session`` calls: ``touch``, ``record_event``, ``id_tag_info``, ``on_boot``, ``on_status``,
+``on_meter_values``, ``on_start_transaction``, ``on_stop_transaction``, ``on_data_transfer``,
+``on_cp_status_field``, plus ``config``, ``clock``, ``spawn`` and ``validate_responses``); retention is
+``controller.store.retention``. This module keeps the lifecycle, the connection loop and ``send``. A second
+connection with the same id replaces the first (closed with 1000 "replaced").
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine, KeysView
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,9 +54,10 @@ from controller.admission import SUBPROTOCOL, Admission
 from controller.charger_ids import cp_id_problem
 from controller.errors import CsmsError
 from controller.liveness import Liveness
-from controller.ocpp.session import ChargePointSession, summarize_meter_value
+from controller.message_effects import MessageEffects
+from controller.ocpp.session import ChargePointSession
 from controller.password_gate import PasswordGate
-from controller.probing import probe_and_configure, probe_needed
+from controller.probing import probe_and_configure
 from controller.registry import ChargerRegistry, KnownCharger
 from controller.store import Store
 from controller.store.retention import prune
@@ -69,8 +73,8 @@ _PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
 #: How often retention runs (it prunes in small batches, so a run may take a while on a big store).
 RETENTION_EVERY = timedelta(hours=6)
 RETENTION_FIRST_AFTER = timedelta(minutes=10)
-
-DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
+#: Longest a peer may take from TCP connect to an accepted WebSocket upgrade (TLS, auth queue included).
+OPEN_TIMEOUT_S = 60.0
 
 
 class CentralSystem:
@@ -94,23 +98,31 @@ class CentralSystem:
         self.validate_responses = validate_responses
         self.ssl_context = ssl_context
         self.port: int | None = None
-        self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
-        self.connector_status: dict[tuple[str, int], ev.StatusEvent] = {}
         self.registry = ChargerRegistry()
         self.gate = PasswordGate(clock, workers=config.server.auth_workers)
         self.admission = Admission(lambda: self.config, self.registry, self.gate, self._register_unknown)
-        self.liveness = Liveness(self.registry, clock, bus, lambda: self.config, self.on_liveness)
-        self._id_tags: dict[str, tuple[str, datetime | None, str | None]] = {}
-        self._open_tx: dict[str, dict[int, int | None]] = {}  # cp_id -> {transaction id: connector id}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.db = DbWriter(store, max_unsaved_s=config.store.max_unsaved_s)
+        fx = MessageEffects(self.db, store, bus, clock, self.registry, lambda: self.liveness, lambda: self.config,
+                            self.spawn, lambda cp_id: probe_and_configure(self, cp_id))  # fmt: skip
+        self.effects = fx
+        self.liveness = Liveness(self.registry, clock, bus, lambda: self.config, fx.on_liveness)
+        # The names the session calls (``controller.ocpp.session``) and the public views, served by ``fx``.
+        self.data_transfer_handlers = fx.data_transfer_handlers
+        self.connector_status = fx.connector_status
+        self.touch, self.record_event, self.id_tag_info, self.set_id_tag = (
+            fx.touch, fx.record_event, fx.id_tag_info, fx.set_id_tag
+        )  # fmt: skip
+        self.on_boot, self.on_status, self.on_meter_values = fx.on_boot, fx.on_status, fx.on_meter_values
+        self.on_start_transaction, self.on_stop_transaction = fx.on_start_transaction, fx.on_stop_transaction
+        self.on_data_transfer, self.on_cp_status_field = fx.on_data_transfer, fx.on_cp_status_field
         self._server: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
-    def connected(self) -> set[str]:
-        """Ids of the charge points connected right now."""
+    def connected(self) -> KeysView[str]:
+        """Ids of the charge points connected right now: a live view (see ``ChargerRegistry.connected``)."""
         return self.registry.connected
 
     def session(self, cp_id: str) -> ChargePointSession:
@@ -128,7 +140,7 @@ class CentralSystem:
 
     def open_transactions(self, cp_id: str) -> dict[int, int | None]:
         """Open transactions of a charge point: ``{transaction id: connector id}``."""
-        return dict(self._open_tx.get(cp_id, {}))
+        return dict(self.effects.open_tx.get(cp_id, {}))
 
     @property
     def url(self) -> str:
@@ -171,6 +183,9 @@ class CentralSystem:
             # A reconnect storm opens thousands of connections at once: the default backlog (100) would drop
             # SYNs and cost every charger beyond it a one-second retransmission.
             backlog=4096,
+            # After a cold restart, logins queue for password verification (``controller.password_gate``); the
+            # default 10 s opening-handshake limit would cut off the back of that queue.
+            open_timeout=OPEN_TIMEOUT_S,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.spawn(self.liveness.run())
@@ -214,9 +229,9 @@ class CentralSystem:
             if problem is not None:
                 self.admission.warn_nonconforming(r.id, problem)
         self.registry.known, self.registry.removed = known, removed
-        self._id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
+        self.effects.id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
         for tx in open_tx:
-            self._open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
+            self.effects.open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
 
     async def _register_unknown(self, cp_id: str) -> None:
         """Auto-registration (``allow_unknown_chargers``): stored and recorded as such."""
@@ -336,217 +351,11 @@ class CentralSystem:
             result = await session.call(request, timeout=timeout)
         except CsmsError as err:
             if action in _PROFILE_ACTIONS:
-                self._record_profile(cp_id, action, request, f"error: {err}"[:60], reason)
+                self.effects.record_profile(cp_id, action, request, f"error: {err}"[:60], reason)
             raise
         if action in _PROFILE_ACTIONS:
-            self._record_profile(cp_id, action, request, str(getattr(result, "status", "")), reason)
+            self.effects.record_profile(cp_id, action, request, str(getattr(result, "status", "")), reason)
         return result
-
-    def _record_profile(self, cp_id: str, action: str, request: Any, status: str, reason: str | None) -> None:
-        from evsite.ocppj.payloads import to_wire
-
-        body = to_wire(request)
-        connector_id = body.get("connectorId")
-        profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
-        now = self.clock.now()
-        self.db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
-        self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
-        log_event(
-            log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason
-        )
-
-    # ------------------------------------------------------------------ handler side effects
-
-    def touch(self, cp_id: str, now: datetime) -> None:
-        """The charger spoke: last seen (store, write-behind) and back online if it was not."""
-        self.db.batch.last_seen[cp_id] = now
-        self.db.changed()
-        self.liveness.heard(cp_id, now)
-
-    def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
-        """Online state into the store; offline makes every last connector status of the charger stale."""
-        cp_id = event.cp_id
-        self.db.batch.cp_fields.setdefault(cp_id, {})["online"] = event.online
-        self.record_event(cp_id, "online" if event.online else "offline", reason=event.reason)
-        if not event.online:
-            self.db.batch.stale_chargers.add(cp_id)
-            for key, row in self.db.batch.connectors.items():
-                if key[0] == cp_id:
-                    row["stale"] = True
-            for key, status in self.connector_status.items():
-                if key[0] == cp_id and not status.stale:
-                    self.connector_status[key] = dataclasses.replace(status, stale=True)
-        self.db.changed()
-
-    def record_event(self, cp_id: str | None, kind: str, **data: Any) -> None:
-        """Append to the event log (write-behind)."""
-        self.db.batch.events.append({"at": self.clock.now(), "cp_id": cp_id, "kind": kind, "data": data or None})
-        self.db.changed()
-
-    def id_tag_info(self, id_tag: str) -> dict[str, Any]:
-        """IdTagInfo for a driver's tag: Accepted/Blocked/Expired from the store, Invalid when unknown."""
-        entry = self._id_tags.get(id_tag)
-        if entry is None:
-            return {"status": "Invalid"}
-        status, expiry, parent = entry
-        if expiry is not None and expiry <= self.clock.now():
-            status = "Expired"
-        info: dict[str, Any] = {"status": status}
-        if expiry is not None:
-            info["expiry_date"] = expiry.isoformat().replace("+00:00", "Z")
-        if parent:
-            info["parent_id_tag"] = parent
-        return info
-
-    async def set_id_tag(
-        self, id_tag: str, status: str, expiry_date: datetime | None = None, parent_id_tag: str | None = None
-    ) -> None:
-        """Add or change a driver's tag (store and the in-memory cache used by Authorize)."""
-        await self.db.run(self.store.upsert_id_tag, id_tag, status, expiry_date, parent_id_tag)
-        self._id_tags[id_tag] = (status, expiry_date, parent_id_tag)
-
-    async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None:
-        fw = kw.get("firmware_version")
-        fields = {
-            "vendor": vendor,
-            "model": model,
-            "firmware_version": fw,
-            "serial_number": kw.get("charge_point_serial_number") or kw.get("charge_box_serial_number"),
-            "last_boot": now,
-        }
-        self.db.batch.cp_fields.setdefault(cp_id, {}).update(fields)
-        self.record_event(cp_id, "boot", vendor=vendor, model=model, firmware_version=fw)
-        if self._open_tx.get(cp_id):
-            closed = await self.db.run(self.store.record_boot, cp_id, now, **fields)
-            for tx_id in closed:
-                self._open_tx[cp_id].pop(tx_id, None)
-                tx = await self.db.run(self.store.transaction, tx_id)
-                self.bus.publish(
-                    ev.TOPIC_TRANSACTION,
-                    ev.TransactionEvent(
-                        cp_id, tx.connector_id, tx_id, "stopped", tx.id_tag, tx.meter_stop, now, tx.stop_reason
-                    ),
-                )
-                log_event(log, "transaction_closed_at_boot", cp_id=cp_id, transaction_id=tx_id)
-        self.bus.publish(ev.TOPIC_BOOT, ev.BootEvent(cp_id, vendor, model, fw, now))
-        log_event(log, "charger_booted", cp_id=cp_id, vendor=vendor, model=model, firmware_version=fw)
-        # A charger removed from the config while connected is not re-added here: it is refused next time.
-        known = self.registry.known.get(cp_id) or KnownCharger(None, True)
-        if probe_needed(known.capabilities, known.firmware_version, fw, self.config.server.probe_every_boot):
-            known.firmware_version = fw
-            self.spawn(probe_and_configure(self, cp_id))
-
-    def on_status(
-        self,
-        cp_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        info: str | None,
-        vendor_error_code: str | None,
-        at: datetime,
-    ) -> None:
-        self.db.batch.connectors[(cp_id, connector_id)] = {
-            "cp_id": cp_id,
-            "connector_id": connector_id,
-            "status": status,
-            "error_code": error_code,
-            "info": info,
-            "vendor_error_code": vendor_error_code,
-            "updated_at": at,
-            "stale": False,
-        }
-        self.db.commit_if_unbuffered()
-        event = ev.StatusEvent(cp_id, connector_id, status, error_code, at, info)
-        self.connector_status[(cp_id, connector_id)] = event
-        self.bus.publish(ev.TOPIC_STATUS, event)
-
-    def on_meter_values(
-        self, cp_id: str, connector_id: int, transaction_id: int | None, meter_value: list[dict[str, Any]]
-    ) -> None:
-        now = self.clock.now()
-        rows = self.db.batch.meter_values
-        for mv in meter_value:
-            event, mv_rows = summarize_meter_value(cp_id, connector_id, transaction_id, mv, now)
-            rows.extend(mv_rows)
-            self.bus.publish(ev.TOPIC_METER, event)
-        self.db.commit_if_unbuffered()
-
-    async def on_start_transaction(
-        self,
-        cp_id: str,
-        connector_id: int,
-        id_tag: str,
-        meter_start: int,
-        at: datetime,
-        auth_status: str,
-        reservation_id: int | None,
-    ) -> int:
-        tx_id, created = await self.db.run(
-            self.store.start_transaction, cp_id, connector_id, id_tag, meter_start, at, auth_status, reservation_id
-        )
-        if created:
-            self._open_tx.setdefault(cp_id, {})[tx_id] = connector_id
-            self.bus.publish(
-                ev.TOPIC_TRANSACTION,
-                ev.TransactionEvent(cp_id, connector_id, tx_id, "started", id_tag, meter_start, at),
-            )
-        log_event(
-            log,
-            "transaction_started",
-            cp_id=cp_id,
-            transaction_id=tx_id,
-            connector_id=connector_id,
-            id_tag=id_tag,
-            auth=auth_status,
-            repeated=not created,
-        )
-        return tx_id
-
-    async def on_stop_transaction(
-        self,
-        cp_id: str,
-        transaction_id: int,
-        meter_stop: int,
-        at: datetime,
-        reason: str | None,
-        id_tag: str | None,
-        transaction_data: list[dict[str, Any]],
-    ) -> None:
-        connector = self._open_tx.get(cp_id, {}).pop(transaction_id, None)
-        if transaction_data:
-            self.on_meter_values(cp_id, connector or 0, transaction_id, transaction_data)
-        row_id, known = await self.db.run(
-            self.store.stop_transaction, cp_id, transaction_id, meter_stop, at, reason, id_tag
-        )
-        self.bus.publish(
-            ev.TOPIC_TRANSACTION,
-            ev.TransactionEvent(cp_id, connector, row_id, "stopped", id_tag, meter_stop, at, reason or "Local"),
-        )
-        log_event(
-            log,
-            "transaction_stopped",
-            cp_id=cp_id,
-            transaction_id=transaction_id,
-            known=known,
-            reason=reason or "Local",
-        )
-
-    def on_data_transfer(
-        self, cp_id: str, vendor_id: str, message_id: str | None, data: str | None
-    ) -> tuple[str, str | None]:
-        """Vendor extensions registered in ``data_transfer_handlers``; others get UnknownVendorId."""
-        handler = self.data_transfer_handlers.get(vendor_id)
-        status, answer = ("UnknownVendorId", None) if handler is None else handler(cp_id, message_id, data)
-        self.record_event(cp_id, "data_transfer", vendor_id=vendor_id, message_id=message_id, data=data, status=status)
-        self.db.commit_if_unbuffered()
-        return status, answer
-
-    def on_cp_status_field(self, cp_id: str, field: str, status: str) -> None:
-        """Firmware / diagnostics status notifications: kept on the charge point and in the event log."""
-        self.db.batch.cp_fields.setdefault(cp_id, {})[field] = status
-        self.record_event(cp_id, field, status=status)
-        self.db.commit_if_unbuffered()
 
 
 def _address(ws: Any) -> str | None:

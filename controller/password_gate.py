@@ -26,12 +26,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 
 from evsite.clock import Clock
+from evsite.log import log_event
 from evsite.passwords import verify_password
+
+log = logging.getLogger("controller.password_gate")
 
 
 class Verdict(Enum):
@@ -112,6 +116,7 @@ class PasswordGate:
                 self.hashes_run += 1
         finally:
             self._in_flight.discard(pair)
+        log_event(log, "password_verified", logging.DEBUG, cp_id=cp_id, address=address, ok=ok)
         if ok:
             self._verified[(cp_id, password_hash)] = digest
             self._failures.pop(pair, None)

@@ -49,7 +49,10 @@ async def probe_and_configure(csms: CentralSystem, cp_id: str) -> None:
         for item in conf.configuration_key or []:
             if item.get("key") in caps:
                 caps[item["key"]] = config_value(item.get("value"))
-        await csms.db.run(csms.store.set_capabilities, cp_id, caps)
+        # Write-behind like the other charger fields: a first-boot storm of 10,000 must not queue 10,000
+        # single-row commits on the writer thread before the sampling configuration goes out.
+        csms.db.batch.cp_fields.setdefault(cp_id, {})["capabilities"] = caps
+        csms.db.changed()
         known = csms.registry.known.get(cp_id)
         if known is not None:
             known.capabilities = caps

@@ -340,7 +340,7 @@ class SiteConfig(_Section):
     plan: Path | None = Field(None, description="plan.json of `evsite plan` (hourly EV ceiling); reloaded on change")
     plan_building: str | None = Field(None, description="which building of plan.json (default: the first)")
     timezone: str = Field("UTC", description="IANA zone of the site: plan hours and day types are local")
-    policy: Literal["equal", "priority", "edf", "llf"] = "equal"
+    policy: Literal["equal", "priority", "edf", "llf", "mpc"] = "equal"
     response_s: float = Field(5.0, gt=0, description="longest time the site may be over its limit")
     limit_kw: float | None = Field(None, gt=0, description="site limit below the continuous rating (None: rating)")
     building_peak_kw: float | None = Field(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -244,12 +245,15 @@ def apply_setpoints(
     return power_kw + np.clip(sp - power_kw, -rate, rate)
 
 
-def multi_day_fleet(n_per_day: int, days: int, seed: int = 0, **kwargs) -> Fleet:
-    """The seed study's fleet over ``days`` consecutive days: day d is ``seed_fleet(n_per_day, seed + d)``
-    shifted by d x 24 h (the study's two groups both arrive and leave within their day)."""
+def multi_day_fleet(
+    n_per_day: int, days: int, seed: int = 0, builder: Callable[..., Fleet] | None = None, **kwargs
+) -> Fleet:
+    """A fleet over ``days`` consecutive days: day d is ``builder(n_per_day, seed + d)`` (default
+    ``seed_fleet``; ``behaviour_fleet`` works too) shifted by d x 24 h."""
+    build = seed_fleet if builder is None else builder
     parts = []
     for d in range(days):
-        f = seed_fleet(n_per_day, seed + d, **kwargs)
+        f = build(n_per_day, seed + d, **kwargs)
         f.arrival_s += d * 86_400.0
         f.departure_s += d * 86_400.0
         parts.append(f)
@@ -428,6 +432,8 @@ def behaviour_fleet(
     pch = pch_m[model]
     st = truncnorm(rng, *soc_target, n)
     s0 = np.maximum(st - energy / cap, 0.05)
+    # charger minimum 6 A: three-phase above 7.4 kW (one phase at 32 A), else single-phase, at 230 V
+    phases = np.where(pch > 7.4, 3.0, 1.0)
     return Fleet(
         arrival_s=arr,
         departure_s=arr + stay_h * HOUR_S,
@@ -438,6 +444,8 @@ def behaviour_fleet(
         soc=s0,
         soc_target=st,
         mode=np.zeros(n, dtype=np.int8),
+        p_min_kw=np.minimum(6.0 * 230.0 * phases / 1000.0, pch),
+        ramp_s=rng.uniform(2.0, 10.0, n),  # drawn last: the other draws do not move
     )
 
 

@@ -36,7 +36,6 @@ from planning.optimise import (
     cross_check,
     solve_cost_gekko,
     solve_cost_highs,
-    solve_evsite_gekko,
     solve_evsite_milp,
 )
 from planning.seed_method import solve_seed
@@ -269,10 +268,14 @@ def plan_building(
         sched.extra["seed_power_kw"] = np.round(sched.power_kw, 3).tolist()
         sched.power_kw = np.minimum(sched.power_kw, ceiling)
         energy = float(sched.power_kw.sum())
+    elif sessions is not None:  # the count comes from the sizing simulation below; GEKKO solves the cost model
+        zeros = np.zeros(24)
+        sched = Schedule("evsite", 0, zeros, zeros.astype(int), zeros, 0.0, 0.0, "gekko-apopt")
+        energy = 0.0
     else:
-        sched = solve_evsite_gekko(ceiling, prices, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
-        ref = solve_evsite_milp(ceiling, prices, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
-        solver_check["charger_model"] = cross_check(sched.objective, ref.objective, "charger-count model")
+        # The energy-bound count (no session data): one HiGHS MILP. GEKKO solves the cost model below, and
+        # that is the solve every plan cross-checks; a second GEKKO start-up here would double its fixed cost.
+        sched = solve_evsite_milp(ceiling, prices, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
         if sched.chargers == 0:
             raise PlanningError(
                 f"{meter.name}: no headroom for even one charger: the static ceiling "
@@ -289,6 +292,11 @@ def plan_building(
         sizing = size_by_simulation(series, service, sessions, p, max_n=p.max_chargers)
         chargers_with_lm = sizing["chargers"]
         energy = sizing["energy_kwh_per_day"]
+        if chargers_with_lm == 0:
+            raise PlanningError(
+                f"{meter.name}: not even one charger meets the service level ({sizing['service_level_rule']}) "
+                f"in the simulated year"
+            )
     t4 = timer()
     cost = schedule_cost(
         ceiling,
@@ -313,6 +321,11 @@ def plan_building(
         )
     if ev.source.startswith("default"):
         warnings.append(f"EV demand is the default {ev.energy_kwh_per_charger_day:g} kWh per charger-day")
+    if not sizing and method != "seed":
+        warnings.append(
+            f"chargers with LM from the energy bound ({ev.energy_kwh_per_charger_day:.1f} kWh per charger-day within "
+            f"the plug-in hours, the static ceiling filled), not simulated: set [planning] ev_sessions_file"
+        )
     if not check["holds_every_hour"]:
         warnings.append(check["statement"])
 
@@ -337,7 +350,7 @@ def plan_building(
         silhouette={int(k): round(v, 5) for k, v in study.silhouette_.items()},
         clusters=[c.__dict__ for c in study.clusters_],
         labels=study.labels_.tolist(),
-        profile_days=[str(d.date()) for d in idx],
+        profile_days=np.datetime_as_string(idx.to_numpy(), unit="D").tolist(),
         profiles_kw=np.round(x, 3).tolist(),
         baseload_kw=np.round(base, 3).tolist(),
         baseload_rule=p.baseload if p.baseload == "max_median" else f"p{p.baseload_percentile:g} of worst cluster",

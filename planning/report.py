@@ -250,7 +250,7 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
     ax.axvline(plan.k, color="C3", ls="--", label=f"k={plan.k}")
     ax.set_xlabel("k")
     ax.set_ylabel("mean silhouette")
-    ax.set_title(f"{plan.name}: silhouette by k", fontsize=9)
+    ax.set_title(f"{plan.name} on {plan.service.get('description', '')}: silhouette by k", fontsize=8)
     ax.legend()
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)  # tight_layout cost 0.1 s a figure
     paths.append(folder / "silhouette.png")
@@ -283,8 +283,8 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
     ax.set_xlabel("local hour")
     ax.set_ylabel("chargers drawing power")
     ax.set_title(
-        f"{plan.name}: chargers drawing power per hour (peak {max(plan.active_chargers, default=0)} "
-        f"of {plan.chargers_with_lm} with LM)",
+        f"{plan.name} on {plan.service.get('description', '')}\nchargers drawing power per hour "
+        f"(peak {max(plan.active_chargers, default=0)} of {plan.chargers_with_lm} with LM)",
         fontsize=8,
     )
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)

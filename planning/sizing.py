@@ -96,8 +96,10 @@ def simulate_year(
 
     Speed without changing the answer: first every session is charged as if alone (each hour: the lower of
     the nameplate and what it still needs, J1772 minimum included, exactly what ``upper_bound_a`` asks for).
-    Hours where those requests fit under the live limit need no sharing. Only the sessions connected (through
-    overlapping stays) to an hour where they do not fit are replayed hour by hour through ``allocate``.
+    Hours where those requests fit under the live limit need no sharing. Sessions present in an hour where
+    they do not fit are replayed: ``allocate`` in every hour that needs sharing (those hours, and any later
+    hour where their worst case - the nameplate for the rest of the stay - does not fit), and in between each
+    takes what it asks, since there is room for it.
     """
     arrival, departure, want = draw_sessions(pool, n, days, seed)
     charger = assign_chargers(arrival, departure, n)
@@ -120,34 +122,54 @@ def simulate_year(
         ask = np.minimum(evse_kw, np.maximum(rem / frac, J1772_MIN_A * kw_per_a))
     ask = np.where((rem > 1e-6) & (frac > 0), ask, 0.0)
     demand = np.bincount(hour, weights=ask, minlength=hours)
-    marked = demand > room + 1e-9
-    # Close over overlapping stays: a session present in a marked hour marks its whole stay, and so on.
-    first = np.floor(a_arr).astype(np.int64)
-    last = np.minimum(np.ceil(a_dep).astype(np.int64), hours)
-    in_closure = np.zeros(a_idx.size, dtype=bool)
+    congested = demand > room + 1e-9
+    marked = congested.copy()
+    # Sharing hours: start from the congested hours. A session present in one may be short afterwards and ask
+    # up to its nameplate for the rest of its stay; any later hour where that worst case no longer fits needs
+    # sharing too. Repeat until no new hour appears (each pass only adds hours, so this ends).
+    big = np.iinfo(np.int64).max
     while True:
-        cum = np.r_[0, np.cumsum(marked)]
-        touch = (cum[last] - cum[np.minimum(first, hours)]) > 0
-        new = touch & ~in_closure
+        first_shared = np.full(a_idx.size, big)
+        on = marked[hour]
+        np.minimum.at(first_shared, sess[on], hour[on])
+        worst = np.where(hour >= first_shared[sess], np.where(frac > 0, evse_kw, 0.0), ask)
+        new = (np.bincount(hour, weights=worst, minlength=hours) > room + 1e-9) & ~marked
         if not new.any():
             break
-        in_closure |= touch
-        delta = np.zeros(hours + 1, dtype=np.int64)
-        np.add.at(delta, first[new], 1)
-        np.add.at(delta, last[new], -1)
-        marked |= np.cumsum(delta)[:-1] > 0
+        marked |= new
+    affected = first_shared < big
     violations = 0
-    got[a_idx[in_closure]] = 0.0
-    keep = in_closure[sess]
+    got[a_idx[affected]] = 0.0
+    # Affected sessions: between sharing hours each takes what it asks (there is room for the worst case),
+    # a block of free hours at a time; in each sharing hour ``allocate`` decides.
+    f_ids = np.flatnonzero(affected)
+    f_glob, f_arr, f_dep = a_idx[f_ids], a_arr[f_ids], a_dep[f_ids]
+
+    def advance(start: float, end: float) -> None:
+        if end <= start:
+            return
+        overlap = np.clip(np.minimum(f_dep, end) - np.maximum(f_arr, start), 0.0, None)
+        got[f_glob] += np.minimum(evse_kw * overlap, want[f_glob] - got[f_glob])
+
+    keep = affected[sess]
     c_sess, c_hour = sess[keep], hour[keep]
     bounds = np.searchsorted(c_hour, np.arange(hours + 1))
+    done_until = 0.0
     for h in np.flatnonzero(marked):
+        advance(done_until, float(h))
+        done_until = float(h + 1)
         ids = c_sess[bounds[h] : bounds[h + 1]]
         if ids.size == 0:
             continue
         glob = a_idx[ids]
         fr = np.clip(np.minimum(a_dep[ids], h + 1) - np.maximum(a_arr[ids], h), 0.0, 1.0)
         remaining = want[glob] - got[glob]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            asks = np.minimum(evse_kw, np.maximum(remaining / fr, J1772_MIN_A * kw_per_a))
+        asks = np.where((remaining > 1e-6) & (fr > 0), asks, 0.0)
+        if asks.sum() <= room[h] + 1e-9:  # every request fits after all: what allocate would grant
+            got[glob] += np.minimum(asks * fr, remaining)
+            continue
         m = ids.size
         s = Sessions.empty(m, max_a=max_a, kw_per_a=kw_per_a)
         s.active[:] = (remaining > 1e-6) & (fr > 0)
@@ -162,6 +184,7 @@ def simulate_year(
         total = float(power.sum())
         if total > 1e-6 and total > room[h] + 1e-6:
             violations += 1
+    advance(done_until, float(hours))
     return {
         "chargers": n,
         "sessions": int(arrival.size),
@@ -171,7 +194,8 @@ def simulate_year(
         "want": want,
         "violations": violations,
         "energy_kwh": float(got.sum()),
-        "congested_hours": int((demand > room + 1e-9).sum()),
+        "congested_hours": int(congested.sum()),
+        "sharing_hours": int(marked.sum()),
     }
 
 

@@ -6,7 +6,8 @@ every defect answered with the OCPP-J 1.6 code, as our central system does) and 
 duties: BootNotification until Accepted (Pending/Rejected retried after the given interval), Heartbeat at the
 given interval, StatusNotification on every connector transition, Authorize, Start/StopTransaction with meter
 readings, MeterValues at ``MeterValueSampleInterval``, and smart charging per section 3.13 (``smart_charging``).
-It also answers the rest of the charge-point side of OCPP 1.6: UnlockConnector, ClearCache, DataTransfer,
+It also answers the rest of the charge-point side of OCPP 1.6: ChangeAvailability (Unavailable now or after the
+transaction), UnlockConnector, ClearCache, DataTransfer,
 ReserveNow/CancelReservation (a reserved connector takes only the reserving tag, until the reservation expires),
 SendLocalList/GetLocalListVersion with the local list and authorisation cache used while offline
 (``local_auth``), UpdateFirmware and GetDiagnostics with their status notifications on the simulation clock.
@@ -62,6 +63,7 @@ from simulators.connectors import (
     STATUS_NAMES,
     SUSPENDED_EV,
     SUSPENDED_EVSE,
+    UNAVAILABLE,
     ConnectorArrays,
 )
 from simulators.local_auth import ListUpdateError, LocalAuth
@@ -270,6 +272,7 @@ class SimChargePoint:
         self.settings = dict(SETTINGS)
         self.local_auth = LocalAuth(max_list=LOCAL_LIST_MAX)
         self.reservations: dict[int, Reservation] = {}  # by connector id
+        self.inoperative: set[int] = set()  # ChangeAvailability Inoperative (0: the charge point itself)
         self.firmware_version = "evsite-sim-1"
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
@@ -532,7 +535,7 @@ class SimChargePoint:
 
     def ev_arrived(self, conn: int, id_tag: str) -> None:
         """An EV plugs in: Preparing, then Authorize (offline: accepted locally) and StartTransaction."""
-        if self.status[conn] == FAULTED or conn in self.tx:
+        if self.status[conn] in (FAULTED, UNAVAILABLE) or conn in self.tx:
             return
         self.arrays.ev_present[self.idx(conn)] = True
         reservation = self.reservations.get(conn)
@@ -670,7 +673,8 @@ class SimChargePoint:
                 on_result=lambda result: self._remember(tx.id_tag, result.get("idTagInfo") or {}),
             )
         )
-        self.set_status(conn, FINISHING)
+        # A ChangeAvailability(Inoperative) scheduled during the transaction applies now (5.2).
+        self.set_status(conn, UNAVAILABLE if conn in self.inoperative else FINISHING)
         self.refresh_limits()
 
     def ev_departed(self, conn: int) -> None:
@@ -681,7 +685,15 @@ class SimChargePoint:
         self.arrays.ev_present[i] = False
         self.arrays.ev_id[i] = -1
         if self.status[conn] != FAULTED:
-            self.set_status(conn, RESERVED if conn in self.reservations else AVAILABLE)
+            self.set_status(conn, self._idle_status(conn))
+
+    def _idle_status(self, conn: int) -> int:
+        """What a connector without a transaction shows: Unavailable, Reserved, Preparing (a car) or Available."""
+        if conn in self.inoperative:
+            return UNAVAILABLE
+        if conn in self.reservations:
+            return RESERVED
+        return PREPARING if conn > 0 and self.arrays.ev_present[self.idx(conn)] else AVAILABLE
 
     def fault_connector(self, conn: int, faulted: bool = True) -> None:
         """Fault: a connector goes Faulted (its transaction stops), or recovers."""
@@ -690,7 +702,7 @@ class SimChargePoint:
                 self.stop_transaction(conn, "Other")
             self.set_status(conn, FAULTED)
         else:
-            self.set_status(conn, PREPARING if self.arrays.ev_present[self.idx(conn)] else AVAILABLE)
+            self.set_status(conn, self._idle_status(conn))
 
     def refresh_limits(self) -> None:
         """Recompute each connector's composite limit now (also while offline: 3.13.6)."""
@@ -966,7 +978,12 @@ class SimChargePoint:
         conn = connector_id or next(
             (c for c in range(1, self.spec.connectors + 1) if self.status[c] == PREPARING and c not in self.tx), None
         )
-        if conn is None or conn in self.tx or not self.arrays.ev_present[self.idx(conn)]:
+        if (
+            conn is None
+            or conn in self.tx
+            or not self.arrays.ev_present[self.idx(conn)]
+            or self.status[conn] in (FAULTED, UNAVAILABLE)
+        ):
             return call_result.RemoteStartTransaction(status="Rejected")
         self.start_transaction(conn, id_tag)
         if charging_profile is not None and self.spec.capabilities.smart_charging:
@@ -1024,7 +1041,22 @@ class SimChargePoint:
 
     @handles("ChangeAvailability")
     def on_change_availability(self, connector_id: int, type: str) -> Any:
-        return call_result.ChangeAvailability(status="Scheduled" if self.tx else "Accepted")
+        """Inoperative: Unavailable now, or once its transaction ends (Scheduled); connector 0 is the whole charger."""
+        if not 0 <= connector_id <= self.spec.connectors:
+            return call_result.ChangeAvailability(status="Rejected")
+        targets = range(0, self.spec.connectors + 1) if connector_id == 0 else [connector_id]
+        if type == "Operative":
+            self.inoperative.difference_update(targets)
+        else:
+            self.inoperative.update(targets)
+        for conn in targets:
+            if conn in self.tx or self.status[conn] == FAULTED:
+                continue
+            if type == "Inoperative" or self.status[conn] == UNAVAILABLE:
+                self.set_status(conn, self._idle_status(conn))
+        scheduled = type == "Inoperative" and any(c in self.tx for c in targets)
+        log_event(logger, "cp_availability", cp_id=self.id, connector_id=connector_id, type=type, scheduled=scheduled)
+        return call_result.ChangeAvailability(status="Scheduled" if scheduled else "Accepted")
 
     # ------------------------------------------------------------------------------------------ reservations
 
@@ -1043,6 +1075,8 @@ class SimChargePoint:
                     self.set_status(conn, AVAILABLE)
         if self.status[connector_id] == FAULTED:
             return call_result.ReserveNow(status="Faulted")
+        if self.status[connector_id] == UNAVAILABLE:
+            return call_result.ReserveNow(status="Unavailable")
         if self.status[connector_id] != AVAILABLE or connector_id in self.tx or connector_id in self.reservations:
             return call_result.ReserveNow(status="Occupied")
         self.reservations[connector_id] = Reservation(reservation_id, connector_id, id_tag, expiry, parent_id_tag)
@@ -1070,7 +1104,7 @@ class SimChargePoint:
             logger, "cp_reservation_ended", cp_id=self.id, connector_id=conn, reservation=r.reservation_id, why=why
         )
         if self.status[conn] == RESERVED:
-            self.set_status(conn, PREPARING if self.arrays.ev_present[self.idx(conn)] else AVAILABLE)
+            self.set_status(conn, self._idle_status(conn))
 
     # ------------------------------------------------------------------------------------------ local authorisation
 

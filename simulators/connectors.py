@@ -23,7 +23,7 @@ import numpy as np
 from evsite.ev_fleet import FleetStepper
 
 # Status codes: small ints in the arrays, names on the wire.
-AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED, RESERVED = range(8)
+AVAILABLE, PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED, RESERVED, UNAVAILABLE = range(9)
 STATUS_NAMES = (
     "Available",
     "Preparing",
@@ -33,6 +33,7 @@ STATUS_NAMES = (
     "Finishing",
     "Faulted",
     "Reserved",
+    "Unavailable",
 )
 EV_MIN_CURRENT_A = 6.0  # IEC 61851-1: below 6 A per phase an EV cannot charge
 

@@ -32,7 +32,7 @@ from evsite.ev_fleet import Fleet, FleetStepper, seed_fleet
 from evsite.log import log_event
 from simulators import connectors as conn_model
 from simulators.chargepoint import ChargerSpec, SimChargePoint
-from simulators.connectors import FAULTED, RESERVED, ConnectorArrays
+from simulators.connectors import FAULTED, RESERVED, UNAVAILABLE, ConnectorArrays
 from simulators.ground_truth import GroundTruth
 from simulators.meter import BuildingMeter, Publisher
 
@@ -173,10 +173,12 @@ class SimulatedSite:
             self._tasks.append(asyncio.create_task(self.meter.run(self.meter_publish), name="building-meter"))
 
     async def wait_online(self, timeout_s: float = 30.0) -> int:
-        """Wait (real time) until every charger has booted or ``timeout_s``; returns how many are online."""
+        """Wait (real time) until every charger has booted (or was refused with a 404) or ``timeout_s``;
+        returns how many are online."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(cp.online.is_set() for cp in self.chargers):
+            # A 404 (wrong path, unknown id) will not change by retrying: no need to wait out the timeout.
+            if all(cp.online.is_set() or "HTTP 404" in (cp.last_error or "") for cp in self.chargers):
                 break
             await asyncio.sleep(0.01)
         return sum(cp.online.is_set() for cp in self.chargers)
@@ -268,7 +270,7 @@ class SimulatedSite:
         if arriving.size == 0:
             return
         status = np.array([self.chargers[o].status[c] for o, c in zip(self._owner, self._conn_no, strict=True)])
-        free = np.flatnonzero(~a.ev_present & (a.ev_id < 0) & (status != FAULTED) & (status != RESERVED))
+        free = np.flatnonzero(~a.ev_present & (a.ev_id < 0) & ~np.isin(status, (FAULTED, RESERVED, UNAVAILABLE)))
         free = self.rng.permutation(free)
         n = min(len(free), len(arriving))
         self.evs_turned_away += len(arriving) - n

@@ -129,6 +129,47 @@ class ProfileDispatcher:
         #: ``limits.LimitGate``: when given, no limit above load management's grant, nothing without one
         self.gate = gate
 
+    async def apply_setpoints(
+        self, changed: NDArray[np.integer], setpoint_kw: NDArray[np.floating], reasons: Sequence[str]
+    ) -> DispatchResult:
+        """Send power setpoints (kW, + charge / - discharge) as current limits through each charger's own
+        voltage and phases, with the same guards as ``apply``: no discharge to a unidirectional charger,
+        never above load management's grant, nothing without one."""
+        result = DispatchResult()
+        per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]] = {}
+        for i, kw, why in zip(changed.tolist(), setpoint_kw.tolist(), reasons, strict=True):
+            ref = self.connectors[i]
+            lim = float(np.clip(kw * 1000.0 / (ref.voltage_v * ref.phases), -ref.max_current_a, ref.max_current_a))
+            mode = CHARGING if lim > 0 else (DISCHARGING if lim < 0 else IDLE)
+            if lim < 0 and not ref.bidirectional:
+                result.refused += 1
+                log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
+                          connector_id=ref.connector_id, reason=why,
+                          why="not bidirectional, cannot discharge")  # fmt: skip
+                continue
+            clamped = self._gated(ref, lim, why, result)
+            if clamped is None:
+                continue
+            per_cp.setdefault(ref.cp_id, []).append((ref, clamped[0], clamped[1], mode))
+        await self._send_all(per_cp, result)
+        return result
+
+    def _gated(self, ref: ConnectorRef, lim: float, why: str, result: DispatchResult) -> tuple[float, str] | None:
+        """``(limit, reason)`` within load management's grant, or None (counted, logged) without one."""
+        if self.gate is None:
+            return lim, why
+        self.gate.poll()
+        clamped = self.gate.clamp(ref, lim)
+        if clamped is None:
+            result.refused += 1
+            log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
+                      connector_id=ref.connector_id, reason=why,
+                      why="no limit granted by load management yet")  # fmt: skip
+            return None
+        if clamped != lim:
+            why = f"{why}; load_management_limit {clamped:g} A"
+        return clamped, why
+
     async def apply(
         self, changed: NDArray[np.integer], new_mode: NDArray[np.integer], reason: NDArray[np.integer]
     ) -> DispatchResult:
@@ -145,20 +186,18 @@ class ProfileDispatcher:
                 log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
                           connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why, why=str(err))  # fmt: skip
                 continue
-            if self.gate is not None:
-                self.gate.poll()
-                clamped = self.gate.clamp(ref, lim)
-                if clamped is None:
-                    result.refused += 1
-                    log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
-                              connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why,
-                              why="no limit granted by load management yet")  # fmt: skip
-                    continue
-                if clamped != lim:
-                    why = f"{why}; load_management_limit {clamped:g} A"
-                lim = clamped
+            gated = self._gated(ref, lim, why, result)
+            if gated is None:
+                continue
+            lim, why = gated
             per_cp.setdefault(ref.cp_id, []).append((ref, lim, why, m))
 
+        await self._send_all(per_cp, result)
+        return result
+
+    async def _send_all(
+        self, per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]], result: DispatchResult
+    ) -> None:
         async def one_charger(items: list[tuple[ConnectorRef, float, str, int]]) -> None:
             for ref, lim, why, m in items:  # one call in flight per charger (OCPP-J)
                 result.sent += 1
@@ -179,4 +218,3 @@ class ProfileDispatcher:
                           status=status)  # fmt: skip
 
         await asyncio.gather(*(one_charger(items) for items in per_cp.values()))
-        return result

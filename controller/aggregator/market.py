@@ -42,7 +42,7 @@ from evsite.ev_fleet import (
     charge_until,
 )
 from planning.pjm_score import PerformanceScore, hourly_scores, mean_score
-from planning.ssm import StateSpaceModel
+from planning.ssm import StateSpaceModel, soc_bin, transition_counts
 
 FloatArray = NDArray[np.float64]
 HOUR_S = 3600.0
@@ -98,9 +98,10 @@ class HourRecord:
 @dataclass
 class DriverOutcome:
     impact: DriverImpact
-    early_leavers: int  # left 30 min or more before the estimate
+    early_leavers: int  # left 30 min or more before the estimate, demand reachable by then at rated power
     early_met_share: float
-    at_est_minus_30_share: float  # of drivers still there 30 min before their estimate: SoC >= demand then
+    at_est_minus_30_share: float  # of drivers there 30 min before their estimate whose demand was reachable by
+    # then at rated power: the share with SoC >= demand at that moment
 
 
 @dataclass
@@ -168,11 +169,14 @@ def run_market(
     conditions: Conditions | None = None,
     can_discharge: NDArray[np.bool_] | None = None,
     seed: int = 0,
+    online_update: bool = True,
+    a_update_period_s: float = 100.0,
     timer: Callable[[], float] | None = None,
 ) -> MarketRun:
     """Run ``signal_pu`` (one value per ``dt_s`` step, +1 = least consumption) from ``t0_s`` with hourly
     offers at every hour boundary (the first at ``t0_s``). ``fleet`` is advanced in place; its
-    ``departure_s`` is replaced by the drivers' true departures (``departures``)."""
+    ``departure_s`` is replaced by the drivers' true departures (``departures``). With ``online_update``
+    the model's A is refined (in place) from the transitions the controller observes."""
     s = settings or TrackerSettings()
     cond = conditions or Conditions()
     rng = np.random.default_rng(seed)
@@ -203,6 +207,15 @@ def run_market(
     commands = 0
     offer: Offer | None = None
     retry_after = cond.latency_p99_s + 15.0
+    # the SSM learns from the transitions it sees (its own view: commanded mode, SoC from meter values) at
+    # its own period, blended into A every a_update_period_s (test-mode A describes random switching)
+    ns = model.ns
+    per = max(1, round(model_dt_s / dt_s))
+    upd = max(1, round(a_update_period_s / dt_s))
+    counts = np.zeros((3 * ns, 3 * ns))
+    prev_state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
+    prev_online = tr.online.copy()
+    recharge_s = HOUR_S * fleet.p_discharge_kw / np.maximum(fleet.p_charge_kw, 1e-9) / fleet.efficiency**2
 
     def send(idx: NDArray[np.intp], sp: FloatArray, t: float) -> None:
         nonlocal commands
@@ -225,7 +238,7 @@ def run_market(
     for k in range(n_steps):
         t = t0_s + k * dt_s
         online = fleet.online(t)
-        tr.observe_online(online)
+        tr.observe_online(online, t)
         # meter values: sampled on each car's phase, delivered meter_delay_s later
         due = online & (t >= next_sample)
         sampled_soc[due], sampled_p[due] = fleet.soc[due], power[due]
@@ -276,8 +289,15 @@ def run_market(
         ceil[fleet.soc >= SOC_MAX - 1e-6] = 0.0
         ceil = np.minimum(ceil, tr.limit_kw) * online
         dis = online & tr.can_discharge & (fleet.soc > max(s.soc_force_charge, SOC_MIN) + 0.05) & ~tr.forced
-        dis &= tr.laxity_s(t) > 0
-        hour_lo.append(float(ceil[tr.forced].sum() - fleet.p_discharge_kw[dis].sum()))
+        t_end = t0_s + (k // steps_per_hour + 1) * steps_per_hour * dt_s
+        lax = tr.laxity_s(t)
+        dis &= lax > (t_end - t) + recharge_s  # it can discharge to the hour's end and recharge
+        # the least the fleet could draw from now to the hour's end without forcing a car to charge: forced
+        # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
+        left = max(t_end - t, dt_s)
+        must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
+        must[tr.forced] = ceil[tr.forced]
+        hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
         hour_hi.append(float(ceil.sum()))
         crossing = np.isnan(soc_at_check) & online & (est_check <= t)
         soc_at_check[crossing] = fleet.soc[crossing]
@@ -287,6 +307,13 @@ def run_market(
         base_s[k], cap_s[k] = offer.base_kw, offer.capacity_kw
         online_s += online * dt_s
         tr.dead_reckon(dt_s)
+        if online_update and (k + 1) % per == 0:
+            state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
+            counts += transition_counts(prev_state, state, prev_online & tr.online, ns)
+            prev_state, prev_online = state, tr.online.copy()
+        if online_update and (k + 1) % upd == 0:
+            model.partial_fit(counts)
+            counts[:] = 0.0
     if offer is not None and hour_lo:
         close_hour(n_steps)
     resp = np.divide(inj - base_s, cap_s, out=np.zeros(n_steps), where=cap_s > 0)
@@ -297,9 +324,16 @@ def run_market(
     car_h = online_s / HOUR_S
     rates = switches[car_h >= 0.25] / car_h[car_h >= 0.25]
     left = (truth >= t0_s) & (truth <= t_end)
-    early = left & (truth <= est - 1800.0)
     met = fleet.soc >= fleet.soc_target - 0.01
-    checked = ~np.isnan(soc_at_check) & (est_check >= t0_s)
+
+    def reachable(by_s: FloatArray) -> NDArray[np.bool_]:
+        """Demand reachable by ``by_s`` charging at rated power from arrival (else no controller could)."""
+        h = np.clip(by_s - fleet.arrival_s, 0.0, None) / HOUR_S
+        gain = h * fleet.p_charge_kw * fleet.efficiency / fleet.capacity_kwh
+        return fleet.soc_initial + gain >= fleet.soc_target - 0.01
+
+    early = left & (truth <= est - 1800.0) & reachable(truth)
+    checked = ~np.isnan(soc_at_check) & (est_check >= t0_s) & reachable(est_check)
     drivers = DriverOutcome(
         driver_impact(fleet, t0_s, t_end),
         int(early.sum()),

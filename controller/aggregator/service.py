@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -203,11 +203,16 @@ class RegulationService:
 
     async def run(self) -> None:
         """Step every ``step_s`` on the clock until cancelled (a slow step is not made up for)."""
-        next_t = self.clock.monotonic()
-        while True:
-            await self.step_once()
-            next_t = max(next_t + self.step_s, self.clock.monotonic())
-            await self.clock.sleep(next_t - self.clock.monotonic())
+        await run_every(self.clock, self.step_s, self.step_once)
+
+
+async def run_every(clock: Clock, step_s: float, step: Callable[[], Awaitable[object]]) -> None:
+    """Await ``step`` every ``step_s`` on ``clock`` until cancelled; a slow step is not made up for."""
+    next_t = clock.monotonic()
+    while True:
+        await step()
+        next_t = max(next_t + step_s, clock.monotonic())
+        await clock.sleep(next_t - clock.monotonic())
 
 
 def service_from_config(
@@ -217,8 +222,9 @@ def service_from_config(
     send: Send,
     model: StateSpaceModel | None = None,
     defaults: LiveDefaults | None = None,
-) -> RegulationService:
-    """The live aggregator for a site: one slot per ``[[chargers]]`` connector, ``[regulation]`` timing.
+):
+    """The live aggregator for a site (``live_market.MarketService``): one slot per ``[[chargers]]`` connector,
+    ``[regulation]`` settings, inside load management's envelope (``loadmgmt/limits``).
 
     ``send`` is ``CentralSystem.send``. Without ``model``, A is estimated in test mode on a simulated fleet of
     the seed study (a stand-in until the site has its own history; ``StateSpaceModel.load`` a saved one).
@@ -226,6 +232,8 @@ def service_from_config(
     """
     from controller.aggregator.dispatch import connectors_from_config
     from controller.aggregator.limits import LimitGate
+    from controller.aggregator.live_market import MarketService
+    from controller.aggregator.tracker import TrackerSettings
     from evsite.ev_fleet import seed_fleet
     from planning.ssm_estimate import estimate_model
 
@@ -237,6 +245,9 @@ def service_from_config(
     elif model.ns != rc.soc_bins:
         raise ValueError(f"the model has {model.ns} SoC bins but [regulation] soc_bins is {rc.soc_bins}")
     live = LiveFleet(refs, defaults)
-    gate = LimitGate(bus)  # act only inside the envelope load management leaves
-    return RegulationService(bus, clock, live, model, ProfileDispatcher(send, refs, gate=gate), step_s=rc.step_s,
-                             capacity_horizon_s=rc.capacity_horizon_s)  # fmt: skip
+    gate = LimitGate(bus)
+    settings = TrackerSettings(soc_force_charge=rc.soc_force_charge, slack_margin_s=rc.slack_margin_s,
+                               min_hold_s=rc.min_hold_s, soc_cv=rc.soc_cv, safety_margin=rc.safety_margin,
+                               departure_sd_s=rc.departure_sd_s, early_share=rc.early_share)  # fmt: skip
+    return MarketService(bus, clock, live, model, ProfileDispatcher(send, refs, gate=gate), gate, settings=settings,
+                         step_s=rc.step_s, model_dt_s=rc.step_s)  # fmt: skip

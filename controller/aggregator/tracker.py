@@ -63,6 +63,9 @@ class TrackerSettings:
     energy_lead: float = 1.1  # base consumption = this x the required rate (a little ahead of need)
     switch_deadband: float = 0.02  # a gap below this share of the capacity is not worth a switch
     command_deadband_kw: float = 0.1  # a setpoint change smaller than this is not sent
+    # the site's departure-error distribution (learnt from history): normal spread, share leaving 30-90 min early
+    departure_sd_s: float = 900.0
+    early_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,17 @@ class Tracker:
         self.forced = np.zeros(n, bool)
         self.limit_kw = np.full(n, np.inf)
         self.offer_: Offer | None = None
+        self.arrivals_kw: dict[int, float] = {}  # rated kW of the cars that arrived, per clock hour
 
     # ----------------------------------------------------------------------------------- observation
 
-    def observe_online(self, online: BoolArray) -> None:
-        """Plug-in state from the chargers (transaction start/stop): exact, unlike the SoC."""
+    def observe_online(self, online: BoolArray, t_s: float | None = None) -> None:
+        """Plug-in state from the chargers (transaction start/stop): exact, unlike the SoC. With ``t_s`` the
+        arrivals are remembered (their rated power per hour) for the next day's capacity forecast."""
+        came = online & ~self.online
+        if t_s is not None and came.any():
+            key = int(t_s // 3600.0)
+            self.arrivals_kw[key] = self.arrivals_kw.get(key, 0.0) + float(self.fleet.p_charge_kw[came].sum())
         gone = self.online & ~online
         self.mode[gone] = IDLE
         self.sent_kw[gone] = 0.0
@@ -239,17 +248,34 @@ class Tracker:
         lmax_end = lmax - float(hi[ch].sum()) * (1.0 - shrink_ch) - float(ceil[leave_ch].sum())
         cap = min(base - lmin, min(lmax, lmax_end) - base, key=float)
         cap = max(cap, 0.0) * (1.0 - s.safety_margin)
-        # forecast of what the fleet can physically hold all hour (any mode): up to every staying car at its
-        # (SSM-forecast) ceiling, down to the forced cars and those that will be forced within the hour,
-        # less the discharge of the cars allowed to
+        # forecast of what the fleet can physically hold all hour (any mode): up to every car likely to stay
+        # at its (SSM-forecast) ceiling, down to the forced cars and what the others must draw not to be
+        # forced, less the discharge of the cars allowed to
         shrink_all = self._taper_forecast(t_s, hour_s, stay)
-        top = float(ceil[stay].sum()) * shrink_all
-        soon = online & ~forced & (lax < hour_s) & (ceil >= f.p_min_kw)
-        bottom = fixed_kw + float(ceil[soon].sum()) - float(f.p_discharge_kw[dis_ok].sum())
+        # at the hour's end: the cars likely to stay, tapered as A predicts, plus the arrivals seen in the same
+        # hour the day before (the min over the hour is at its start or its end)
+        top_end = float((ceil * self.stay_probability(t_s + hour_s))[online].sum()) * shrink_all
+        top_end += self.arrivals_kw.get(int(t_s // 3600.0) - 24, 0.0)
+        top = min(float(ceil[online].sum()), top_end)
+        # a car with slack under an hour must draw ceil x (1 - slack / hour) on average not to be forced
+        soon = online & ~forced & (ceil >= f.p_min_kw)
+        must = float((ceil * np.clip(1.0 - lax / hour_s, 0.0, 1.0))[soon].sum())
+        bottom = fixed_kw + must - float(f.p_discharge_kw[dis_ok].sum())
         self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
                             int(flex.sum()))  # fmt: skip
         step = self._setpoints(t_s, base, ceil, switched, R_PLAN)
         return self.offer_, step
+
+    def stay_probability(self, t_s: float) -> FloatArray:
+        """Probability that each car is still plugged in at ``t_s``, from its estimated departure and the
+        site's departure-error distribution (normal spread; a share leaving 30-90 min early)."""
+        from scipy.special import ndtr
+
+        s = self.s
+        ahead = self.departure_est_s - t_s
+        normal = ndtr(ahead / s.departure_sd_s) if s.departure_sd_s > 0 else (ahead >= 0).astype(float)
+        early = np.clip((ahead - 1800.0) / 3600.0, 0.0, 1.0)
+        return (1.0 - s.early_share) * normal + s.early_share * early
 
     def _taper_forecast(self, t_s: float, hour_s: float, cars: BoolArray, charging_only: bool = False) -> float:
         """SSM forecast: the mean charging ceiling of ``cars`` at the end of the hour over the mean now

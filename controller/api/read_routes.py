@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
+from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -52,17 +54,22 @@ async def history(ctx: Ctx, _: Reader, hours: Annotated[float, Query(gt=0, le=16
 async def _chargers(ctx: Ctx, cp_id: str | None = None) -> list[ChargerOut]:
     rows = await asyncio.to_thread(ctx.store.charge_points)
     conns = await asyncio.to_thread(ctx.store.connectors, cp_id)
-    state = {(c.cp_id, c.connector_id): c for c in ctx.source.site_state().connectors}
+    # Grouped by charger once: a site with thousands of chargers must not pay chargers x connectors here.
+    stored: dict[str, dict[int, Any]] = defaultdict(dict)
+    for c in conns:
+        stored[c.cp_id][c.connector_id] = c
+    managed: dict[str, dict[int, Any]] = defaultdict(dict)
+    for c in ctx.source.site_state().connectors:
+        managed[c.cp_id][c.connector_id] = c
     online, owned = ctx.csms.connected, ctx.config_charger_ids()
     out = []
     for r in rows:
         if cp_id is not None and r.id != cp_id:
             continue
-        mine = {c.connector_id: c for c in conns if c.cp_id == r.id}
-        numbers = sorted(set(mine) | {n for (cp, n) in state if cp == r.id})
+        mine, theirs = stored.get(r.id, {}), managed.get(r.id, {})
         connectors = []
-        for n in numbers:
-            row, st = mine.get(n), state.get((r.id, n))
+        for n in sorted(set(mine) | set(theirs)):
+            row, st = mine.get(n), theirs.get(n)
             live = ctx.csms.connector_status.get((r.id, n))
             connectors.append(
                 ConnectorOut(
@@ -224,10 +231,24 @@ async def id_tags(ctx: Ctx, _: Reader) -> list[IdTagOut]:
     ]
 
 
+def plan_document(source: object, now: datetime) -> dict[str, Any] | None:
+    """The plan the site state source follows: its ``plan()`` answer, or its ``plan.schedule`` dataclass (load
+    management's ``PlanFile``) with the period and EV ceiling in force now; None without one."""
+    plan = getattr(source, "plan", None)
+    if callable(plan):
+        return plan()
+    schedule = getattr(plan, "schedule", None)
+    if schedule is None or not dataclasses.is_dataclass(schedule) or isinstance(schedule, type):
+        return None
+    doc = dataclasses.asdict(schedule)
+    doc["period_now"] = schedule.period(now)  # type: ignore[attr-defined]
+    doc["ev_ceiling_kw_now"] = schedule.ceiling_kw(now)  # type: ignore[attr-defined]
+    return doc
+
+
 @router.get("/plan", summary="the plan load management follows (404 until it has one)")
 async def plan(ctx: Ctx, _: Reader) -> dict[str, Any]:
-    getter = getattr(ctx.source, "plan", None)
-    current = getter() if callable(getter) else None
+    current = plan_document(ctx.source, ctx.clock.now())
     if current is None:
-        raise HTTPException(404, "no plan: load management is not running or has not loaded one")
+        raise HTTPException(404, "no plan: load management is not running or has not loaded one ([site] plan)")
     return current

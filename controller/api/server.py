@@ -52,7 +52,9 @@ class ApiServer:
     async def start(self) -> None:
         cfg = self.ctx.config()
         family = socket.AF_INET6 if ":" in cfg.api.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP: asyncio then sets TCP_NODELAY on every accepted connection (it checks the proto);
+        # without it a kept-alive client waits ~40 ms per answer for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((cfg.api.host, cfg.api.port))

@@ -173,7 +173,6 @@ class ChargePointSession:
     async def call(
         self,
         payload: Any,
-        suppress: bool = False,
         unique_id: str | None = None,
         skip_schema_validation: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 (per-call timeout, part of the API)
@@ -181,7 +180,7 @@ class ChargePointSession:
         """Send a central-system-initiated request (a ``call`` dataclass); return the ``call_result`` or raise.
 
         One call at a time per charge point (OCPP-J §4.1.1); a CALLERROR raises ``CallErrorReceived`` and silence
-        raises ``CallTimeout`` — never a None. (``suppress`` is accepted for the library's signature and ignored.)
+        raises ``CallTimeout`` — never a None.
         """
         action = type(payload).__name__
         check = not skip_schema_validation

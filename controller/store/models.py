@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,9 +55,9 @@ class ChargePointRow(Base):
     last_boot: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Set by the offline sweep (``controller.liveness``): false after a disconnect or a heartbeat timeout.
-    online: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    online: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Listed in the config's ``[[chargers]]``; ``removed_at``: when it left the config (then refused).
-    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -72,7 +72,7 @@ class ConnectorRow(Base):
     vendor_error_code: Mapped[str | None] = mapped_column(String(50))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: The charger went offline after reporting ``status``: its real state is unknown until it reports again.
-    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IdTagRow(Base):
@@ -83,7 +83,7 @@ class IdTagRow(Base):
     expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     parent_id_tag: Mapped[str | None] = mapped_column(String(20))
     #: Copied from the config's ``[[id_tags]]`` (follows the config: removed there, deleted here).
-    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TransactionRow(Base):

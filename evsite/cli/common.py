@@ -60,3 +60,32 @@ def _bounded(kind: type, low: float, inclusive: bool) -> Callable[[str], Any]:
 positive_int = _bounded(int, 0, inclusive=False)
 positive_float = _bounded(float, 0, inclusive=False)
 non_negative_float = _bounded(float, 0, inclusive=True)
+
+
+def input_file_problem(path: str | Path, what: str, folder_ok: bool = False) -> str | None:
+    """``PATH: WHAT file not found`` / ``... is empty`` (None when the file is usable).
+
+    Every command checks its input files this way before any work starts, so a typo in a path reads the same
+    everywhere. With ``folder_ok`` a folder is accepted when it holds at least one file.
+    """
+    p = Path(path)
+    if p.is_dir() and folder_ok:
+        return None if any(c.is_file() for c in p.iterdir()) else f"{p}: {what} folder is empty"
+    if not p.exists():
+        return f"{p}: {what} file not found"
+    if p.is_dir():
+        return f"{p}: {what} file expected, got a folder"
+    if p.stat().st_size == 0:
+        return f"{p}: {what} file is empty"
+    return None
+
+
+def refuse_bad_inputs(command: str, *inputs: tuple[str | Path | None, str, bool]) -> int | None:
+    """Check ``(path, what, folder_ok)`` inputs in order; print the first problem as
+    ``evsite COMMAND: PATH: WHAT file not found`` and return exit code 2, or None when all are usable."""
+    for path, what, folder_ok in inputs:
+        problem = None if path is None else input_file_problem(path, what, folder_ok)
+        if problem is not None:
+            print(f"evsite {command}: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+    return None

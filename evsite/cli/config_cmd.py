@@ -135,5 +135,5 @@ def _new_token(args: argparse.Namespace) -> int:
 
     token = new_token()
     print(f"token (give it to {args.name}; it is not stored anywhere): {token}", file=sys.stderr)
-    print(f'[[api.tokens]]\nname = "{args.name}"\nsha256 = "{token_digest(token)}"\nrole = "{args.role}"')
+    print(f'\n[[api.tokens]]\nname = "{args.name}"\nsha256 = "{token_digest(token)}"\nrole = "{args.role}"')
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,13 @@ class DemoReport:
     hours: list[HourRow] = field(default_factory=list)
     store_url: str = ""
     plan_dir: str = ""
+    report_path: str = ""
+    fresh_store: bool = False
+    #: what the plan's charger count assumes: EV energy per charger-day and where that figure came from
+    ev_kwh_per_charger_day: float = 0.0
+    ev_source: str = ""
+    dashboard_url: str = ""
+    samples: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 def demo_building(service_kw: float, start: datetime, seed: int = 0, days: int = 364) -> ReplayLoadSeries:
@@ -96,7 +104,7 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
     """Run the planning pipeline on the generated building; write its reports; return the plan."""
     from planning.meter import StudyLoadSeries
     from planning.pipeline import plan_building
-    from planning.report import write_outputs
+    from planning.report import write_outputs, write_plots
 
     index = pd.DatetimeIndex(pd.Timestamp(building.start.replace(tzinfo=None)) + pd.to_timedelta(building.t_s, "s"))
     kw = pd.Series(building.power_kw, index=index, name="demo-building")
@@ -104,6 +112,7 @@ def plan_demo_site(config: Config, building: ReplayLoadSeries, out_dir: Path):
     plan = plan_building(meter, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_outputs([plan], out_dir, meta={"source": "evsite demo (generated building load)"})
+    write_plots(plan, out_dir)  # the clusters, capacity and schedule the report points to
     return plan
 
 
@@ -173,8 +182,17 @@ async def run_demo(
     speed: float = 2880.0,
     seed: int = 0,
     db_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    dashboard: bool = False,
+    keep_running: bool = False,
+    on_report: Callable[[DemoReport], None] | None = None,
 ) -> DemoReport:
-    """Plan, serve, simulate and report (see the module docstring)."""
+    """Plan, serve, simulate and report (see the module docstring).
+
+    ``progress`` gets one line per simulated hour (and the dashboard's address); with ``dashboard`` the
+    operator API and dashboard run on a free loopback port with a one-time token; with ``keep_running`` the
+    site stays up after ``on_report`` until the task is cancelled (Ctrl-C).
+    """
     from controller.csms import CentralSystem
     from controller.loadmgmt.manager import LoadManager
     from controller.store import Store
@@ -188,6 +206,9 @@ async def run_demo(
     building = demo_building(config.service.rating_kw, start, seed)
     plan = await asyncio.to_thread(plan_demo_site, config, building, workdir / "plan")
     cfg = demo_config(config, workdir, db_url, chargers, connectors, workdir / "plan" / "plan.json")
+    if db_url is None:  # each run starts from an empty store: the report counts this run only
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (workdir / f"demo.db{suffix}").unlink(missing_ok=True)
     clock = ScaledClock(speed=speed, start=start)
     bus = EventBus(queue_size=100_000)
     store = Store.open(cfg.store.url)
@@ -218,14 +239,106 @@ async def run_demo(
     site.ground_truth = GroundTruth(cfg.service.rating_kw * cfg.service.continuous_load_factor, cfg.site.response_s)
     monitor = PowerMonitor(bus, clock, clock.monotonic())
     tasks = [asyncio.create_task(manager.run()), asyncio.create_task(monitor.run())]
+    say = progress or (lambda _line: None)
+    api = None
     try:
+        api = await _start_dashboard(cfg, csms, store, bus, clock, manager, say) if dashboard else None
+        await site.start()  # the simulated hours count from here: progress lines, hourly table and summary
+        monitor.origin_s = clock.monotonic()
+        reporter = asyncio.create_task(_report_progress(say, clock, hours, site, monitor, manager))
+        tasks.append(reporter)
         summary = await site.run(hours)
         await asyncio.sleep(0.2)
+        report = _build_report(
+            cfg,
+            plan,
+            site,
+            summary,
+            store,
+            profiles,
+            monitor,
+            site_profile,
+            hours=hours,
+            speed=speed,
+            chargers=chargers,
+            connectors=connectors,
+            workdir=workdir,
+            fresh=db_url is None,
+        )
+        report.dashboard_url = api.url if api is not None else ""
+        if on_report is not None:
+            on_report(report)
+        if keep_running:
+            reporter.cancel()  # the simulation is over: no more progress lines
+            say("the simulation is over; the central system and dashboard stay up for exploring: Ctrl-C to stop")
+            await asyncio.Event().wait()
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if api is not None:
+            await api.stop()
         await csms.stop()
+        store.close()
+    return report
+
+
+async def _report_progress(say: Callable[[str], None], clock: Clock, hours: float, site, monitor, manager) -> None:
+    """One line per simulated hour: time, load against the limit, connectors charging, energy so far."""
+    origin = clock.monotonic()
+    while True:
+        await clock.sleep(3600.0)
+        monitor.drain()
+        building = monitor.samples[-1][1] if monitor.samples else float("nan")
+        ev_kw = sum(monitor.power_w.values()) / 1000.0
+        charging = sum(len(cp.tx) for cp in site.chargers)
+        energy = site.summary().energy_kwh
+        say(
+            f"simulated {(clock.monotonic() - origin) / 3600:.0f}/{hours:g} h: building {building:.1f} kW + EV "
+            f"{ev_kw:.1f} kW against a limit of {manager.limit_kw():.1f} kW; {charging} connector(s) charging; "
+            f"{energy:.1f} kWh delivered so far"
+        )
+
+
+async def _start_dashboard(cfg: Config, csms, store, bus: EventBus, clock: Clock, manager, say):
+    """The operator API and dashboard on a free loopback port, with a token made for this run only."""
+    from controller.api import ApiContext, ApiServer, LiveSite
+    from controller.api.auth import new_token, token_digest
+
+    token = new_token()
+    data = cfg.model_dump()
+    data["api"].update(enabled=True, host="127.0.0.1", port=0,
+                       tokens=[{"name": "demo", "sha256": token_digest(token), "role": "operator"}])  # fmt: skip
+    api_cfg = Config.model_validate(data)
+    live = LiveSite(bus, clock, lambda: api_cfg, lambda: csms.connected)
+    live.source = manager
+    api = ApiServer(ApiContext(csms, store, bus, clock, lambda: api_cfg, live))
+    await api.start()
+    say(f"dashboard: {api.url}")
+    say(f"dashboard token for this run: {token}")
+    return api
+
+
+def _build_report(
+    cfg: Config,
+    plan,
+    site,
+    summary,
+    store,
+    profiles,
+    monitor,
+    site_profile,
+    *,
+    hours: float,
+    speed: float,
+    chargers: int,
+    connectors: int,
+    workdir: Path,
+    fresh: bool,
+) -> DemoReport:
+    """What the run measured, from the bus, the store and the simulator; also written to ``report.md``."""
+    from evsite.cli.demo_report import write_report
+
     sent = accepted = 0
     while (item := profiles.get_nowait()) is not None:
         sent += 1
@@ -234,12 +347,11 @@ async def run_demo(
     truth = site.ground_truth.report(*site.sessions_outcome(), speed)
     txs = store.transactions()
     meter_values = len(store.meter_values())
-    store.close()
 
     service_kw = cfg.service.rating_kw * cfg.service.continuous_load_factor
     rows = [r for r in hourly_rows(monitor.samples, site_profile, service_kw) if r.hour < math.ceil(hours)]
     over = ev_over_limit_kw(monitor.samples, site_profile, lag_s=cfg.server.meter_value_sample_interval_s)
-    return DemoReport(
+    report = DemoReport(
         chargers=chargers,
         connectors=chargers * connectors,
         simulated_hours=summary.simulated_hours,
@@ -259,7 +371,26 @@ async def run_demo(
         hours=rows,
         store_url=cfg.store.url,
         plan_dir=str(workdir / "plan"),
+        samples=list(monitor.samples),
+        fresh_store=fresh,
+        ev_kwh_per_charger_day=float(plan.ev["energy_kwh_per_charger_day"]),
+        ev_source=str(plan.ev.get("source", "")),
     )
+    from evsite.cli.demo_report import plot_chargers
+
+    power = [(m.cp_id, m.connector_id, m.timestamp, m.value)
+             for m in store.meter_values(measurand="Power.Active.Import") if m.value is not None]  # fmt: skip
+    limits = []
+    for p in store.charging_profiles():
+        sched = (p.profile or {}).get("chargingSchedule") or {}
+        periods = sched.get("chargingSchedulePeriod") or []
+        if p.action == "SetChargingProfile" and p.status == "Accepted" and periods:
+            limits.append((p.cp_id, p.connector_id or 0, p.sent_at, float(periods[0]["limit"]),
+                           sched.get("chargingRateUnit")))  # fmt: skip
+    specs = {c.id: (c.voltage_v, c.phases) for c in cfg.chargers}
+    plot_chargers(power, limits, specs, workdir / "chargers.png")
+    report.report_path = str(write_report(report, report.samples, workdir))
+    return report
 
 
 def _limits_kw(profile: dict) -> np.ndarray:

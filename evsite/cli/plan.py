@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from evsite.cli.common import add_config_arg, load_config_or_exit
+from evsite.cli.common import add_config_arg, load_config_or_exit, refuse_bad_inputs
 
 EXIT_PLAN_FAILED = 1
 log = logging.getLogger("evsite.plan")
@@ -89,25 +89,36 @@ def _overrides(args: argparse.Namespace) -> dict:
     return updates
 
 
+def _short(text: str, limit: int = 70) -> str:
+    """The head of a message for the table (the full text is in plan.json and on stderr)."""
+    head = text.split(": ", 1)[0] if text.startswith(("power factor", "the meter is")) else text
+    return head if len(head) <= limit else head[: limit - 3] + "..."
+
+
 def print_summary(results: list, file=None) -> None:
     """One row per building: what a site owner asks first, each number with its unit (rich table)."""
-    file = file or sys.stdout
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from planning.pipeline import BuildingFailure
 
-    table = Table(title="evsite plan", show_lines=False)
+    file = file or sys.stdout
+    table = Table(
+        title="evsite plan ($/day: the day's EV energy at the tariff's prices + demand-charge share; "
+        "full warnings and assumptions: plan.json)",
+        show_lines=False,
+    )
     for col in ("building", "max demand (when)", "service", "chargers no LM", "chargers with LM", "$/day", "warnings"):
         table.add_column(col, overflow="fold")
     for r in results:
         if isinstance(r, BuildingFailure):
-            table.add_row(r.name, "-", "-", "-", "-", "-", f"NOT PLANNED: {r.error}")
+            table.add_row(r.name, "-", "-", "-", "-", "-", Text(f"NOT PLANNED: {_short(r.error, 90)}"))
             continue
         md = r.max_demand
-        with_lm = str(r.chargers_with_lm)
+        with_lm = f"{r.chargers_with_lm} (energy bound)"
         if r.sizing:
-            with_lm += " (simulated)"
+            with_lm = f"{r.chargers_with_lm} (simulated)"
             if r.sizing["chargers"] >= r.sizing["searched_up_to"]:
                 with_lm = f">= {r.sizing['chargers']} (search limit)"
         table.add_row(
@@ -117,7 +128,7 @@ def print_summary(results: list, file=None) -> None:
             str(r.nec["chargers_without_lm"]),
             with_lm,
             f"{r.cost_per_day:.2f}",
-            "; ".join(r.warnings) or "-",
+            Text("; ".join(_short(w) for w in r.warnings) or "-"),  # Text: '[service]' is not rich markup
         )
     tty = hasattr(file, "isatty") and file.isatty()
     Console(file=file, width=None if tty else 200).print(table)
@@ -125,6 +136,15 @@ def print_summary(results: list, file=None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_or_exit(args.config)
+    refused = refuse_bad_inputs(
+        "plan",
+        (args.meter, "meter", True),
+        (args.areas, "areas", False),
+        (args.tariff, "tariff", False),
+        (cfg.planning.ev_sessions_file, "EV sessions", False),
+    )
+    if refused is not None:
+        return refused
     from functools import partial
 
     from pydantic import ValidationError
@@ -207,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if isinstance(r, BuildingFailure):
             failed += 1
-            print(f"evsite plan: {r.name}: {r.error}", file=sys.stderr)
+            named = r.error if r.error.startswith(f"{r.name}:") else f"{r.name}: {r.error}"
+            print(f"evsite plan: {named}", file=sys.stderr)
             log_event(log, "plan_failed", logging.WARNING, building=r.name, error=r.error)
         elif isinstance(r, BuildingPlan):
             for w in r.warnings:

@@ -27,6 +27,7 @@ import numpy as np
 
 from evsite.cli.common import (
     add_config_arg,
+    input_file_problem,
     load_config_or_exit,
     non_negative_float,
     positive_float,
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="00:00",
         metavar="HH:MM",
         help="time of day to start, in the fleet and the signal's first day (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fleet",
+        choices=("seed", "behaviour"),
+        default="seed",
+        help="seed: the study's distributions; behaviour: ElaadNL workplace (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: [simulation] seed)")
     p.add_argument(
@@ -110,7 +117,7 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from controller.aggregator.market import Conditions, run_market
     from controller.aggregator.tracker import TrackerSettings
-    from evsite.ev_fleet import multi_day_fleet
+    from evsite.ev_fleet import FleetDataError, behaviour_fleet, multi_day_fleet
     from planning.ssm import StateSpaceModel
     from planning.ssm_estimate import estimate_model
     from simulators.regulation_signal import SignalFileError, load_signal
@@ -121,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     signal_path = args.signal or (str(rc.signal_file) if rc.signal_file else None)
     if signal_path is None:
         return _fail("no signal: give --signal FILE (or set [regulation] signal_file)")
+    problem = input_file_problem(signal_path, "signal")
+    if problem is not None:
+        return _fail(problem)
     dt = 2.0  # RegD's native period: the loop, the site meter and the score all run at it
     try:
         t0 = _time_of_day_s(args.start)
@@ -140,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
 
     t_wall = time.perf_counter()
     days = int(np.ceil((t0 + args.hours * 3600.0) / 86_400.0))
-    fleet = multi_day_fleet(args.evs, max(days, 1), seed)
+    try:
+        fleet = multi_day_fleet(args.evs, max(days, 1), seed, None if args.fleet == "seed" else behaviour_fleet)
+    except FleetDataError as err:
+        return _fail(str(err))
     build_s = time.perf_counter() - t_wall
     rng = np.random.default_rng(seed + 1)
     can_discharge = rng.random(len(fleet)) < args.v2g_share
@@ -161,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
         how = f"estimated in test mode on {len(sample):,} EVs x 15 min"
     est_s = time.perf_counter() - t_a
     settings = TrackerSettings(soc_force_charge=rc.soc_force_charge, min_hold_s=rc.min_hold_s, soc_cv=rc.soc_cv,
-                               safety_margin=rc.safety_margin,
+                               safety_margin=rc.safety_margin, departure_sd_s=rc.departure_sd_s,
+                               early_share=rc.early_share,
                                slack_margin_s=rc.slack_margin_s if args.slack_margin_s is None
                                else args.slack_margin_s)  # fmt: skip
     median = rc.latency_median_s if args.latency_s is None else max(args.latency_s, 1e-3)
@@ -178,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
             model.save(args.save_model)
         except OSError as err:
             return _fail(f"{args.save_model}: cannot write the model: {err.strerror}")
-    print(f"fleet: {args.evs:,} EVs a day over {max(days, 1)} day(s) (seed-study distributions, seed {seed}) "
+    kind = "seed-study" if args.fleet == "seed" else "ElaadNL workplace"
+    print(f"fleet: {args.evs:,} EVs a day over {max(days, 1)} day(s) ({kind} distributions, seed {seed}) "
           f"built in {build_s:.2f} s; {args.v2g_share:.0%} behind bidirectional chargers")  # fmt: skip
     print(f"signal: {Path(signal_path).name} from {midnight.date()} {args.start}, {args.hours:g} h at {dt:g} s; "
           f"OCPP round trip median {cond.latency_median_s:g} s, p99 {cond.latency_p99_s:g} s, "
@@ -242,9 +257,9 @@ def _print_summary(r: MarketRun, run_s: float, margin_s: float) -> None:
         print(f"drivers: {d.impact.departed:,} departed; SoC at departure {d.impact.mean_soc_departure:.3f} mean vs "
               f"demanded {d.impact.mean_soc_demanded:.3f}; {d.impact.met_share:.1%} met their demand "
               f"({d.impact.met_share_feasible:.1%} of the {d.impact.feasible:,} whose demand was reachable); "
-              f"{d.early_leavers:,} left 30+ min early, {d.early_met_share:.1%} of them met it; "
-              f"{d.at_est_minus_30_share:.1%} had their demand 30 min before the estimated departure "
-              f"(slack margin {margin_s / 60:g} min)")  # fmt: skip
+              f"of those whose demand was reachable by then: {d.early_leavers:,} left 30+ min early and "
+              f"{d.early_met_share:.1%} of them met it, {d.at_est_minus_30_share:.1%} had it 30 min before "
+              f"the estimated departure (slack margin {margin_s / 60:g} min)")  # fmt: skip
     else:
         print("drivers: none departed during the run")
     print(f"timing: decision {r.decide_s.mean() * 1e3:.2f} ms mean, {r.decide_s.max() * 1e3:.2f} ms max; "

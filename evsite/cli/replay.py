@@ -130,6 +130,8 @@ def _window(args: argparse.Namespace, tz: str) -> tuple[pd.Timestamp | None, pd.
 
 def load(args: argparse.Namespace) -> ReplaySessions:
     """Read, select and grid the sessions as the arguments say."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from planning.allocation.acn import read_sessions
     from planning.allocation.departure import estimate_departures
     from planning.allocation.replay import DC_FAST_STATIONS, prepare
@@ -144,6 +146,10 @@ def load(args: argparse.Namespace) -> ReplaySessions:
                 f"{args.sessions}: cannot tell the site's time zone (timezone column: {found}); pass --tz"
             )
         tz = zones[0]
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReplayInputError(f"unknown time zone {tz!r} (expected an IANA name like America/Los_Angeles)") from None
     start, end = _window(args, tz)
     estimate = estimate_departures(df, df, tz) if args.estimated_departure else None
     rs = prepare(

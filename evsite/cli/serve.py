@@ -123,9 +123,12 @@ async def _serve(
     lines = [f"evsite serve: listening on {csms.url}<chargePointId>"]
     if site.api is not None:
         lines.append(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)")
+    # In JSON mode every line on the stream is JSON; logged at the configured level at least, because tools
+    # wait for this line even when only warnings are logged.
+    level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
     for line in lines:
-        if config.logging.format == "json":  # every line on the stream is JSON in this mode
-            log_event(log, "serve_listening", message=line)
+        if config.logging.format == "json":
+            log_event(log, "serve_listening", level, message=line)
         else:
             print(line, file=sys.stderr, flush=True)
     await stop.wait()

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from evsite.cli.common import EXIT_CONFIG, add_config_arg, load_config_or_exit
+from evsite.cli.common import EXIT_CONFIG, add_config_arg, load_config_or_exit, refuse_bad_inputs
 
 
 def _positive(kind: type) -> Any:
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         code = asyncio.run(_simulate(args, config, ran))
     except KeyboardInterrupt:
+        print("evsite simulate: interrupted (Ctrl-C) before the simulation started", file=sys.stderr)
         code = 130
     site = ran.get("site")
     if site is not None and site.ground_truth is not None:
@@ -172,6 +173,77 @@ async def _reachable(url: str) -> str | None:
     return None
 
 
+async def _why_not_found(url: str, cp_id: str) -> str:
+    """Tell a wrong URL path from unknown ids: ask once more and read the central system's 404 text."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        async with connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=5):
+            return "the central system accepts the ids now: try again"
+    except InvalidStatus as err:
+        said = (err.response.body or b"").decode("utf-8", "replace").strip()
+    except (OSError, TimeoutError) as err:
+        return f"the central system is no longer reachable: {err}"
+    if said == "unknown id":
+        return "unknown charge point ids: list them in [[chargers]] or allow_unknown_chargers"
+    path = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+    return (
+        f"the URL path /{path}/<id> was refused (the server said: {said or 'HTTP 404'}): the path is wrong; "
+        "fix [simulation] url / --url or [server] path_prefix"
+    )
+
+
+async def _run_until_done_or_interrupted(site: Any, hours: float) -> Any:
+    """``site.run(hours)``; on Ctrl-C stop the chargers cleanly, print the partial summary and return None."""
+    import asyncio
+    import signal
+    import time
+
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    # Said only once Ctrl-C is ours: a Ctrl-C right after this line still gets the summary.
+    online = sum(cp.online.is_set() for cp in site.chargers)
+    print(f"evsite simulate: {online} of {len(site.chargers)} chargers online; simulating "
+          "(Ctrl-C stops with the summary so far)", file=sys.stderr, flush=True)  # fmt: skip
+    runner = asyncio.create_task(site.run(hours))
+    waiter = asyncio.create_task(interrupted.wait())
+    reporter = asyncio.create_task(_progress(site, hours))
+    try:
+        await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        waiter.cancel()
+        reporter.cancel()
+    if runner.done():
+        return runner.result()
+    summary = site.summary()
+    runner.cancel()  # its clean-up stops every charger
+    await asyncio.gather(runner, return_exceptions=True)
+    summary.wall_s = time.perf_counter() - started
+    print("evsite simulate: interrupted (Ctrl-C); summary so far:", file=sys.stderr)
+    print(summary.format())
+    return None
+
+
+async def _progress(site: Any, hours: float, min_wall_s: float = 10.0) -> None:
+    """A line on stderr per simulated hour (at most one per ``min_wall_s`` of real time), terminal or not."""
+    import time
+
+    clock, start, last = site.clock, site.clock.monotonic(), 0.0
+    while True:
+        await clock.sleep(3600.0)
+        if time.monotonic() - last < min_wall_s:
+            continue
+        last = time.monotonic()
+        s = site.summary()
+        print(f"evsite simulate: {(clock.monotonic() - start) / 3600:.0f}/{hours:g} h simulated; "
+              f"{s.chargers_online} of {s.chargers} chargers online; {s.transactions_started} transactions started; "
+              f"{s.energy_kwh:.1f} kWh delivered", file=sys.stderr, flush=True)  # fmt: skip
+
+
 async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) -> int:
     import asyncio
     import random
@@ -184,6 +256,9 @@ async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) 
     from simulators.smart_charging import Capabilities
 
     sim = config.simulation
+    refused = refuse_bad_inputs("simulate", (sim.meter_csv, "meter", False), (sim.sessions_csv, "sessions", False))
+    if refused is not None:
+        return refused
     url = _url(config)
     why = await _reachable(url)
     if why is not None:
@@ -278,13 +353,13 @@ async def _simulate(args: argparse.Namespace, config: Any, ran: dict[str, Any]) 
             why = next((cp.last_error for cp in site.chargers if cp.last_error), "no answer to BootNotification")
             print(f"evsite simulate: no charger could connect to {url}: {why}", file=sys.stderr)
             if "404" in why:
-                print(
-                    "  (unknown charge point ids: list them in [[chargers]] or allow_unknown_chargers)", file=sys.stderr
-                )
+                print(f"  ({await _why_not_found(url, site.chargers[0].id)})", file=sys.stderr)
             await site.stop()
             return 1
         ran["site"] = site
-        summary = await site.run(sim.hours)
+        summary = await _run_until_done_or_interrupted(site, sim.hours)
+        if summary is None:
+            return 130
     finally:
         for t in extra:
             t.cancel()

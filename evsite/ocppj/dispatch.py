@@ -8,7 +8,8 @@ matches CALLRESULT/CALLERROR frames to the calls it sent. Every defect gets the 
   ``NotSupported`` (logged at info, no traceback: a peer asking is normal);
 - a payload failing the schema: the constraint's code (validated inline, see ``evsite.ocppj.validation``);
 - a handler raising ``OcppViolation`` or one of the library's ``OCPPError``: that code (1.6 spelling);
-- any other exception in a handler: ``InternalError`` (a bug on our side: logged with its traceback).
+- any other exception in a handler, or an answer of ours that is no payload or (with ``check_answers``) fails
+  the schema: ``InternalError`` (a bug on our side: logged with its traceback, never blamed on the peer).
 
 Handlers take the payload's top-level keys as snake_case keyword arguments (nested values stay camelCase as
 sent) and return a ``call_result`` dataclass or a dict; an ``@after("Action")`` method runs once the answer
@@ -207,8 +208,13 @@ class Endpoint:
             if asyncio.iscoroutine(result):
                 result = await result
             payload = to_wire(result)
+            if not isinstance(payload, dict):
+                raise TypeError(f"the {action} handler returned {type(result).__name__}, not a payload")
             if self.check_answers:
-                validate(action, "conf", payload, uid)
+                try:
+                    validate(action, "conf", payload, uid)
+                except OcppViolation as err:  # our answer is wrong, not the peer's call: a bug of ours
+                    raise ValueError(f"our {action} answer violates the schema: {err.description}") from None
         except OcppViolation as err:
             self._violation(err, f"{action} {frame.payload}")
             await self._send(err.to_json(uid))
@@ -287,6 +293,8 @@ class Endpoint:
                 raise PeerGone(self.cp_id) from None
             finally:
                 self._pending.pop(uid, None)
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # failed by connection_lost() while the send failed too: seen, not an error
         if type(frame) is ErrorFrame:
             raise RemoteCallError(frame.code, frame.description, frame.details)
         if check:

@@ -7,9 +7,14 @@ everything it needs is in the ``Snapshot``.
 
 - ``model``: ``Constraints`` (``A @ x <= b`` over connector currents), ``Sessions`` (arrays over connectors),
   ``Snapshot``, ``Allocation`` (limit and reason per connector).
-- ``policies``: ``allocate(snapshot, policy)`` with ``equal``, ``priority``, ``edf``, ``llf``.
+- ``policies``: ``allocate(snapshot, policy)`` with ``equal``, ``priority``, ``edf``, ``llf`` and ``mpc``.
+- ``mpc``: the deadline-aware optimiser (a model-predictive LP over the present cars' stays).
+- ``departure``: the departure estimate per id tag from the history of stays (OCPP 1.6 carries none).
+- ``acn``, ``replay``, ``offline``: recorded sessions (ACN-Data), their period-by-period replay through
+  ``allocate`` against one cap, and the offline optima (HiGHS) the replay is read against.
 """
 
+from planning.allocation.departure import DepartureEstimate, DepartureHistory, estimate_departures
 from planning.allocation.model import (
     J1772_MIN_A,
     Allocation,
@@ -26,7 +31,10 @@ __all__ = [
     "Allocation",
     "AllocationInputError",
     "Constraints",
+    "DepartureEstimate",
+    "DepartureHistory",
     "Sessions",
     "Snapshot",
     "allocate",
+    "estimate_departures",
 ]

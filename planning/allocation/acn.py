@@ -74,7 +74,8 @@ def _from_csv(path: Path) -> pd.DataFrame:
         raise SessionFileError(
             f"{path}: missing column(s) {', '.join(missing)} (expected the ACN-Data CSV form: {', '.join(_CSV)})"
         )
-    return df.rename(columns=_CSV)[[c for c in COLUMNS if c in df.rename(columns=_CSV).columns]]
+    renamed = df.rename(columns=_CSV)
+    return renamed[[c for c in COLUMNS if c in renamed.columns]]
 
 
 def _rfc1123(value: object) -> str:

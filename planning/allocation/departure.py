@@ -19,6 +19,11 @@ import pandas as pd
 
 #: Fewest stays a median is taken over; with fewer the estimate falls back to a wider group.
 MIN_COUNT = 3
+#: Which quantile of the stays the estimate is. The median: an early quantile (a conservative, earlier
+#: departure) was tried on Caltech's August 2021 at 30 % of the uncontrolled peak and lost energy for every
+#: policy (LLF 95.3 % -> 94.9 % at the 25th percentile, mpc 94.6 % -> 93.8 %), as cars then look more urgent
+#: than they are and crowd out the ones that really are.
+QUANTILE = 0.5
 #: Stay assumed when nothing is known (a workday at the office, roughly: ACN-Data's median is near 7 h).
 SITE_DEFAULT_STAY_S = 7 * 3600.0
 
@@ -59,6 +64,7 @@ class DepartureHistory:
         known_before: pd.Timestamp | None = None,
         min_count: int = MIN_COUNT,
         site_default_s: float = SITE_DEFAULT_STAY_S,
+        quantile: float | None = None,
     ) -> DepartureEstimate:
         """The departure of a car with ``id_tag`` plugged in at ``connected``.
 
@@ -77,7 +83,7 @@ class DepartureHistory:
         ):
             count = int(mask.sum())
             if count >= min_count:
-                stay = float(np.median(self.stay_s[mask]))
+                stay = float(np.quantile(self.stay_s[mask], QUANTILE if quantile is None else quantile))
                 return DepartureEstimate(connected + pd.Timedelta(seconds=stay), stay, f"{what} of {count} stays")
         return DepartureEstimate(connected + pd.Timedelta(seconds=site_default_s), site_default_s, "site default stay")
 

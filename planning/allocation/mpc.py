@@ -16,17 +16,28 @@ The objective, per kWh a car is planned to get:
   spreading it thin, which is what decides how many sessions end fully served. At a vertex of the LP the
   shortfall lands on a few cars, the others are completed;
 - ``+ EARLY_WEIGHT * (1 - t / horizon)``: a small preference for delivering now rather than later, because
-  cars that arrive later (unknown now) will want the cap then.
+  cars that arrive later (unknown now) will want the cap then;
+- ``+ OWN_EARLY_WEIGHT * (1 - t / departure)``: the same preference measured within each car's own stay, so
+  of two cars the one leaving sooner is served now and the one with time to spare keeps its demand for
+  later, where it can soak up room no one else wants (least laxity first's strength).
+
+Why both time terms, measured on Caltech's August 2021 sessions at 30 % of the uncontrolled peak: with
+neither the LP is indifferent to when and delivers 93.27 % of the energy (404 served); the global term alone
+gives 96.83 % (427), the per-stay term alone 96.92 % (430), both 96.92 % (430) against an offline optimum of
+96.95 % (or 430 served). At 20 % adding the per-stay term lifts energy from 85.89 % (391 served) to 86.21 %
+(392; optimum 86.28 %).
 
 The horizon is cut in blocks that grow with distance (5-minute periods for the first hour, 15 minutes up to
 four hours, hours beyond): what happens in three hours need not be planned to the minute, and the LP stays
 small (a few thousand variables at 200 connectors). Each block's variable is the car's average current in
 it, bounded by its maximum times the share of the block before its departure.
 
-The J1772 minimum is handled outside the LP, as for every policy: cars are admitted at ``min_a`` in
-least-laxity order (or paused when no row has room), and the LP's first-period bounds are
-``[min_a, upper]`` for admitted cars and ``[0, 0]`` for paused ones; later periods are continuous (a
-relaxation: by then the admission is decided again).
+The J1772 minimum: admitting every car that fits at 6 A in a fixed order takes room from the car that must
+charge now. So the LP is first solved without the minimum (``choose_paused``); cars it gives less than half
+their minimum are paused this period, the others are admitted at ``min_a`` as for every policy, and the LP
+is solved again with first-period bounds ``[min_a, upper]`` for admitted cars and ``[0, 0]`` for paused
+ones (later periods stay continuous: by then the choice is made again). With every minimum at 0 (ACN-Sim's
+EVSEs) there is nothing to choose and one LP is solved.
 """
 
 from __future__ import annotations
@@ -41,6 +52,8 @@ from planning.allocation.model import BoolArray, FloatArray, IntArray, Snapshot
 COMPLETION_WEIGHT = 1.0
 #: Weight of delivering sooner rather than later (a tie-breaker: it must stay well below 1).
 EARLY_WEIGHT = 0.05
+#: Weight of delivering early within each car's own stay (see the module docstring).
+OWN_EARLY_WEIGHT = 0.05
 #: Departure assumed for a car whose departure is unknown (the LP then plans it over this horizon).
 UNKNOWN_DEPARTURE_S = 8 * 3600.0
 #: The plan never looks further than this.
@@ -105,6 +118,7 @@ def _first_period(
     mean_request = float(np.nanmean(remaining)) if known.any() else 1.0
     completion = np.where(known, COMPLETION_WEIGHT * mean_request / np.maximum(np.nan_to_num(remaining), 1e-3), 0.0)
     value = 1.0 + completion[:, None] + EARLY_WEIGHT * (1.0 - start[None, :] / horizon)
+    value = value + OWN_EARLY_WEIGHT * (1.0 - start[None, :] / dep[:, None])
     cost = -(value * kwh_per_a).ravel()
     bounds = np.column_stack([lo.ravel(), hi.ravel()])
     res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")

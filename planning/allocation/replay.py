@@ -145,7 +145,7 @@ class ReplayRow:
 
 
 def score(
-    rs: ReplaySessions, policy: str, delivered: FloatArray, power_kw: FloatArray, cap_kw: float, note=""
+    rs: ReplaySessions, policy: str, delivered: FloatArray, power_kw: FloatArray, cap_kw: float, note: str = ""
 ) -> ReplayRow:
     """Energy share, sessions served and violations of one schedule's outcome."""
     requested = float(rs.requested_kwh.sum())

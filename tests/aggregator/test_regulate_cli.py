@@ -36,6 +36,11 @@ def test_regulate_prints_hourly_offers_score_switches_and_drivers(regd: str, tmp
     sig = pd.read_csv(regd)["regd"].to_numpy()[16 * 1800 : 18 * 1800]
     assert df["signal"].to_numpy() == pytest.approx(sig, abs=1e-5)
     assert (tmp_path / "run.csv-16.png").exists() and (tmp_path / "run.csv-17.png").exists()
+    # anyone can rescore the run from the export alone: the same composite
+    from planning.pjm_score import score_hourly
+
+    rescored = score_hourly(df["signal"].to_numpy(), df["response"].to_numpy())
+    assert rescored.composite == pytest.approx(float(m.group(1)), abs=0.006)
     # the saved model loads back and runs
     rc = main(["regulate", "--evs", "200", "--signal", regd, "--hours", "0.2", "--model", str(model)])
     assert rc == 0 and "loaded from" in capsys.readouterr().out

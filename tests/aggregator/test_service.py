@@ -120,9 +120,62 @@ async def test_service_from_config(manual_clock) -> None:
     from evsite.config import parse_config
 
     cfg = parse_config({"chargers": [{"id": "A", "connectors": 2}, {"id": "B", "bidirectional": True}],
-                        "regulation": {"soc_bins": 10, "step_s": 2}})  # fmt: skip
+                        "regulation": {"soc_bins": 10, "step_s": 2, "slack_margin_s": 600}})  # fmt: skip
     svc = service_from_config(cfg, EventBus(), manual_clock, Recorder().send)
-    assert svc.step_s == 2 and svc.ctrl.ns == 10 and len(svc.live.connectors) == 3
-    assert svc.ctrl.can_discharge.tolist() == [False, False, True]
+    assert svc.step_s == 2 and svc.tracker.model.ns == 10 and len(svc.live.connectors) == 3
+    assert svc.tracker.can_discharge.tolist() == [False, False, True] and svc.tracker.s.slack_margin_s == 600
     with pytest.raises(ValueError, match="soc_bins is 10"):
         service_from_config(cfg, EventBus(), manual_clock, Recorder().send, model=StateSpaceModel(20))
+
+
+async def test_live_market_acts_only_inside_the_load_management_envelope(manual_clock, model) -> None:
+    """Nothing is commanded before load management grants limits; then every limit sent stays within the
+    latest grant, discharge goes only to the bidirectional charger, and the signal moves the setpoints."""
+    from types import MappingProxyType
+
+    from controller.aggregator.limits import LimitGate
+    from controller.aggregator.live_market import MarketService
+    from controller.aggregator.tracker import TrackerSettings
+    from evsite import topics
+
+    bus = EventBus()
+    rec = Recorder()
+    gate = LimitGate(bus)
+    live = LiveFleet(REFS, LiveDefaults(soc_target=0.6, dwell_h=8.0))
+    svc = MarketService(bus, manual_clock, live, model, ProfileDispatcher(rec.send, REFS, gate=gate), gate,
+                        settings=TrackerSettings(min_hold_s=0.0))  # fmt: skip
+    _plug_in(bus, soc_pct=50.0)
+    bus.publish(BUS_TOPIC, SignalSample(T, 0.0))
+    await svc.step_once()
+    assert rec.calls == []  # no grant yet
+    grant = {("UNI", 1): 10.0, ("UNI", 2): 16.0, ("V2G", 1): 20.0}
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType(grant))
+    await manual_clock.advance(3600.0)  # next hour: a fresh offer inside the grant
+    seen: dict[tuple[str, int], float] = {}
+    for value in (1.0, -1.0, 0.5, -0.5):
+        bus.publish(BUS_TOPIC, SignalSample(T, value))
+        await manual_clock.advance(2.0)
+        await svc.step_once()
+        for cp, c, lim, _ in rec.calls:
+            assert abs(lim) <= grant[(cp, c)] + 1e-9
+            assert lim >= 0 or cp == "V2G"
+            seen[(cp, c)] = lim
+        rec.calls.clear()
+    assert svc.offer is not None and svc.offer.capacity_kw > 0
+    assert seen  # it did command the cars
+    # a connector whose profile fails keeps its previous setpoint in the controller's view
+    failing = Recorder(fail_for=("UNI", 1))
+    attempts: list[tuple[str, int]] = []
+
+    async def send(cp_id: str, request, reason: str | None = None):
+        attempts.append((cp_id, request.connector_id))
+        return await failing.send(cp_id, request, reason)
+
+    svc.dispatcher.send = send
+    kept = float(svc.tracker.sent_kw[0])
+    for value in (1.0, -1.0, 1.0):
+        bus.publish(BUS_TOPIC, SignalSample(T, value))
+        await manual_clock.advance(2.0)
+        await svc.step_once()
+    assert ("UNI", 1) in attempts  # it was asked to move ...
+    assert svc.tracker.sent_kw[0] == kept  # ... failed, and the view did not pretend otherwise

@@ -29,6 +29,8 @@ def api_config(db_url: str, **overrides: Any) -> dict[str, Any]:
         "service": {"rating_a": 400, "voltage_v": 208, "phases": 3, "continuous_load_factor": 0.8},
         "chargers": [{"id": "CP1", "connectors": 2}, {"id": "CP2"}],
         "id_tags": [{"id_tag": "TAG-OK"}],
+        # The API's own view of the site (LiveSite); tests that want load management's turn it on.
+        "site": {"enabled": False},
         "api": {
             "enabled": True,
             "port": 0,

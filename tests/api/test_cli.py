@@ -34,12 +34,9 @@ async def test_status_chargers_transactions_and_send(site: Site, capsys) -> None
         assert "chargers: 1 of 2 online; open transactions: 1" in out
         assert "CP1" in out and "#1 Charging" in out and "limit 115.3 kW" in out
 
-        for _ in range(50):  # load management follows the bus in its own task: wait until it saw the status
-            code, out, _ = await run_cli(site, capsys, "chargers", role="read")
-            if "Charging" in out:
-                break
-            await asyncio.sleep(0.1)
-        assert code == 0 and "Charging" in out and "no limit sent yet" in out and "last seen never" in out
+        # (the site runs without load management here: the API's own view names no profile sent yet)
+        code, out, _ = await run_cli(site, capsys, "chargers", role="read")
+        assert code == 0 and "Charging" in out and "no profile sent" in out and "last seen never" in out
 
         code, out, _ = await run_cli(site, capsys, "transactions", "--open", "--json", role="read")
         assert code == 0 and [t["id"] for t in json.loads(out)] == [tx.transaction_id]

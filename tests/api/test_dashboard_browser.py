@@ -81,8 +81,7 @@ def serve(tmp_path: Path, mqtt_broker: tuple[str, int]) -> Iterator[dict[str, st
 [server]
 host = "127.0.0.1"
 port = 0
-allow_unknown_chargers = true
-meter_value_sample_interval_s = 30
+meter_value_sample_interval_s = 1
 [store]
 url = "sqlite:///{tmp_path / "evsite.db"}"
 # Load management runs: the service must leave the EVs room beside the 123.4 kW building reading below, and
@@ -95,6 +94,12 @@ stale_after_s = 600
 # test on their clock, or they fall back to the fail-safe (0 A here) after two real seconds.
 [site]
 profile_validity_s = 86400
+[[chargers]]
+id = "WEB0001"
+connectors = 2
+[[chargers]]
+id = "WEB0002"
+connectors = 2
 [[id_tags]]
 id_tag = "SIM-TAG"
 [mqtt]
@@ -153,12 +158,13 @@ def test_dashboard_shows_the_site_moves_the_chart_and_stops_a_transaction(serve,
 
     ARTIFACTS.mkdir(exist_ok=True)
     loop = LoopThread()
-    clock = ScaledClock(60.0, start=datetime.now(UTC))
-    # The seeded fleet, shifted so its first EV plugs in a simulated minute after the start.
+    # Real time (load management's profiles carry real validity times), one-second steps and meter values.
+    clock = ScaledClock(1.0, start=datetime.now(UTC))
+    # The seeded fleet, shifted so its first EV plugs in two seconds after the start.
     fleet = seed_fleet(4, 0)
-    origin = clock.now() - timedelta(seconds=float(fleet.arrival_s.min()) - 60)
-    site = SimulatedSite(serve["ws"].rstrip("/"), clock, charger_specs(2, 2, prefix="WEB", meter_interval_s=30),
-                         fleet, fleet_origin=origin)  # fmt: skip
+    origin = clock.now() - timedelta(seconds=float(fleet.arrival_s.min()) - 2)
+    site = SimulatedSite(serve["ws"].rstrip("/"), clock, charger_specs(2, 2, prefix="WEB", meter_interval_s=1),
+                         fleet, fleet_origin=origin, step_s=1.0)  # fmt: skip
     api = httpx.Client(base_url=serve["http"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     stepping = None
 
@@ -190,18 +196,18 @@ def test_dashboard_shows_the_site_moves_the_chart_and_stops_a_transaction(serve,
 
         async def publish() -> None:
             async with MqttMeterPublisher(serve["mqtt_host"], int(serve["mqtt_port"]), serve["topic"]) as pub:
-                await pub(MeterReading(datetime.now(UTC), 123.4))
+                await pub(MeterReading(datetime.now(UTC), 61.7))
 
         loop.run(publish())
-        wait("the reading on the page", lambda: "building 123.4 kW" in browser.find_element(By.ID, "site-summary").text)
+        wait("the reading on the page", lambda: "building 61.7 kW" in browser.find_element(By.ID, "site-summary").text)
         wait("a new point on the chart", lambda: int(canvas.get_attribute("data-points") or 0) > before)
-        assert float(canvas.get_attribute("data-last-total")) >= 123.4
+        assert float(canvas.get_attribute("data-last-total")) >= 61.7
 
         # The EV's transaction appears; Stop on the page ends it at the simulated charger.
         row = wait("the open transaction", lambda: browser.find_elements(By.CSS_SELECTOR, "#transactions tr[data-tx]"))
         tx_id = int(row[0].get_attribute("data-tx"))
         charger = wait("the charger to know its transaction id", lambda: loop.call(charging).get(tx_id))
-        wait("charging power on the chart", lambda: float(canvas.get_attribute("data-last-total") or 0) > 123.4)
+        wait("charging power on the chart", lambda: float(canvas.get_attribute("data-last-total") or 0) > 61.7)
         browser.save_screenshot(str(ARTIFACTS / "dashboard-charging.png"))
         assert severe_console_messages(browser) == []
 

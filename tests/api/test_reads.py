@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import ssl
 from pathlib import Path
 
@@ -217,3 +218,31 @@ async def test_history_window_drops_old_points() -> None:
         bus.publish(topics.METER_SITE, reading)
         live.handle(topics.METER_SITE, reading)
     assert [p.building_kw for p in live.history()] == [50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0]
+
+
+async def test_with_load_management_the_api_shows_its_view_and_plan(make_site, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"buildings": [{"name": "b", "schedule_kw": [20.0] * 12 + [30.0] * 12}]}))
+    site = await make_site(site={"enabled": True, "plan": str(plan)})
+    lm = site.runtime.loadmgmt
+    assert lm is not None and site.runtime.api.ctx.source is lm
+    await eventually(lambda: lm.plan.schedule is not None)
+    async with site.client("read") as c:
+        state = (await c.get("/api/site")).json()
+        expected = dataclass_json(lm.site_state())
+        assert {k: v for k, v in state.items() if k != "at"} == {k: v for k, v in expected.items() if k != "at"}
+        assert state["connectors"] and all(k["reason"] for k in state["connectors"])
+        assert state["plan_period"] == "weekday 08:00"  # the manual clock: Monday 08:00 UTC
+        doc = (await c.get("/api/plan")).json()
+        assert doc["period_now"] == "weekday 08:00" and doc["ev_ceiling_kw_now"] == 20.0
+        assert doc["weekday_kw"][12] == 30.0 and doc["tz"] == "UTC"
+        # the dashboard's history now records load management's limit
+        site.runtime.bus.publish(topics.METER_SITE, MeterReading(site.clock.now(), 40.0))
+        await eventually(lambda: site.runtime.api.ctx.live.history())
+        assert (await c.get("/api/history")).json()["limit_kw"][-1] == lm.site_state().limit_kw
+
+
+def dataclass_json(state) -> dict:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(state)

@@ -59,7 +59,8 @@ async def test_edits_apply_live_and_bad_edits_change_nothing(tmp_path: Path, man
 
         path.write_text(path.read_text() + ADDED)
         await manual_clock.advance(1.0)
-        await asyncio.sleep(0.05)  # the apply task writes the store on the writer thread
+        # The apply task writes the store on the writer thread, then swaps the caches.
+        await eventually(lambda: "CP2" in site.csms.registry.known, what="the reload applied")
         assert await _authorize(url, "CP2", "TAG-NEW") == "Accepted"
 
         good = path.read_text()

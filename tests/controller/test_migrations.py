@@ -83,7 +83,8 @@ def test_upgrade_from_the_schema_before_migrations_keeps_the_data(store_url: str
         result = upgrade(store.engine)
         assert (result.before, result.after) == ("pre-alembic", HEAD)
         assert _schema_diff(store) == []
-        assert store.charge_point("OLD-CP") is not None
+        old = store.charge_point("OLD-CP")
+        assert old is not None and (old.online, old.from_config, old.removed_at) == (False, False, None)
         [tx] = store.transactions(cp_id="OLD-CP")
         assert (tx.meter_start, tx.stop_time) == (1000, None)
     finally:

@@ -72,3 +72,17 @@ def test_cli_check_exits_nonzero_on_invalid_file(tmp_path):
     res = _evsite("config", "check", str(cfg), cwd=tmp_path)
     assert res.returncode == 2
     assert "store.url" in res.stderr
+
+
+def test_regulation_keys_for_the_market_aggregator():
+    cfg = parse_config_text(
+        "[regulation]\nsoc_force_charge = 0.2\nslack_margin_s = 1800\nmin_hold_s = 600\n"
+        "latency_median_s = 3\nlatency_p99_s = 20\ncommand_loss_share = 0.02\n"
+    )
+    rc = cfg.regulation
+    assert (rc.soc_force_charge, rc.slack_margin_s, rc.min_hold_s) == (0.2, 1800, 600)
+    assert (rc.latency_median_s, rc.latency_p99_s, rc.command_loss_share) == (3, 20, 0.02)
+    with pytest.raises(ConfigError, match="latency_p99_s must be >= latency_median_s"):
+        parse_config_text("[regulation]\nlatency_median_s = 5\nlatency_p99_s = 2\n")
+    with pytest.raises(ConfigError, match="meter_interval_s"):
+        parse_config_text("[regulation]\nmeter_interval_s = 2\n")

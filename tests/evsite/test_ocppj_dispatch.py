@@ -4,6 +4,7 @@ calls resolve, time out and fail on a lost connection; validation honours ``mult
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from typing import Any
@@ -54,6 +55,14 @@ class Owner:
     @handles("Heartbeat")
     def heartbeat(self) -> Any:
         return {"current_time": "2026-01-01T00:00:00Z"}
+
+    @handles("ClearCache")
+    def clear_cache(self) -> Any:
+        return call_result.ClearCache(status="Maybe")  # a bug: not a ClearCacheStatus
+
+    @handles("GetLocalListVersion")
+    def local_list_version(self) -> Any:
+        return None  # a bug: no payload
 
 
 def endpoint(owner: Owner | None = None, timeout_s: float = 1.0) -> tuple[Endpoint, Wire, Owner]:
@@ -139,7 +148,7 @@ async def test_calls_resolve_fail_and_time_out() -> None:
 
 
 def test_routes_are_read_once_per_class_and_checked() -> None:
-    assert set(routes(Owner)) == {"DataTransfer", "Heartbeat"}
+    assert set(routes(Owner)) == {"DataTransfer", "Heartbeat", "ClearCache", "GetLocalListVersion"}
     assert routes(Owner)["DataTransfer"].after == "after_data_transfer"
     with pytest.raises(ValueError, match=r"not an OCPP 1\.6 action"):
         handles("Heartbeet")
@@ -168,3 +177,35 @@ def test_multiple_of_refuses_hundredths() -> None:
     with pytest.raises(OcppViolation) as err:
         validate("SetChargingProfile", "req", _profile(21.45))
     assert err.value.code == "PropertyConstraintViolation" and "limit" in err.value.description
+
+
+async def test_a_call_lost_while_sending_leaves_no_unretrieved_future() -> None:
+    """The connection drops during the send: the caller gets PeerGone and asyncio logs no orphaned error."""
+    from websockets.exceptions import ConnectionClosedError
+
+    class Dropping(Wire):
+        async def send(self, text: str) -> None:
+            ep.connection_lost()  # the reader saw the close first
+            raise ConnectionClosedError(None, None)
+
+    ep = Endpoint(Owner(), Dropping(), cp_id="CP", logger=logging.getLogger("test.ocppj"), response_timeout_s=1.0)
+    orphans: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: orphans.append(context))
+    with pytest.raises(PeerGone):
+        await ep.call("Heartbeat", {})
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert orphans == []
+
+
+@pytest.mark.parametrize("check_answers", [True, False])
+async def test_our_own_bad_answer_is_an_internal_error_not_the_peers_fault(check_answers: bool) -> None:
+    ep, wire, _ = endpoint()
+    ep.check_answers = check_answers
+    await ep.receive('[2,"b1","GetLocalListVersion",{}]')
+    assert wire.sent[-1][:3] == [4, "b1", "InternalError"]
+    await ep.receive('[2,"b2","ClearCache",{}]')
+    expected = [4, "b2", "InternalError"] if check_answers else [3, "b2", {"status": "Maybe"}]
+    assert wire.sent[-1][:3] == expected

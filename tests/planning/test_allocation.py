@@ -216,3 +216,11 @@ def test_mpc_plans_cars_with_unknown_departure_and_energy() -> None:
     alloc = allocate(Snapshot(one_row(3, 60.0), s), "mpc")
     assert alloc.limit_a.sum() == pytest.approx(60.0)
     assert (alloc.limit_a >= 6.0).all()
+
+
+def test_mpc_never_pauses_a_car_that_would_not_resume() -> None:
+    # CP1 has 8 h to spare, so the plan would pause it now for CP0; but it is known not to resume after a pause.
+    s = cars(2, kw_per_a=0.208, energy_requested_kwh=np.array([5.0, 5.0]), no_pause=np.array([False, True]))
+    s.departure_s[:] = [3600.0, 8 * 3600.0]
+    alloc = allocate(Snapshot(one_row(2, 32.0), s, period_s=300), "mpc")
+    np.testing.assert_allclose(alloc.limit_a, [26.0, 6.0])

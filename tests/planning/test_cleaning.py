@@ -150,3 +150,19 @@ def test_spiky_real_homes_keep_their_peaks_and_a_meter_glitch_is_caught(citylear
     glitched.iloc[4000] = 20 * home.kw.max()
     out, rep = clean_series(glitched)
     assert rep.spikes_removed == 1 and out.max() == pytest.approx(home.kw.max())
+
+
+def test_similar_day_stats_match_a_brute_force_count() -> None:
+    """Median and max of the same hour on same-type days within 21 days, the day itself excluded."""
+    from planning.cleaning import similar_day_stats
+
+    idx = pd.date_range("2023-01-01", periods=24 * 90, freq="h")
+    v = np.random.default_rng(0).normal(10, 2, idx.size)
+    v[::7] = np.nan
+    med, mx = similar_day_stats(v, idx)
+    for i in (5, 700, 1500, 2100):
+        d, h = idx[i].normalize(), idx[i].hour
+        days = [d + pd.Timedelta(days=o) for o in range(-21, 22) if o]
+        same = [x for x in days if (x.day_of_week >= 5) == (d.day_of_week >= 5) and x >= idx[0] and x <= idx[-1]]
+        vals = v[idx.get_indexer([x + pd.Timedelta(hours=h) for x in same])]
+        assert med[i] == pytest.approx(np.nanmedian(vals)) and mx[i] == pytest.approx(np.nanmax(vals))

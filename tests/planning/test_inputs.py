@@ -118,7 +118,7 @@ def _write(tmp_path: Path, s: pd.Series, name: str = "m.csv", scale: float = 1.0
 def test_empty_file_is_a_message(tmp_path: Path, capsys) -> None:
     f = tmp_path / "empty.csv"
     f.write_text("")
-    assert _run(tmp_path, f) == 1
+    assert _run(tmp_path, f) == 2  # like every command's missing or empty input (tests/evsite/test_cli_inputs.py)
     err = capsys.readouterr().err
     assert "empty" in err and "Traceback" not in err
 

@@ -130,7 +130,6 @@ def test_many_buildings_in_parallel_one_failure_reported(tmp_path: Path, doe_csv
         ("flat", "flat load"),
         ("no_headroom", "no headroom"),
         ("over_rating", "RATING is likely wrong"),
-        ("missing_file", "not found"),
     ],
 )
 def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: str, message: str) -> None:
@@ -144,8 +143,7 @@ def test_error_cases_exit_non_zero_with_a_message(tmp_path: Path, capsys, case: 
         s = pd.Series(90 + 2 * np.sin(np.arange(idx.size) / 3.0), index=idx)
     else:
         s = office_like(days=40)
-    if case != "missing_file":
-        meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
+    meter.write_text("timestamp,kW\n" + "".join(f"{t},{v}\n" for t, v in s.items()))
     rating = {"no_headroom": 280, "over_rating": 30}.get(case, 600)  # 30 A: 10.8 kVA, the office peaks at 80 kW
     rc = main(
         [
@@ -192,3 +190,26 @@ def test_profile_loader_rejects_what_load_management_cannot_use(
         f.write_text(content)
     with pytest.raises(PlanningError, match=message):
         load_ocpp_profile(f)
+
+
+def test_chargers_with_lm_by_simulation_on_real_sessions(
+    tmp_path: Path, doe_csv: Path, shared_data: Path, capsys
+) -> None:
+    meter = _doe_slice(doe_csv, "SmallOffice", 45, tmp_path / "small.csv")
+    cfg = tmp_path / "config.toml"
+    sessions = shared_data / "ev-sessions" / "acn_caltech_sessions.csv"
+    cfg.write_text(
+        CONFIG.format(rating=100) + f'ev_sessions_file = "{sessions}"\nmax_chargers = 60\n'
+    )  # 100 A: 36 kVA, 28.8 kW continuous; the office peaks near 25 kW
+    out = tmp_path / "out"
+    assert main(["plan", "--meter", str(meter), "--config", str(cfg), "--out", str(out)]) == 0
+    [b] = json.loads((out / "plan.json").read_text())["buildings"]
+    sizing = b["sizing"]
+    curve = {r["chargers"]: r for r in sizing["curve"]}
+    n = b["chargers_with_lm"]
+    assert n == sizing["chargers"] and curve[n]["service_level"] >= 0.95 and curve[n]["violations"] == 0
+    assert n == 60 or curve[n + 1]["service_level"] < 0.95  # the largest count that holds (or the search limit)
+    assert "acn_caltech_sessions.csv" in sizing["sessions_source"] and "95% of sessions" in sizing["service_level_rule"]
+    assert b["cost"]["energy_kwh_per_day"] == pytest.approx(curve[n]["energy_kwh_per_day"], rel=1e-3)
+    assert (out / "plots" / "kW" / "sizing.png").stat().st_size > 1000
+    assert "(simulated)" in capsys.readouterr().out or n == 60

@@ -238,3 +238,34 @@ async def test_multiple_of_is_checked_the_same_way_by_both_sides(central: Centra
     with pytest.raises(CallErrorReceived) as err:
         await central.session(CP).call(profile(21.45), skip_schema_validation=True)
     assert err.value.code == "PropertyConstraintViolation"
+
+
+async def test_change_availability_applies_now_or_after_the_transaction(
+    central: CentralSystem, site: SimulatedSite, manual_clock: ManualClock
+) -> None:
+    cp = plug(site, 1, "SIM-TAG")
+    await advance(site, manual_clock, 20)
+    await drained(site)
+    assert 1 in cp.tx
+    inoperative = call.ChangeAvailability(connector_id=2, type="Inoperative")
+    assert (await central.send(CP, inoperative)).status == "Accepted"
+    await eventually(lambda: status(central, 2) == "Unavailable", what="connector 2 Unavailable")
+    plug(site, 2, "SIM-TAG")
+    await advance(site, manual_clock, 20)
+    assert 2 not in cp.tx, "an Unavailable connector starts no transaction"
+    expiry = (manual_clock.now() + timedelta(hours=1)).isoformat()
+    reserve = call.ReserveNow(connector_id=2, expiry_date=expiry, id_tag="SIM-TAG", reservation_id=1)
+    assert (await central.send(CP, reserve)).status == "Unavailable"
+
+    whole = call.ChangeAvailability(connector_id=0, type="Inoperative")
+    assert (await central.send(CP, whole)).status == "Scheduled"  # connector 1 is charging
+    assert status(central, 1) != "Unavailable"
+    tx_id = cp.tx[1].transaction_id
+    assert (await central.send(CP, call.RemoteStopTransaction(transaction_id=tx_id))).status == "Accepted"
+    await eventually(lambda: status(central, 1) == "Unavailable", what="connector 1 Unavailable after its transaction")
+
+    assert (await central.send(CP, call.ChangeAvailability(connector_id=0, type="Operative"))).status == "Accepted"
+    # Connector 1's car is still plugged in; connector 2 turned its car away while Unavailable.
+    back = ("Available", "Preparing", "Available")
+    await eventually(lambda: tuple(status(central, c) for c in (0, 1, 2)) == back, what="operative again")
+    assert (await central.send(CP, call.ChangeAvailability(connector_id=3, type="Operative"))).status == "Rejected"
