@@ -34,7 +34,9 @@ class ConnectorTrack:
     unacked: bool = False
     valid_until: datetime | None = None
     reason: str = "no limit sent yet"
-    departure: datetime | None = None
+    departure: datetime | None = None  # set on the bus (driver app, operator): wins over the estimate
+    departure_estimate: datetime | None = None
+    departure_basis: str = ""
     energy_requested_kwh: float = math.nan
     over_since: datetime | None = None
     noncompliant: bool = False
@@ -111,4 +113,6 @@ class ConnectorTrack:
         self.tx_start = None
         self.meter_start_wh = None
         self.departure = None
+        self.departure_estimate = None
+        self.departure_basis = ""
         self.energy_requested_kwh = math.nan

@@ -105,6 +105,7 @@ class LoadManager:
         self.last_limits: dict[tuple[str, int], float] = {}
         #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
         self.no_resume_tags: set[str] = set()
+        self.departures: Any = None  # planning.allocation.departure.DepartureHistory, from the store
         self._specs: list[ConnectorSpec] = []
         self._constraints: Constraints | None = None
         self._wake = asyncio.Event()
@@ -270,9 +271,36 @@ class LoadManager:
         if e.kind == "started":
             t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, e.at
             t.meter_start_wh = float(e.meter_wh) if e.meter_wh is not None else t.energy_wh
+            self._estimate_departure(t)
         else:
             t.clear_session()
         self.wake()
+
+    def load_departure_history(self) -> None:
+        """Stays per id tag from the store's closed transactions (``planning.allocation.departure``)."""
+        import pandas as pd
+
+        from planning.allocation.departure import DepartureHistory
+
+        store = getattr(self.csms, "store", None)
+        if store is None:
+            return
+        rows = [(tx.id_tag, tx.start_time, tx.stop_time) for tx in store.transactions() if tx.stop_time is not None]
+        frame = pd.DataFrame(rows, columns=["id_tag", "connected", "disconnected"])
+        for col in ("connected", "disconnected"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        self.departures = DepartureHistory(frame, self.config.site.timezone)
+        log_event(log, "departure_history_loaded", stays=len(frame))
+
+    def _estimate_departure(self, t: ConnectorTrack) -> None:
+        import pandas as pd
+
+        if self.departures is None or t.tx_start is None:
+            return
+        est = self.departures.estimate(
+            t.id_tag or "", pd.Timestamp(t.tx_start), site_default_s=self.config.site.departure_default_h * 3600.0
+        )
+        t.departure_estimate, t.departure_basis = est.departure.to_pydatetime(), est.basis
 
     def _on_status(self, e: ev.StatusEvent) -> None:
         if e.connector_id < 1:
@@ -392,6 +420,7 @@ class LoadManager:
         log_event(log, "replan_requested", who=who)
         if self.on_replan is not None:
             self.on_replan(who)
+        self.load_departure_history()
         if self._poll_plan():
             self.rebuild()
         self.wake()
@@ -418,7 +447,7 @@ class LoadManager:
             s.active[i] = t.active
             if t.active and t.tx_start is not None:
                 s.arrival_s[i] = (t.tx_start - now).total_seconds()
-                dep = t.departure or (t.tx_start + timedelta(seconds=default_stay))
+                dep = t.departure or t.departure_estimate or (t.tx_start + timedelta(seconds=default_stay))
                 s.departure_s[i] = max((dep - now).total_seconds(), 60.0)
                 s.energy_delivered_kwh[i] = t.energy_delivered_kwh()
                 s.energy_requested_kwh[i] = t.energy_requested_kwh
@@ -754,6 +783,7 @@ class LoadManager:
     def seed_from_csms(self) -> None:
         """After a (re)start: open transactions and connected chargers the central system already knows."""
         self.restore()
+        self.load_departure_history()
         for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:

@@ -156,3 +156,17 @@ def test_the_plan_followed_is_shown_and_its_ceiling_bounds_the_evs(tmp_path: Pat
     assert float(alloc.limit_a @ snap.sessions.kw_per_a) <= 4.0 + 1e-9
     assert "plan EV ceiling kW" in " ".join(alloc.reasons)
     store.close()
+
+
+def test_departure_is_estimated_from_the_tags_past_stays_in_the_store(manager) -> None:
+    lm, clock = manager
+    store = lm.csms.store
+    for day in range(3):  # three weekday stays of 3 h for TAG, earlier the same month
+        start = NOW - timedelta(days=7 * (day + 1))
+        tx_id, _ = store.start_transaction("CP1", 1, "TAG", 0, start, "Accepted", None)
+        store.stop_transaction("CP1", tx_id, 1000, start + timedelta(hours=3), "EVDisconnected", "TAG")
+    lm.load_departure_history()
+    _connect_and_start(lm, NOW)
+    snap, _, _ = lm.snapshot(clock.now())
+    assert snap.sessions.departure_s[0] == pytest.approx(3 * 3600)
+    assert "tag TAG weekday median of 3 stays" in lm.tracks[("CP1", 1)].departure_basis
