@@ -18,6 +18,9 @@ REGULATION_CAPACITY = "regulation/capacity"
 LOADMGMT_SITE_LIMIT = "loadmgmt/site_limit"
 #: ``str`` naming who asked: recompute the plan now (HTTP API -> load management).
 LOADMGMT_REPLAN = "loadmgmt/replan"
+#: frozen mapping ``{(cp_id, connector_id): limit_a}``: the per-connector limits load management granted,
+#: published each time they change; the aggregator never commands a connector above its latest one.
+LOADMGMT_LIMITS = "loadmgmt/limits"
 
 #: ``controller.events`` dataclasses, one topic per kind of central-system event.
 OCPP_CONNECTION = "ocpp/connection"

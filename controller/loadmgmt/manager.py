@@ -98,7 +98,7 @@ class LoadManager:
         self.chargers: dict[str, ChargerControl] = {}
         self.reading: MeterReading | None = None
         self.override: SiteLimitOverride | None = None
-        self.plan_file = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
         self.started_at = clock.now()
         self.fail_safe_a = 0.0
         self.rounds = 0
@@ -148,8 +148,8 @@ class LoadManager:
         """
         site = self.config.site
         peak = site.building_peak_kw
-        if peak is None and self.plan_file.schedule is not None:
-            sched = self.plan_file.schedule
+        if peak is None and self.plan.schedule is not None:
+            sched = self.plan.schedule
             peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
         if site.ev_only_meter:
             peak = 0.0
@@ -163,12 +163,12 @@ class LoadManager:
 
     def _poll_plan(self) -> bool:
         try:
-            changed = self.plan_file.poll()
+            changed = self.plan.poll()
         except PlanError as err:
             log_event(log, "plan_rejected", logging.WARNING, error=str(err))
             return False
-        if changed and self.plan_file.schedule is not None:
-            log_event(log, "plan_loaded", source=self.plan_file.schedule.source, tz=self.plan_file.schedule.tz)
+        if changed and self.plan.schedule is not None:
+            log_event(log, "plan_loaded", source=self.plan.schedule.source, tz=self.plan.schedule.tz)
         return changed
 
     # ------------------------------------------------------------------ inputs
@@ -190,8 +190,8 @@ class LoadManager:
         if not stale and reading_kw is not None:
             return max(reading_kw, 0.0), False
         candidates = [reading_kw] if reading_kw is not None else []
-        if self.plan_file.schedule is not None:
-            forecast = self.plan_file.schedule.building_forecast_kw(now)
+        if self.plan.schedule is not None:
+            forecast = self.plan.schedule.building_forecast_kw(now)
             if forecast is not None:
                 candidates.append(forecast)
         if self.config.site.building_peak_kw is not None:
@@ -411,7 +411,7 @@ class LoadManager:
                 new_limit_kw=round(site_limit_kw(config), 3),
             )
         if old.site.plan != config.site.plan or old.site.plan_building != config.site.plan_building:
-            self.plan_file = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+            self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
         self.rebuild()
         self.wake()
 
@@ -457,7 +457,7 @@ class LoadManager:
             elif fixed:
                 s.fixed_a[i] = t.may_draw_a(now, self._fail_safe_for(c))
         c = self._constraints
-        ceiling = self.plan_file.schedule.ceiling_kw(now) if self.plan_file.schedule is not None else None
+        ceiling = self.plan.schedule.ceiling_kw(now) if self.plan.schedule is not None else None
         if ceiling is not None:
             c = c.with_row(PLAN_ROW, s.kw_per_a, ceiling)
         ov = self.override
@@ -716,7 +716,7 @@ class LoadManager:
         known = self.reading is not None or self.config.site.ev_only_meter
         limit = self.limit_kw()
         total = building + ev_kw if known else None
-        period = self.plan_file.schedule.period(now) if self.plan_file.schedule is not None else None
+        period = self.plan.schedule.period(now) if self.plan.schedule is not None else None
         return SiteState(
             at=now,
             building_kw=building if known else None,
@@ -739,21 +739,6 @@ class LoadManager:
                 for t in sorted(self.tracks.values(), key=lambda t: t.spec.key)
             ],
         )
-
-    def plan(self) -> dict[str, Any] | None:
-        """The plan load management follows (for the API's ``/api/plan``), None until one is loaded."""
-        sched = self.plan_file.schedule
-        if sched is None:
-            return None
-        now = self.clock.now()
-        return {
-            "source": sched.source,
-            "ev_ceiling_kw": {"tz": sched.tz, "by_day_type": {"weekday": list(sched.weekday_kw),
-                                                                "weekend": list(sched.weekend_kw)}},
-            "building_forecast_kw": list(sched.building_kw) if sched.building_kw is not None else None,
-            "period": sched.period(now),
-            "ceiling_kw_now": sched.ceiling_kw(now),
-        }  # fmt: skip
 
     # ------------------------------------------------------------------ running
 

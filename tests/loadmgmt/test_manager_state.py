@@ -133,7 +133,7 @@ def test_a_profile_sent_outside_load_management_is_counted_until_it_is_gone(mana
     assert lm.tracks[("CP1", 2)].foreign_a is None  # a TxProfile ends with its transaction
 
 
-def test_the_plan_followed_is_shown_and_its_ceiling_bounds_the_evs(tmp_path: Path) -> None:
+def test_the_plans_ceiling_bounds_the_evs(tmp_path: Path) -> None:
     import json
 
     plan = tmp_path / "plan.json"
@@ -143,8 +143,7 @@ def test_the_plan_followed_is_shown_and_its_ceiling_bounds_the_evs(tmp_path: Pat
     cfg = site_config(tmp_path, f'plan = "{plan}"\nbuilding_peak_kw = 5')
     clock = ManualClock(NOW)
     lm, store = load_manager(cfg, clock)
-    shown = lm.plan()
-    assert shown is not None and shown["period"] == "weekday 08:00" and shown["ceiling_kw_now"] == 4.0
+    assert lm.plan.schedule is not None and lm.plan.schedule.period(NOW) == "weekday 08:00"
     _connect_and_start(lm, NOW)
     lm.handle("meter/site", MeterReading(NOW, 5.0))
     for t in lm.tracks.values():
