@@ -59,3 +59,21 @@ class SiteLimitOverride:
     limit_kw: float
     expires_at: datetime
     who: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegulationSetpoint:
+    """The regulation aggregator's wish for one connector, for load management to apply (``regulation/setpoints``).
+
+    Why through load management: OCPP 1.6 gives a connector one TxDefaultProfile in force (the highest stack
+    level wins, it is not a minimum), so two writers would override each other, and a limit load management
+    lowers could be masked by an older aggregator profile. Load management sends ``min(its limit, limit_a)``
+    in its own expiring live profile, with its ordering (decreases first) and fail-safe. A negative
+    ``limit_a`` (discharge) is applied as 0 A: discharge through load management is not supported yet.
+    """
+
+    cp_id: str
+    connector_id: int
+    limit_a: float
+    reason: str
+    at: datetime

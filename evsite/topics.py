@@ -13,6 +13,9 @@ METER_SITE = "meter/site"
 REGULATION_SIGNAL = "regulation/signal"
 #: the aggregator's current capacity offer.
 REGULATION_CAPACITY = "regulation/capacity"
+#: ``evsite.site_state.RegulationSetpoint``: the aggregator's setpoint for one connector, applied by load
+#: management inside its own limit (one writer of live profiles per connector).
+REGULATION_SETPOINTS = "regulation/setpoints"
 
 #: ``evsite.site_state.SiteLimitOverride``: an operator's temporary site limit (HTTP API -> load management).
 LOADMGMT_SITE_LIMIT = "loadmgmt/site_limit"

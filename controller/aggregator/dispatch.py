@@ -122,12 +122,17 @@ class ProfileDispatcher:
         connectors: Sequence[ConnectorRef],
         stack_level: int = DEFAULT_STACK_LEVEL,
         gate: Any | None = None,
+        publish: Callable[[str, int, float, str], None] | None = None,
     ):
         self.send = send
         self.connectors = list(connectors)
         self.stack_level = stack_level
         #: ``limits.LimitGate``: when given, no limit above load management's grant, nothing without one
         self.gate = gate
+        #: when load management runs: ``publish(cp_id, connector_id, limit_a, reason)`` hands each limit to it
+        #: (``regulation/setpoints``, ``evsite.site_state.RegulationSetpoint``) instead of sending a
+        #: profile of our own, so every connector has one writer and load management's limits always win
+        self.publish = publish
 
     async def apply_setpoints(
         self, changed: NDArray[np.integer], setpoint_kw: NDArray[np.floating], reasons: Sequence[str]
@@ -198,6 +203,16 @@ class ProfileDispatcher:
     async def _send_all(
         self, per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]], result: DispatchResult
     ) -> None:
+        if self.publish is not None:
+            for items in per_cp.values():
+                for ref, lim, why, m in items:
+                    result.sent += 1
+                    result.accepted += 1
+                    self.publish(ref.cp_id, ref.connector_id, lim, why)
+                    log_event(logger, "regulation_setpoint", cp_id=ref.cp_id, connector_id=ref.connector_id,
+                              limit_a=lim, mode=MODE_NAMES[m], reason=why)  # fmt: skip
+            return
+
         async def one_charger(items: list[tuple[ConnectorRef, float, str, int]]) -> None:
             for ref, lim, why, m in items:  # one call in flight per charger (OCPP-J)
                 result.sent += 1

@@ -39,6 +39,7 @@ from evsite.clock import Clock
 from evsite.config import Config
 from evsite.ev_fleet import CHARGING, Fleet, FleetStepper
 from evsite.log import log_event
+from evsite.site_state import RegulationSetpoint
 from planning.ssm import StateSpaceModel
 
 logger = logging.getLogger("evsite.controller.aggregator")
@@ -222,9 +223,13 @@ def service_from_config(
     send: Send,
     model: StateSpaceModel | None = None,
     defaults: LiveDefaults | None = None,
+    via_load_management: bool = False,
 ):
     """The live aggregator for a site (``live_market.MarketService``): one slot per ``[[chargers]]`` connector,
     ``[regulation]`` settings, inside load management's envelope (``loadmgmt/limits``).
+
+    ``via_load_management``: load management runs, so setpoints go to it on ``regulation/setpoints`` and it
+    sends them inside its own live profile (one writer per connector); otherwise profiles are sent directly.
 
     ``send`` is ``CentralSystem.send``. Without ``model``, A is estimated in test mode on a simulated fleet of
     the seed study (a stand-in until the site has its own history; ``StateSpaceModel.load`` a saved one).
@@ -249,5 +254,13 @@ def service_from_config(
     settings = TrackerSettings(soc_force_charge=rc.soc_force_charge, slack_margin_s=rc.slack_margin_s,
                                min_hold_s=rc.min_hold_s, soc_cv=rc.soc_cv, safety_margin=rc.safety_margin,
                                departure_sd_s=rc.departure_sd_s, early_share=rc.early_share)  # fmt: skip
-    return MarketService(bus, clock, live, model, ProfileDispatcher(send, refs, gate=gate), gate, settings=settings,
+    publish = None
+    if via_load_management:
+
+        def publish(cp_id: str, connector_id: int, limit_a: float, reason: str) -> None:
+            bus.publish(topics.REGULATION_SETPOINTS, RegulationSetpoint(cp_id, connector_id, limit_a, reason,
+                                                                        clock.now()))  # fmt: skip
+
+    dispatcher = ProfileDispatcher(send, refs, gate=gate, publish=publish)
+    return MarketService(bus, clock, live, model, dispatcher, gate, settings=settings,
                          step_s=rc.step_s, model_dt_s=rc.step_s)  # fmt: skip

@@ -51,6 +51,13 @@ class ConnectorTrack:
     #: paused (below the minimum) while its car was charging, and when it was given current again
     paused_mid_session: bool = False
     resumed_at: datetime | None = None
+    #: the regulation aggregator's latest setpoint for this connector (A) and when it came: load management
+    #: sends min(its own limit, this) while it is fresh (``manager.LoadManager._regulated``)
+    regulation_a: float | None = None
+    #: load management's own limit in the last round, before a regulation setpoint lowered it
+    granted_a: float | None = None
+    regulation_at: datetime | None = None
+    regulation_reason: str = ""
 
     @property
     def active(self) -> bool:

@@ -54,7 +54,7 @@ from evsite.config import Config
 from evsite.departure_update import DepartureUpdate
 from evsite.log import log_event
 from evsite.meter_reading import MeterReading
-from evsite.site_state import ConnectorState, SiteLimitOverride, SiteState
+from evsite.site_state import ConnectorState, RegulationSetpoint, SiteLimitOverride, SiteState
 from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
@@ -242,6 +242,11 @@ class LoadManager:
             self._on_foreign_profile(payload)
         elif isinstance(payload, SiteLimitOverride):
             self._on_override(payload)
+        elif isinstance(payload, RegulationSetpoint):
+            t = self.tracks.get((payload.cp_id, payload.connector_id))
+            if t is not None:
+                t.regulation_a, t.regulation_at, t.regulation_reason = payload.limit_a, payload.at, payload.reason
+                self.wake()
         elif isinstance(payload, DepartureUpdate):
             for t in self.tracks.values():
                 if t.spec.cp_id == payload.cp_id and t.tx_id == payload.transaction_id:
@@ -541,11 +546,31 @@ class LoadManager:
             reason = reasons[i]
             if stale and target > current:
                 target, reason = current, "meter stale: no increase until fresh data"
+            t.granted_a = target  # the envelope the regulation aggregator may use (``loadmgmt/limits``)
+            target, reason = self._regulated(t, target, reason, now)
             if target < current - 1e-6:
                 decreases.append((t, target, reason))
             elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
                 rest.append((t, target, reason))
         return decreases, rest
+
+    def _regulated(self, t: ConnectorTrack, target: float, reason: str, now: datetime) -> tuple[float, str]:
+        """Apply a fresh regulation setpoint below load management's own limit (never above: it always wins).
+
+        A setpoint older than a live profile's validity is ignored (the aggregator stopped); a negative one
+        (discharge) is applied as 0 A, since live profiles here carry no discharge.
+        """
+        if t.regulation_a is None or t.regulation_at is None:
+            return target, reason
+        if (now - t.regulation_at).total_seconds() > self.config.site.profile_validity_s:
+            return target, reason
+        wanted = max(t.regulation_a, 0.0)
+        if wanted >= target:
+            return target, reason
+        return (
+            wanted,
+            f"regulation setpoint {wanted:.1f} A within load management's {target:.1f} A ({t.regulation_reason})",
+        )
 
     async def _send_all(self, sends: list[tuple[ConnectorTrack, float, str]], now: datetime) -> None:
         by_cp: dict[str, list[tuple[ConnectorTrack, float, str]]] = {}
@@ -691,12 +716,23 @@ class LoadManager:
 
     def _publish_limits(self) -> None:
         limits = {
-            (t.spec.cp_id, t.spec.connector_id): (t.assumed_a if t.assumed_a is not None else 0.0)
+            # load management's own limit, before a regulation setpoint lowered it (else the grant would ratchet
+            # down to the aggregator's last setpoint); never above what the charger may be drawing under it
+            (t.spec.cp_id, t.spec.connector_id): self._grant_a(t)
             for t in self.tracks.values()
         }
         if limits != self.last_limits:
             self.last_limits = limits
             self.bus.publish(topics.LOADMGMT_LIMITS, types.MappingProxyType(dict(limits)))
+
+    @staticmethod
+    def _grant_a(t: ConnectorTrack) -> float:
+        """What the aggregator may use on ``t``: load management's limit when acknowledged, else 0."""
+        if t.assumed_a is None or t.unacked:
+            return 0.0
+        if t.granted_a is not None and t.regulation_a is not None:
+            return t.granted_a
+        return t.assumed_a
 
     # ------------------------------------------------------------------ state
 
@@ -789,6 +825,7 @@ class LoadManager:
             self.bus.subscribe(topics.LOADMGMT_SITE_LIMIT),
             self.bus.subscribe(topics.LOADMGMT_REPLAN),
             self.bus.subscribe(topics.LOADMGMT_DEPARTURE),
+            self.bus.subscribe(topics.REGULATION_SETPOINTS),
         ]
         self.seed_from_csms()
         clockwork = Clockwork(self, self.clock)
