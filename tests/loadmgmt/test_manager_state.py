@@ -169,3 +169,22 @@ def test_departure_is_estimated_from_the_tags_past_stays_in_the_store(manager) -
     snap, _, _ = lm.snapshot(clock.now())
     assert snap.sessions.departure_s[0] == pytest.approx(3 * 3600)
     assert "tag TAG weekday median of 3 stays" in lm.tracks[("CP1", 1)].departure_basis
+
+
+def test_a_storm_of_new_chargers_rebuilds_the_site_model_once(manager, monkeypatch) -> None:
+    lm, clock = manager
+    builds: list[int] = []
+    original = lm.rebuild
+
+    def counting() -> None:
+        builds.append(len(lm.tracks))
+        original()
+
+    monkeypatch.setattr(lm, "rebuild", counting)
+    for i in range(200):
+        lm.handle("ocpp/status", ev.StatusEvent(f"NEW{i:03d}", 1, "Available", "NoError", NOW))
+    assert builds == []  # not once per connector (that was quadratic in a reconnect storm)
+    snap, _, _ = lm.snapshot(clock.now())
+    assert builds == [202] and snap.constraints.n_connectors == 202
+    lm.snapshot(clock.now())
+    assert len(builds) == 1
