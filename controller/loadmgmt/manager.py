@@ -200,7 +200,11 @@ class LoadManager:
             candidates.append(self.config.site.building_peak_kw)
         if not candidates:
             return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
-        return max(candidates), True
+        # No meter at all (no MQTT meter, and none ever heard on the bus): the conservative figure is all there
+        # will ever be, so it is not "stale" and does not block increases forever; a meter that was heard and
+        # went silent, or an MQTT meter not heard yet, is stale and blocks increases until fresh data.
+        no_meter = r is None and not self.config.mqtt.enabled
+        return max(candidates), not no_meter
 
     def ev_kw_in_reading(self, now: datetime) -> float:
         """The chargers' share of a total-site reading: per connector the lower of its last metered power and

@@ -188,3 +188,11 @@ def test_a_storm_of_new_chargers_rebuilds_the_site_model_once(manager, monkeypat
     assert builds == [202] and snap.constraints.n_connectors == 202
     lm.snapshot(clock.now())
     assert len(builds) == 1
+
+
+async def test_without_any_meter_the_configured_peak_is_assumed_and_does_not_block_increases(manager) -> None:
+    lm, clock = manager  # no [mqtt] meter and no reading ever heard: building_peak_kw (25) is all there is
+    assert lm.building_kw(clock.now()) == (25.0, False)
+    lm.handle("meter/site", MeterReading(NOW, 12.0))  # a meter exists after all ...
+    await clock.advance(31)
+    assert lm.building_kw(clock.now()) == (25.0, True)  # ... and once it goes silent it is stale
