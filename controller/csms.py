@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine, KeysView
+from collections.abc import Callable, Coroutine, KeysView
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,6 +102,8 @@ class CentralSystem:
         self.gate = PasswordGate(clock, workers=config.server.auth_workers)
         self.admission = Admission(lambda: self.config, self.registry, self.gate, self._register_unknown)
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Told how every call sent to a charger ended: ``(action, seconds, outcome)`` (the API's /metrics).
+        self.call_observers: list[Callable[[str, float, str], None]] = []
         self.db = DbWriter(store, max_unsaved_s=config.store.max_unsaved_s)
         fx = MessageEffects(self.db, store, bus, clock, self.registry, lambda: self.liveness, lambda: self.config,
                             self.spawn, lambda cp_id: probe_and_configure(self, cp_id))  # fmt: skip
@@ -270,6 +272,11 @@ class CentralSystem:
         """Commit every buffered write now (tests call this before reading the store)."""
         await self.db.flush()
         await self.db.run(lambda: None)
+
+    def call_done(self, action: str, seconds: float, outcome: str) -> None:
+        """A call to a charger ended (``evsite.ocppj`` times it): tell whoever watches call latency."""
+        for observe in self.call_observers:
+            observe(action, seconds, outcome)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run background work owned by the central system (cancelled at ``stop``)."""

@@ -483,12 +483,14 @@ def plan_many(
     workers: int | None = None,
     progress: bool = True,
     post: Callable[[BuildingPlan], object] | None = None,
+    finished: list[BuildingPlan | BuildingFailure] | None = None,
 ) -> list[BuildingPlan | BuildingFailure]:
     """Plan every meter point, in parallel across ``workers`` processes, with a rich progress bar.
 
     A building that cannot be planned becomes a ``BuildingFailure`` (with the operator message); the others
     still complete. Results keep the input order. ``post`` (a picklable function, e.g. the plot writer) runs
-    on each plan inside its worker, so plotting is parallel too.
+    on each plan inside its worker, so plotting is parallel too. ``finished`` (when given) gets each result as
+    it completes, so a caller interrupted by Ctrl-C can still show what was done.
     """
     ev = ev_demand_from_config(cfg)
     pool = session_pool_from_config(cfg)
@@ -509,6 +511,8 @@ def plan_many(
     def advance(bar: Progress, task, i: int) -> None:
         nonlocal done
         done += 1
+        if finished is not None:
+            finished.append(results[i])  # type: ignore[arg-type]
         if plain:
             print(f"planning {done}/{len(jobs)}: {jobs[i][0].name}", file=sys.stderr, flush=True)
         else:
@@ -532,7 +536,11 @@ def plan_many(
                 import sklearn.cluster  # noqa: F401
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as executor:
                 futures = {executor.submit(_plan_one, job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    advance(bar, task, futures[fut])
+                try:
+                    for fut in as_completed(futures):
+                        results[futures[fut]] = fut.result()
+                        advance(bar, task, futures[fut])
+                except KeyboardInterrupt:  # start nothing more; the buildings in progress still end
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    raise
     return [r for r in results if r is not None]

@@ -118,6 +118,7 @@ class MarketRun:
     car_hours: float
     drivers: DriverOutcome
     decide_s: FloatArray = field(repr=False)
+    interrupted: bool = False  # Ctrl-C ended the run: everything above covers the whole hours done before it
 
     @property
     def response(self) -> FloatArray:
@@ -172,11 +173,14 @@ def run_market(
     online_update: bool = True,
     a_update_period_s: float = 100.0,
     timer: Callable[[], float] | None = None,
+    on_hour: Callable[[int], None] | None = None,
 ) -> MarketRun:
     """Run ``signal_pu`` (one value per ``dt_s`` step, +1 = least consumption) from ``t0_s`` with hourly
     offers at every hour boundary (the first at ``t0_s``). ``fleet`` is advanced in place; its
     ``departure_s`` is replaced by the drivers' true departures (``departures``). With ``online_update``
-    the model's A is refined (in place) from the transitions the controller observes."""
+    the model's A is refined (in place) from the transitions the controller observes. ``on_hour(n)`` is told
+    when the n-th hour is done (progress). Ctrl-C (KeyboardInterrupt) ends the run at the last whole hour
+    and returns it scored, marked ``interrupted``."""
     s = settings or TrackerSettings()
     cond = conditions or Conditions()
     rng = np.random.default_rng(seed)
@@ -234,87 +238,97 @@ def run_market(
         down = min(hour_hi) - b if hour_hi else 0.0
         hours.append(HourRecord(offer.t_s, offer, max(up, 0.0), max(down, 0.0), UNSCORED, hour_switch,
                                 float(online_s.sum() - hour_online0) / HOUR_S))  # fmt: skip
+        if on_hour is not None:
+            on_hour(len(hours))
 
+    interrupted = False
     for k in range(n_steps):
-        t = t0_s + k * dt_s
-        online = fleet.online(t)
-        tr.observe_online(online, t)
-        # meter values: sampled on each car's phase, delivered meter_delay_s later
-        due = online & (t >= next_sample)
-        sampled_soc[due], sampled_p[due] = fleet.soc[due], power[due]
-        due_at[due] = t + cond.meter_delay_s
-        next_sample[due] += cond.meter_interval_s * np.ceil((t - next_sample[due] + 1e-9) / cond.meter_interval_s)
-        arrived = np.flatnonzero(due_at <= t)
-        if arrived.size:
-            tr.observe_soc(arrived, sampled_soc[arrived])
-            due_at[arrived] = np.inf
-            stale = arrived[(np.abs(sampled_p[arrived] - tr.sent_kw[arrived]) > 0.5)
-                            & (t - sent_at[arrived] > retry_after) & online[arrived]]  # fmt: skip
-        else:
-            stale = arrived
-        t_a = timer() if timer else 0.0
-        if k % steps_per_hour == 0:
-            if offer is not None:
-                close_hour(k)
-            offer, st = tr.offer(t)
-            hour_lo.clear()
-            hour_hi.clear()
-            hour_switch = 0
-            hour_online0 = float(online_s.sum())
-        assert offer is not None
-        target = offer.base_kw + float(signal_pu[k]) * offer.capacity_kw
-        st2 = tr.decide(t, target)
-        if k % steps_per_hour == 0:
-            changed = np.union1d(st.changed, st2.changed)
-            sw = np.union1d(st.switched, st2.switched)
-        else:
-            changed, sw = st2.changed, st2.switched
-        if timer:
-            decide_s[k] = timer() - t_a
-        if stale.size:
-            changed = np.union1d(changed, stale)
-        if changed.size:
-            send(changed, tr.sent_kw[changed], t)
-        switches[sw] += 1
-        hour_switch += int(sw.size)
-        # chargers apply what reached them; departed cars stop
-        hit = pending_at <= t
-        applied[hit] = pending_sp[hit]
-        pending_at[hit] = np.inf
-        applied[~online] = 0.0
-        pending_at[~online] = np.inf
-        power = apply_setpoints(fleet, applied, power, dt_s, physics) * online
-        # what the fleet could physically have done (any mode) around the base: true SoC, true presence
-        ceil = charge_ceiling_kw(fleet, s.soc_cv)
-        ceil[fleet.soc >= SOC_MAX - 1e-6] = 0.0
-        ceil = np.minimum(ceil, tr.limit_kw) * online
-        dis = online & tr.can_discharge & (fleet.soc > max(s.soc_force_charge, SOC_MIN) + 0.05) & ~tr.forced
-        t_end = t0_s + (k // steps_per_hour + 1) * steps_per_hour * dt_s
-        lax = tr.laxity_s(t)
-        dis &= lax > (t_end - t) + recharge_s  # it can discharge to the hour's end and recharge
-        # the least the fleet could draw from now to the hour's end without forcing a car to charge: forced
-        # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
-        left = max(t_end - t, dt_s)
-        must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
-        must[tr.forced] = ceil[tr.forced]
-        hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
-        hour_hi.append(float(ceil.sum()))
-        crossing = np.isnan(soc_at_check) & online & (est_check <= t)
-        soc_at_check[crossing] = fleet.soc[crossing]
-        r = stepper.step(t, dt_s, power_kw=power)
-        power = r.power_kw.copy()
-        inj[k] = -r.total_kw
-        base_s[k], cap_s[k] = offer.base_kw, offer.capacity_kw
-        online_s += online * dt_s
-        tr.dead_reckon(dt_s)
-        if online_update and (k + 1) % per == 0:
-            state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
-            counts += transition_counts(prev_state, state, prev_online & tr.online, ns)
-            prev_state, prev_online = state, tr.online.copy()
-        if online_update and (k + 1) % upd == 0:
-            model.partial_fit(counts)
-            counts[:] = 0.0
-    if offer is not None and hour_lo:
+        try:
+            t = t0_s + k * dt_s
+            online = fleet.online(t)
+            tr.observe_online(online, t)
+            # meter values: sampled on each car's phase, delivered meter_delay_s later
+            due = online & (t >= next_sample)
+            sampled_soc[due], sampled_p[due] = fleet.soc[due], power[due]
+            due_at[due] = t + cond.meter_delay_s
+            next_sample[due] += cond.meter_interval_s * np.ceil((t - next_sample[due] + 1e-9) / cond.meter_interval_s)
+            arrived = np.flatnonzero(due_at <= t)
+            if arrived.size:
+                tr.observe_soc(arrived, sampled_soc[arrived])
+                due_at[arrived] = np.inf
+                stale = arrived[(np.abs(sampled_p[arrived] - tr.sent_kw[arrived]) > 0.5)
+                                & (t - sent_at[arrived] > retry_after) & online[arrived]]  # fmt: skip
+            else:
+                stale = arrived
+            t_a = timer() if timer else 0.0
+            if k % steps_per_hour == 0:
+                if offer is not None:
+                    close_hour(k)
+                offer, st = tr.offer(t)
+                hour_lo.clear()
+                hour_hi.clear()
+                hour_switch = 0
+                hour_online0 = float(online_s.sum())
+            assert offer is not None
+            target = offer.base_kw + float(signal_pu[k]) * offer.capacity_kw
+            st2 = tr.decide(t, target)
+            if k % steps_per_hour == 0:
+                changed = np.union1d(st.changed, st2.changed)
+                sw = np.union1d(st.switched, st2.switched)
+            else:
+                changed, sw = st2.changed, st2.switched
+            if timer:
+                decide_s[k] = timer() - t_a
+            if stale.size:
+                changed = np.union1d(changed, stale)
+            if changed.size:
+                send(changed, tr.sent_kw[changed], t)
+            switches[sw] += 1
+            hour_switch += int(sw.size)
+            # chargers apply what reached them; departed cars stop
+            hit = pending_at <= t
+            applied[hit] = pending_sp[hit]
+            pending_at[hit] = np.inf
+            applied[~online] = 0.0
+            pending_at[~online] = np.inf
+            power = apply_setpoints(fleet, applied, power, dt_s, physics) * online
+            # what the fleet could physically have done (any mode) around the base: true SoC, true presence
+            ceil = charge_ceiling_kw(fleet, s.soc_cv)
+            ceil[fleet.soc >= SOC_MAX - 1e-6] = 0.0
+            ceil = np.minimum(ceil, tr.limit_kw) * online
+            dis = online & tr.can_discharge & (fleet.soc > max(s.soc_force_charge, SOC_MIN) + 0.05) & ~tr.forced
+            t_end = t0_s + (k // steps_per_hour + 1) * steps_per_hour * dt_s
+            lax = tr.laxity_s(t)
+            dis &= lax > (t_end - t) + recharge_s  # it can discharge to the hour's end and recharge
+            # the least the fleet could draw from now to the hour's end without forcing a car to charge: forced
+            # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
+            left = max(t_end - t, dt_s)
+            must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
+            must[tr.forced] = ceil[tr.forced]
+            hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
+            hour_hi.append(float(ceil.sum()))
+            crossing = np.isnan(soc_at_check) & online & (est_check <= t)
+            soc_at_check[crossing] = fleet.soc[crossing]
+            r = stepper.step(t, dt_s, power_kw=power)
+            power = r.power_kw.copy()
+            inj[k] = -r.total_kw
+            base_s[k], cap_s[k] = offer.base_kw, offer.capacity_kw
+            online_s += online * dt_s
+            tr.dead_reckon(dt_s)
+            if online_update and (k + 1) % per == 0:
+                state = tr.mode.astype(np.intp) * ns + soc_bin(tr.soc, ns)
+                counts += transition_counts(prev_state, state, prev_online & tr.online, ns)
+                prev_state, prev_online = state, tr.online.copy()
+            if online_update and (k + 1) % upd == 0:
+                model.partial_fit(counts)
+                counts[:] = 0.0
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+    if interrupted:  # keep the whole hours done: the open one's arrays are incomplete
+        n_steps = len(hours) * steps_per_hour
+        signal_pu, inj, base_s, cap_s, decide_s = (a[:n_steps] for a in (signal_pu, inj, base_s, cap_s, decide_s))
+    elif offer is not None and hour_lo:
         close_hour(n_steps)
     resp = np.divide(inj - base_s, cap_s, out=np.zeros(n_steps), where=cap_s > 0)
     if n_steps >= 150:
@@ -341,4 +355,4 @@ def run_market(
         float(np.mean(soc_at_check[checked] >= fleet.soc_target[checked] - 0.01)) if checked.any() else float("nan"),
     )
     return MarketRun(dt_s, t0_s, np.asarray(signal_pu, float), inj, base_s, cap_s, hours, rates, commands,
-                     float(car_h.sum()), drivers, decide_s)  # fmt: skip
+                     float(car_h.sum()), drivers, decide_s, interrupted)  # fmt: skip

@@ -6,6 +6,9 @@ Metrics and what they count:
 - ``evsite_ocpp_events_total{action}``: events the central system published on the bus, by the OCPP action
   that caused them (one per MeterValues *element*, one per Start/StopTransaction, one per profile sent).
 - ``evsite_api_call_latency_seconds{action}``: round trip of the OCPP calls the API sent to chargers.
+- ``evsite_ocpp_call_latency_seconds{action,outcome}``: every call the central system sent to a charger (load
+  management, configuration, the API...), timed by the router from send to answer; outcome ``ok``,
+  ``callerror``, ``timeout``, ``lost`` (connection gone before the answer) or ``invalid`` (schema-violating answer).
 - ``evsite_store_write_lag_seconds``: how long a write submitted at scrape time took to be committed (the
   write-behind queue plus the commit).
 - ``evsite_site_*_kw``: building, EV and total load and the limit, from the site state source.
@@ -56,7 +59,18 @@ class ApiMetrics(Collector):
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.ocpp_latency = Histogram(
+            "evsite_ocpp_call_latency_seconds",
+            "Round trip of every OCPP call the central system sent to a charger, by action and outcome",
+            ["action", "outcome"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        ctx.csms.call_observers.append(self.observe_ocpp_call)
         self.registry.register(self)
+
+    def observe_ocpp_call(self, action: str, seconds: float, outcome: str) -> None:
+        self.ocpp_latency.labels(action, outcome).observe(seconds)
 
     def observe_call(self, action: str, seconds: float) -> None:
         self.latency.labels(action).observe(seconds)

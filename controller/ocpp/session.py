@@ -75,6 +75,8 @@ class SessionHost(Protocol):
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
+    def call_done(self, action: str, seconds: float, outcome: str) -> None: ...
+
     def id_tag_info(self, id_tag: str) -> dict[str, Any]: ...
 
     async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None: ...
@@ -140,6 +142,7 @@ class ChargePointSession:
             check_answers=csms.validate_responses,
             on_violation=self._record_violation,
             spawn=csms.spawn,
+            on_call_done=csms.call_done,
         )
         self.messages_in = 0
 

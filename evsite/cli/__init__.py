@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        # A long command sets ``args.on_interrupt`` once it has work to show: it prints what was finished.
+        partial = getattr(args, "on_interrupt", None)
+        said = "; summary so far:" if partial is not None else " before any work finished"
+        print(f"evsite {args.command}: interrupted (Ctrl-C){said}", file=sys.stderr, flush=True)
+        if partial is not None:
+            partial()
         return 130
     except BrokenPipeError:  # output piped into `head` and closed early: not an error worth a traceback
         import os

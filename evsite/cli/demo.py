@@ -74,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
     console.print("planning the site (a year of generated building load), then running the simulated day...")
 
     def done(report) -> None:
+        args.on_interrupt = lambda: print(f"the demo had finished; its report: {report.report_path}")
         _print_report(console, report)
         console.print(f"report with plots: {report.report_path}")
 
+    figures: list[str] = []
+    args.on_interrupt = lambda: print(figures[-1] if figures else "nothing simulated yet (still planning the site)")
     report = asyncio.run(
         run_demo(
             config,
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             dashboard=not args.no_dashboard,
             keep_running=args.keep_running,
             on_report=done,
+            on_interrupted=figures.append,
         )
     )
     if args.regulation:

@@ -186,12 +186,14 @@ async def run_demo(
     dashboard: bool = False,
     keep_running: bool = False,
     on_report: Callable[[DemoReport], None] | None = None,
+    on_interrupted: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Plan, serve, simulate and report (see the module docstring).
 
     ``progress`` gets one line per simulated hour (and the dashboard's address); with ``dashboard`` the
     operator API and dashboard run on a free loopback port with a one-time token; with ``keep_running`` the
-    site stays up after ``on_report`` until the task is cancelled (Ctrl-C).
+    site stays up after ``on_report`` until the task is cancelled (Ctrl-C). A Ctrl-C during the simulated
+    hours gives ``on_interrupted`` the figures so far (no report is written).
     """
     from controller.csms import CentralSystem
     from controller.loadmgmt.manager import LoadManager
@@ -247,7 +249,17 @@ async def run_demo(
         monitor.origin_s = clock.monotonic()
         reporter = asyncio.create_task(_report_progress(say, clock, hours, site, monitor, manager))
         tasks.append(reporter)
-        summary = await site.run(hours)
+        try:
+            summary = await site.run(hours)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; say what was done before stopping
+            if on_interrupted is not None:
+                gt = site.ground_truth
+                on_interrupted(
+                    f"{site.summary().format()}\npeak building + EV load {gt.peak_kw:.1f} kW against the limit "
+                    f"{gt.limit_kw:.1f} kW (continuous_load_factor x rating); {gt.seconds_over:.0f} s above it "
+                    f"(including the allowed {gt.response_s:g} s response)"
+                )
+            raise
         await asyncio.sleep(0.2)
         report = _build_report(
             cfg,

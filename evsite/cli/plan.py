@@ -198,6 +198,13 @@ def run(args: argparse.Namespace) -> int:
             types = {m.name: m.name for m in meters}
         post = None if args.no_plots else partial(write_plots, out_dir=out)
         out.mkdir(parents=True, exist_ok=True)
+        finished: list[BuildingPlan | BuildingFailure] = []
+
+        def partial() -> None:
+            print_summary(finished)
+            print(f"planned {len(finished)}/{len(meters)} meter point(s) before Ctrl-C; no report written")
+
+        args.on_interrupt = partial
         results = plan_many(
             meters,
             cfg,
@@ -206,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             progress=not args.no_progress,
             post=post,
+            finished=finished,
         )
         meta = {
             "generated_by": "evsite plan",

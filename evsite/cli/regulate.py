@@ -184,9 +184,24 @@ def run(args: argparse.Namespace) -> int:
                       meter_delay_s=rc.meter_delay_s, departure_sd_s=rc.departure_sd_s,
                       early_share=rc.early_share)  # fmt: skip
     t_r = time.perf_counter()
+    n_hours = int(np.ceil(args.hours))
+
+    def progress(done: int) -> None:  # on stderr, terminal or not: stdout keeps only the results
+        print(f"evsite regulate: hour {done}/{n_hours} simulated (Ctrl-C stops with the hours scored so far)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
     result = run_market(fleet, sig, model, t0_s=t0, dt_s=dt, model_dt_s=rc.step_s, settings=settings,
-                        conditions=cond, can_discharge=can_discharge, seed=seed, timer=time.perf_counter)  # fmt: skip
+                        conditions=cond, can_discharge=can_discharge, seed=seed, timer=time.perf_counter,
+                        on_hour=progress)  # fmt: skip
     run_s = time.perf_counter() - t_r
+    if result.interrupted:
+        print(f"evsite regulate: interrupted (Ctrl-C); summary so far: {len(result.hours)} whole hour(s) of "
+              f"{n_hours}", file=sys.stderr, flush=True)  # fmt: skip
+        _print_hours(result, t0)
+        s = result.score
+        print(f"composite score over the {len(result.scored_hours)} scored hour(s) done: {s.composite:.2f} "
+              f"({'pass' if s.passed else 'FAIL'}, pass mark 0.75); no model saved, nothing exported")  # fmt: skip
+        return 130
     if args.save_model:
         try:
             model.save(args.save_model)

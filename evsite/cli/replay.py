@@ -169,8 +169,11 @@ def load(args: argparse.Namespace) -> ReplaySessions:
     return rs
 
 
-def rows_for(rs: ReplaySessions, cap_kw: float, policy: str, args: argparse.Namespace) -> list[ReplayRow]:
-    """The table rows ``policy`` asks for (uncontrolled always included, for comparison)."""
+def rows_for(
+    rs: ReplaySessions, cap_kw: float, policy: str, args: argparse.Namespace, rows: list[ReplayRow] | None = None
+) -> list[ReplayRow]:
+    """The table rows ``policy`` asks for (uncontrolled always included, for comparison), appended to ``rows``
+    as each finishes (a Ctrl-C shows those), with a progress line per row on stderr."""
     from evsite.log import log_event
     from planning.allocation.offline import offline_optimum_energy, offline_optimum_sessions
     from planning.allocation.replay import score, simulate, uncontrolled
@@ -178,7 +181,7 @@ def rows_for(rs: ReplaySessions, cap_kw: float, policy: str, args: argparse.Name
     names = [*ONLINE, "uncontrolled", *OFFLINE] if policy == "all" else [policy]
     if "uncontrolled" not in names:
         names.append("uncontrolled")
-    rows = []
+    rows = [] if rows is None else rows
     for name in names:
         note = ""
         if name == "uncontrolled":
@@ -192,6 +195,7 @@ def rows_for(rs: ReplaySessions, cap_kw: float, policy: str, args: argparse.Name
         row = score(rs, name, delivered, power, cap_kw, note)
         log_event(log, "replay_row", **row.as_json(), cap_kw=cap_kw)
         rows.append(row)
+        print(f"evsite replay: policy {len(rows)}/{len(names)} done ({name})", file=sys.stderr, flush=True)
     return rows
 
 
@@ -224,15 +228,22 @@ def run(args: argparse.Namespace) -> int:
         rs = load(args)
         peak = uncontrolled_peak_kw(rs)
         cap_kw = args.cap_kw if args.cap_kw is not None else args.cap_fraction * peak
-        rows = rows_for(rs, cap_kw, args.policy, args)
+        rows: list[ReplayRow] = []
+        args.on_interrupt = lambda: _print(rows, rs, cap_kw, peak, args)
+        rows_for(rs, cap_kw, args.policy, args, rows)
     except (SessionFileError, ReplayInputError) as err:
         print(f"evsite replay: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except OptimumError as err:
         print(f"evsite replay: {err}", file=sys.stderr)
         return 1
+    _print(rows, rs, cap_kw, peak, args)
+    return 0
+
+
+def _print(rows: list[ReplayRow], rs: ReplaySessions, cap_kw: float, peak_kw: float, args: argparse.Namespace) -> None:
+    """The rows as JSON (``--json``) or the table; also what a Ctrl-C shows of the rows finished."""
     if args.json:
         print(json.dumps([r.as_json() for r in rows]))
     else:
-        print(_table(rows, rs, cap_kw, peak, args))
-    return 0
+        print(_table(rows, rs, cap_kw, peak_kw, args))

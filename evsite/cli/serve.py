@@ -2,7 +2,9 @@
 
 Flags override the config file's ``[server]`` section; the overrides are validated like the file itself.
 Shutdown is clean: connections are closed and every buffered write is committed before the process exits,
-so a restart finds all data (the restart test relies on it).
+so a restart finds all data (the restart test relies on it). Exit status after a clean shutdown: 0 on SIGTERM
+(a service manager asking the server to stop: the expected end of its life), 130 on SIGINT (Ctrl-C, like every
+other command), with a one-line summary of what the run served.
 """
 
 from __future__ import annotations
@@ -51,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
     import gc
 
     gc.set_threshold(50_000, 20, 100)
-    try:
-        return asyncio.run(_serve(config, resolve_config_path(args.config), lambda cfg: _with_overrides(cfg, args)))
-    except KeyboardInterrupt:
-        return 0
+    # A Ctrl-C before the signal handlers are installed (still starting) reaches evsite.cli.main: exit 130.
+    return asyncio.run(_serve(config, resolve_config_path(args.config), lambda cfg: _with_overrides(cfg, args)))
 
 
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
@@ -117,8 +117,9 @@ async def _serve(
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    got: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda s=sig: (got.append(s), stop.set()))
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
     lines = [f"evsite serve: listening on {csms.url}<chargePointId>"]
     if site.api is not None:
@@ -132,7 +133,15 @@ async def _serve(
         else:
             print(line, file=sys.stderr, flush=True)
     await stop.wait()
-    log_event(log, "shutdown_requested", connected=len(csms.connected))
+    connected = len(csms.connected)
+    log_event(log, "shutdown_requested", connected=connected, signal=got[0].name)
     await site.stop()
     store.close()
+    if got[0] == signal.SIGINT:
+        said = f"interrupted (Ctrl-C); stopped cleanly with {connected} charger(s) connected, writes committed"
+        if config.logging.format == "json":  # every line on the stream stays JSON
+            log_event(log, "serve_interrupted", logging.WARNING, message=said)
+        else:
+            print(f"evsite serve: {said}", file=sys.stderr)
+        return 130
     return 0

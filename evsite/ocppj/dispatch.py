@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -137,6 +138,9 @@ class Endpoint:
     ``cp_id`` names the charge point the connection belongs to (both sides) in logs. ``on_violation`` is told
     about every defect of the peer's (to keep a record); ``spawn`` runs ``@after`` coroutines (default: a task
     held by the endpoint). ``check_answers`` validates our own answers too (tests turn it on).
+    ``on_call_done(action, seconds, outcome)`` is told how each call we sent ended, timed from the send:
+    outcome ``ok``, ``callerror``, ``timeout``, ``lost`` (connection gone) or ``invalid`` (an answer that
+    violates the schema); a plain callable so this package needs nothing from whoever keeps the metrics.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class Endpoint:
         check_answers: bool = False,
         on_violation: Callable[[OcppViolation, str], None] | None = None,
         spawn: Callable[[Coroutine[Any, Any, Any]], Any] | None = None,
+        on_call_done: Callable[[str, float, str], None] | None = None,
     ) -> None:
         self.owner = owner
         self.connection = connection
@@ -158,6 +163,7 @@ class Endpoint:
         self.response_timeout_s = response_timeout_s
         self.check_answers = check_answers
         self.on_violation = on_violation
+        self.on_call_done = on_call_done
         self._spawn = spawn or self._own_task
         self._routes = routes(type(owner))
         self._pending: dict[str, tuple[str, asyncio.Future[ResultFrame | ErrorFrame]]] = {}
@@ -284,25 +290,38 @@ class Endpoint:
                 raise PeerGone(self.cp_id)
             fut: asyncio.Future[ResultFrame | ErrorFrame] = asyncio.get_running_loop().create_future()
             self._pending[uid] = (action, fut)
+            started = time.perf_counter()
             try:
                 await self.connection.send(dumps([CALL, uid, action, payload]))
                 frame = await asyncio.wait_for(fut, timeout_s)
             except TimeoutError:
+                self._call_done(action, started, "timeout")
                 raise CallTimedOut(action, timeout_s) from None
+            except PeerGone:  # connection_lost() while we waited
+                self._call_done(action, started, "lost")
+                raise
             except (ConnectionError, ConnectionClosed):
+                self._call_done(action, started, "lost")
                 raise PeerGone(self.cp_id) from None
             finally:
                 self._pending.pop(uid, None)
                 if fut.done() and not fut.cancelled():
                     fut.exception()  # failed by connection_lost() while the send failed too: seen, not an error
         if type(frame) is ErrorFrame:
+            self._call_done(action, started, "callerror")
             raise RemoteCallError(frame.code, frame.description, frame.details)
         if check:
             try:
                 validate(action, "conf", frame.payload)
             except OcppViolation as err:
+                self._call_done(action, started, "invalid")
                 raise InvalidPayload(action, "conf", err.description) from None
+        self._call_done(action, started, "ok")
         return frame.payload
+
+    def _call_done(self, action: str, started: float, outcome: str) -> None:
+        if self.on_call_done is not None:
+            self.on_call_done(action, time.perf_counter() - started, outcome)
 
     def connection_lost(self) -> None:
         """Fail every call waiting on this connection, and every later one.
