@@ -76,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
     def done(report) -> None:
         args.on_interrupt = lambda: print(f"the demo had finished; its report: {report.report_path}")
         _print_report(console, report)
+        from evsite.cli.demo_report import MEANINGS, NEXT_STEPS
+
+        console.print("\n[bold]What the numbers mean[/bold]")
+        for line in MEANINGS:
+            console.print(f"  - {line}", markup=False, highlight=False)
+        console.print("[bold]What to try next[/bold]")
+        for line in NEXT_STEPS:
+            console.print(f"  - {line}", markup=False, highlight=False)
         console.print(f"report with plots: {report.report_path}")
 
     figures: list[str] = []

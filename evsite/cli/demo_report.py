@@ -16,6 +16,32 @@ if TYPE_CHECKING:
     from evsite.cli.demo_run import DemoReport
 
 
+#: What each headline figure means, printed at the end of the run and written into the report.
+MEANINGS: tuple[str, ...] = (
+    "chargers without / with load management: how many chargers of the configured rating ([service] "
+    "evse_rating_a) the plan fits on the service by NEC "
+    "220.87 (all at full power beside the building's peak x 125 %) and by NEC 625.42 (a controller keeps the "
+    "total under the limit), at the stated kWh per charger-day",
+    "site limit: continuous_load_factor x the service rating; the controller keeps building + EVs under it",
+    "violations: runs of simulated seconds above the site limit longer than [site] response_s, counted by the "
+    "simulator itself, not by the controller; 0 is the guarantee",
+    "energy delivered / requested and sessions fully served: what the cars got within the limit",
+)
+
+#: What to try after the demo (terminal and report).
+NEXT_STEPS: tuple[str, ...] = (
+    "`evsite demo --keep-running`: leave the site up and explore it in the dashboard (the URL and token are "
+    "printed while it runs)",
+    "`evsite demo --hours 48 --chargers 20`: a bigger site; `--regulation --signal FILE` adds an hour of "
+    "frequency regulation with its PJM score",
+    "`evsite plan --meter <your meter CSV> --out plan-out`: plan your own building",
+    "`evsite serve` (with `[api] enabled = true` and a token from `evsite config new-token`) and "
+    "`evsite simulate --speed 1` in another terminal: the same site live, in real time",
+)
+MEANINGS_MD = "\n".join(f"- {m}" for m in MEANINGS)
+NEXT_STEPS_MD = "\n".join(f"- {m}" for m in NEXT_STEPS)
+
+
 def plot_load_stack(samples: list[tuple[float, float, float]], limit_kw: float, path: Path) -> None:
     """Building + EV load (stacked) against the site's continuous limit, one point per monitor sample."""
     import matplotlib
@@ -159,12 +185,13 @@ one sample; the largest EV excess over the plan's limit beyond that lag was {rep
 
 {table(truth_rows)}
 
+## What the numbers mean
+
+{MEANINGS_MD}
+
 ## What to try next
 
-- `evsite serve` with `[api] enabled = true` and a token (`evsite config new-token`), then
-  `evsite simulate --chargers 10` in another terminal: the dashboard shows the same site live.
-- `evsite plan --meter <your meter CSV> --out plan-out` on real meter data.
-- `evsite demo --hours 48 --chargers 20` for a bigger site; `--keep-running` to explore it in the dashboard.
+{NEXT_STEPS_MD}
 """
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")

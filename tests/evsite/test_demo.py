@@ -59,6 +59,7 @@ async def test_demo_plans_serves_simulates_and_keeps_the_limit(tmp_path: Path):
     assert report.ev_kwh_per_charger_day > 0 and f"{report.ev_kwh_per_charger_day:g} kWh per charger-day" in md
     assert f"{report.transactions} ({report.transactions_closed} closed)" in md and "fresh for this run" in md
     assert "What to try next" in md and (tmp_path / "load_vs_limit.png").stat().st_size > 10_000
+    assert "## What the numbers mean" in md and "violations: runs of simulated seconds" in md
     assert (tmp_path / "chargers.png").stat().st_size > 10_000  # per-charger power and limits
     assert (tmp_path / "plan" / "plots" / "demo-building" / "profiles.png").is_file()  # the plan's clusters
     # Live load management: a fail-safe per charger and live limits per connector, all accepted.
