@@ -28,6 +28,11 @@ from typing import Any
 FAIL_SAFE_PROFILE_ID = 7000
 CEILING_PROFILE_ID = 7001
 LIVE_PROFILE_ID0 = 7100  # + connector id
+#: How far before our "now" every schedule starts. A charger applies an Absolute schedule only once its own
+#: clock passes startSchedule, and charger clocks can be behind ours: a fail-safe starting a minute ago would
+#: not protect a charger whose clock is two minutes slow. A day covers any plausible drift (validTo, not the
+#: start, bounds a live limit; charger clock offsets for validTo are a known gap, see the README).
+SCHEDULE_LEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def fail_safe_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any
         "stackLevel": 0,
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
     }
 
 
@@ -85,7 +90,7 @@ def live_profile(shape: Shape, connector_id: int, amps: float, now: datetime, va
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
         "validTo": _stamp(now + timedelta(seconds=valid_s)),
-        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
     }
 
 
@@ -96,7 +101,7 @@ def ceiling_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any]:
         "stackLevel": 0,
         "chargingProfilePurpose": "ChargePointMaxProfile",
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": _schedule(shape, amps, now - timedelta(minutes=1)),
+        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
     }
 
 

@@ -166,3 +166,18 @@ async def test_triggers_fire_on_the_shared_clock_not_the_wall_clock() -> None:
         t.cancel()
     # 07:00 and 08:00 UTC: 03:00 EDT (02:00 was skipped by DST) and 04:00 EDT.
     assert [f.astimezone(UTC).hour for f in fired] == [7, 8]
+
+
+def test_every_profile_starts_a_day_before_now_so_a_slow_charger_clock_applies_it_at_once() -> None:
+    from datetime import UTC, datetime
+
+    from controller.loadmgmt import profiles as prof
+
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    shape = prof.Shape("A", 2, 230.0, 3)
+    for profile in (
+        prof.fail_safe_profile(shape, 8.0, now),
+        prof.live_profile(shape, 1, 16.0, now, 120, 2),
+        prof.ceiling_profile(shape, 20.0, now),
+    ):
+        assert profile["chargingSchedule"]["startSchedule"] == "2026-03-01T08:00:00Z"
