@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from planning.errors import PlanningError
+from planning.sessions import read_session_csv
 
 DEFAULT_ENERGY_KWH_PER_CHARGER_DAY = 10.0
 
@@ -37,16 +38,7 @@ class EvDemand:
 def demand_from_sessions(path: str | Path, local_tz: str | None = None) -> EvDemand:
     """Per-charger daily energy and hourly occupancy from an ACN-style session CSV."""
     p = Path(path)
-    try:
-        df = pd.read_csv(p)
-    except FileNotFoundError:
-        raise PlanningError(f"{p}: EV session file not found") from None
-    need = {"connectionTime_utc", "disconnectTime_utc", "kWhDelivered", "stationID"}
-    if not need <= set(df.columns):
-        raise PlanningError(f"{p}: EV session file needs columns {sorted(need)}")
-    tz = local_tz or (str(df["timezone"].iloc[0]) if "timezone" in df.columns else "UTC")
-    arr = pd.to_datetime(df["connectionTime_utc"], utc=True, errors="coerce").dt.tz_convert(tz).dt.tz_localize(None)
-    dep = pd.to_datetime(df["disconnectTime_utc"], utc=True, errors="coerce").dt.tz_convert(tz).dt.tz_localize(None)
+    df, arr, dep = read_session_csv(p, local_tz)
     ok = arr.notna() & dep.notna() & (dep > arr)
     if ok.sum() == 0:
         raise PlanningError(f"{p}: no session with valid arrival and departure times")

@@ -39,8 +39,12 @@ class SessionPool:
         return (5 * r["weekday"] * e["weekday"] + 2 * r["weekend"] * e["weekend"]) / 7.0
 
 
-def load_sessions(path: str | Path, local_tz: str | None = None) -> SessionPool:
-    """Read an ACN-style session CSV into a pool; PlanningError naming the file on any problem."""
+def read_session_csv(path: str | Path, local_tz: str | None = None) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """An ACN-style session CSV and its connection / disconnection times on the local wall clock (naive).
+
+    The zone is ``local_tz``, else the file's ``timezone`` column, else UTC. Unparseable times are NaT; each
+    caller decides which rows it can use. PlanningError naming the file when it cannot be read at all.
+    """
     p = Path(path)
     try:
         df = pd.read_csv(p)
@@ -54,6 +58,13 @@ def load_sessions(path: str | Path, local_tz: str | None = None) -> SessionPool:
     tz = local_tz or (str(df["timezone"].iloc[0]) if "timezone" in df.columns else "UTC")
     arr = pd.to_datetime(df["connectionTime_utc"], utc=True, errors="coerce").dt.tz_convert(tz).dt.tz_localize(None)
     dep = pd.to_datetime(df["disconnectTime_utc"], utc=True, errors="coerce").dt.tz_convert(tz).dt.tz_localize(None)
+    return df, arr, dep
+
+
+def load_sessions(path: str | Path, local_tz: str | None = None) -> SessionPool:
+    """Read an ACN-style session CSV into a pool; PlanningError naming the file on any problem."""
+    p = Path(path)
+    df, arr, dep = read_session_csv(p, local_tz)
     kwh = pd.to_numeric(df["kWhDelivered"], errors="coerce")
     ok = arr.notna() & dep.notna() & (dep > arr) & (kwh > 0)
     if ok.sum() == 0:
