@@ -306,6 +306,23 @@ class Tracker:
 
     # --------------------------------------------------------------------------------------- decide
 
+    def _switch(
+        self,
+        ordered: NDArray[np.intp],
+        gain: NDArray[np.float64],
+        gap: float,
+        to: int,
+        t_s: float,
+        switched: list[NDArray[np.intp]],
+    ) -> float:
+        """Switch the first of ``ordered`` to mode ``to`` until their ``gain`` covers ``gap``; the kW gained."""
+        k = int(np.searchsorted(np.cumsum(gain[ordered]), gap))
+        pick = ordered[: k + 1]
+        self.mode[pick] = to
+        self.switched_at[pick] = t_s
+        switched.append(pick)
+        return float(gain[pick].sum())
+
     def decide(self, t_s: float, target_kw: float) -> Step:
         """Setpoints for the fleet injection ``target_kw`` (kW) now, within the hour's offer."""
         s = self.s
@@ -334,13 +351,7 @@ class Tracker:
                 if gap <= 0:
                     break
                 cand = np.flatnonzero(free & (self.mode == frm) & ((to != CHARGING) | (ceil >= f.p_min_kw)))
-                cand = cand[np.argsort(prio[cand], kind="stable")]
-                k = int(np.searchsorted(np.cumsum(gain[cand]), gap))
-                pick = cand[: k + 1]
-                self.mode[pick] = to
-                self.switched_at[pick] = t_s
-                switched.append(pick)
-                gap -= float(gain[pick].sum())
+                gap -= self._switch(cand[np.argsort(prio[cand], kind="stable")], gain, gap, to, t_s, switched)
         elif want < lmin - tol:  # too much consumption: charging -> idle, then idle -> discharging
             gap = lmin - want
             pmin = np.minimum(f.p_min_kw, ceil)
@@ -353,12 +364,7 @@ class Tracker:
                     break
                 cand = np.flatnonzero(free & ok & (self.mode == frm))
                 cand = cand[np.argsort(-lax[cand], kind="stable")]  # most slack first
-                k = int(np.searchsorted(np.cumsum(gain[cand]), gap))
-                pick = cand[: k + 1]
-                self.mode[pick] = to
-                self.switched_at[pick] = t_s
-                switched.append(pick)
-                gap -= float(gain[pick].sum())
+                gap -= self._switch(cand, gain, gap, to, t_s, switched)
         sw = np.unique(np.concatenate(switched)) if switched else np.zeros(0, np.intp)
         reason = R_SWITCH
         return self._setpoints(t_s, want, ceil, sw, reason, forced_new=newly)
