@@ -9,16 +9,8 @@ stale_after_s``).
 
 MQTT topic: ``[mqtt] meter_topic`` (default ``evsite/site/meter``), QoS 0, not retained.
 
-Payload: one JSON object per reading, UTF-8::
-
-    {"ts": "2026-03-02T08:00:00+00:00", "power_kw": 182.4, "meter_id": "site", "energy_kwh": 51234.5}
-
-- ``ts`` (required): RFC 3339 date-time *with* a time zone, when the reading was taken.
-- ``power_kw`` (required): building import power in kW, a finite number; negative means net export.
-- ``meter_id`` (optional, default ``"site"``): which meter, 1 to 64 characters.
-- ``energy_kwh`` (optional): cumulative import register in kWh, finite and >= 0.
-
-Bus topic: ``meter/site`` carries ``MeterReading`` (frozen dataclass, the same fields).
+Payload and bus payload: ``evsite.meter_reading`` (one JSON object per reading; ``MeterReading`` on
+``meter/site``), shared with the simulated meter that produces it.
 """
 
 from __future__ import annotations
