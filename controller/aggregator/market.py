@@ -304,6 +304,7 @@ def run_market(
             # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
             left = max(t_end - t, dt_s)
             must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
+            must[tr.need_kwh() <= 0.0] = 0.0  # a car that needs nothing more is never forced
             must[tr.forced] = ceil[tr.forced]
             hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
             hour_hi.append(float(ceil.sum()))
