@@ -263,6 +263,12 @@ class Tracker:
         floor_end = self._floor_kw(t_s, online, ceil, forced, 0.0) * self.stay_probability(t_s + hour_s)
         key = int(t_s // 3600.0) - 24
         bottom = max(float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(key, 0.0))
+        if cap <= 0.0 and bottom < top < base:
+            # the energy base cannot be held to the hour's end (the cars leave; typically the late evening), so
+            # the modes' range offers nothing: offer around the middle of what the SSM says the fleet can hold
+            # all hour. The forced cars still charge at their ceiling: energy comes first either way.
+            base = (bottom + top) / 2.0
+            cap = (top - bottom) / 2.0 * (1.0 - s.safety_margin)
         self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
                             int(flex.sum()))  # fmt: skip
         step = self._setpoints(t_s, base, ceil, switched, R_PLAN)

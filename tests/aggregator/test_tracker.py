@@ -170,3 +170,21 @@ def test_deliverable_does_not_ask_cars_that_are_done_to_draw() -> None:
     assert base > 0.0
     # nothing has to be drawn all hour (car 0 has slack, car 1 needs nothing): the fleet could go to zero
     assert h.deliverable_up_kw == pytest.approx(base)
+
+
+def test_late_evening_offers_what_the_fleet_can_hold_while_the_cars_leave(shared_data) -> None:
+    import pandas as pd
+
+    # 22:00: the seed study's evening cars leave by midnight, most within the hour by estimate, so the energy
+    # base cannot be held to 23:00; the offer moves to the middle of what the SSM says the fleet can hold
+    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
+    fleet = multi_day_fleet(400, 1, 5)
+    from planning.ssm_estimate import estimate_model
+
+    model = estimate_model(fleet.take(np.arange(400)), duration_s=600.0, dt_s=4.0, seed=0)
+    can = np.random.default_rng(1).random(len(fleet)) < 0.5
+    r = run_market(fleet, sig[20 * 1800 : 23 * 1800], model, t0_s=20 * 3600.0, can_discharge=can, seed=2)
+    h = r.hours[2]
+    assert -h.offer.base_kw < h.offer.required_kw  # below the energy base ...
+    assert 0.0 < h.offer.capacity_kw <= h.deliverable_kw  # ... it offers, and no more than the fleet could hold
+    assert r.drivers.impact.met_share_feasible > 0.95
