@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.aggregator.market import Conditions, departures, run_market
+from controller.aggregator.market import Conditions, MarketRun, departures, run_market
 from controller.aggregator.tracker import Tracker, TrackerSettings
 from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, CarPhysics, apply_setpoints, multi_day_fleet, seed_fleet
 from planning.ssm import StateSpaceModel
@@ -73,16 +73,22 @@ def test_departures_spread_around_the_estimate_with_early_leavers() -> None:
     assert 0.15 < early.mean() < 0.3 and np.all(truth >= f.arrival_s + 900.0)
 
 
-def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -> None:
+def _closed_loop(shared_data, n: int, from_h: int, to_h: int) -> MarketRun:
+    """``run_market`` for ``n`` seed-study EVs (fleet seed 5, half bidirectional) on RegD from ``from_h``."""
     import pandas as pd
 
-    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
-    fleet = multi_day_fleet(300, 1, 5)
     from planning.ssm_estimate import estimate_model
 
-    model = estimate_model(fleet.take(np.arange(300)), duration_s=600.0, dt_s=4.0, seed=0)
+    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
+    fleet = multi_day_fleet(n, 1, 5)
+    model = estimate_model(fleet.take(np.arange(n)), duration_s=600.0, dt_s=4.0, seed=0)
     can = np.random.default_rng(1).random(len(fleet)) < 0.5
-    r = run_market(fleet, sig[17 * 1800 : 19 * 1800], model, t0_s=17 * 3600.0, can_discharge=can, seed=2)
+    return run_market(fleet, sig[from_h * 1800 : to_h * 1800], model, t0_s=from_h * 3600.0, can_discharge=can,
+                      seed=2)  # fmt: skip
+
+
+def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -> None:
+    r = _closed_loop(shared_data, 300, 17, 19)
     assert len(r.hours) == 2 and all(h.offer.capacity_kw > 0 for h in r.hours)
     assert r.score.composite > 0.8
     st = r.switch_stats()
@@ -173,17 +179,9 @@ def test_deliverable_does_not_ask_cars_that_are_done_to_draw() -> None:
 
 
 def test_late_evening_offers_what_the_fleet_can_hold_while_the_cars_leave(shared_data) -> None:
-    import pandas as pd
-
     # 22:00: the seed study's evening cars leave by midnight, most within the hour by estimate, so the energy
     # base cannot be held to 23:00; the offer moves to the middle of what the SSM says the fleet can hold
-    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
-    fleet = multi_day_fleet(400, 1, 5)
-    from planning.ssm_estimate import estimate_model
-
-    model = estimate_model(fleet.take(np.arange(400)), duration_s=600.0, dt_s=4.0, seed=0)
-    can = np.random.default_rng(1).random(len(fleet)) < 0.5
-    r = run_market(fleet, sig[20 * 1800 : 23 * 1800], model, t0_s=20 * 3600.0, can_discharge=can, seed=2)
+    r = _closed_loop(shared_data, 400, 20, 23)
     h = r.hours[2]
     assert -h.offer.base_kw < h.offer.required_kw  # below the energy base ...
     assert 0.0 < h.offer.capacity_kw <= h.deliverable_kw  # ... it offers, and no more than the fleet could hold
