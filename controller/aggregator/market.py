@@ -14,7 +14,8 @@ What the controller does *not* get here (issue 12, "the cars as they are"):
   charge below its charger's minimum current (``evsite.ev_fleet.apply_setpoints``).
 
 Per hour: the offer (base, capacity, the SSM-forecast up/down headroom), what the fleet could actually have
-delivered (the smallest headroom around the base over the hour, from the true state: ``deliverable``), and
+delivered (the smallest headroom around the base over the hour, from the true state: ``deliverable``; a
+car that needs nothing more never has to draw), and
 the PJM score of the hour. The capacity forecasts of the SSM are compared with persistence (last hour's
 deliverable) and seasonal-naive (same hour the day before) in ``forecast_errors``.
 

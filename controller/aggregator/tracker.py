@@ -13,7 +13,9 @@ to rated) does not. So:
    afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the base
    point; the capacity offered is the half-width of that range, with the state-space model forecasting how
    the range shrinks over the hour (SoC drift into the constant-voltage taper), less ``safety_margin``.
-   Mode switches happen here, once an hour at most for most cars.
+   Mode switches happen here, once an hour at most for most cars. When the cars leave within the hour (late
+   evening) the energy base cannot be held to its end and that range offers nothing; the offer then sits in
+   the middle of what the SSM forecasts the fleet can hold all hour (``up_kw``/``down_kw``).
 2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by one common
    position ``alpha`` of every flexible car within its current range (charging cars between their minimum
    and ceiling, discharging cars likewise). Only when the target leaves that range (a departure, a car
