@@ -13,9 +13,7 @@ to rated) does not. So:
    afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the base
    point; the capacity offered is the half-width of that range, with the state-space model forecasting how
    the range shrinks over the hour (SoC drift into the constant-voltage taper), less ``safety_margin``.
-   Mode switches happen here, once an hour at most for most cars. When the cars leave within the hour (late
-   evening) the energy base cannot be held to its end and that range offers nothing; the offer then sits in
-   the middle of what the SSM forecasts the fleet can hold all hour (``up_kw``/``down_kw``).
+   Mode switches happen here, once an hour at most for most cars.
 2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by one common
    position ``alpha`` of every flexible car within its current range (charging cars between their minimum
    and ceiling, discharging cars likewise). Only when the target leaves that range (a departure, a car
@@ -265,12 +263,6 @@ class Tracker:
         floor_end = self._floor_kw(t_s, online, ceil, forced, 0.0) * self.stay_probability(t_s + hour_s)
         key = int(t_s // 3600.0) - 24
         bottom = max(float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(key, 0.0))
-        if cap <= 0.0 and bottom < top < base:
-            # the energy base cannot be held to the hour's end (the cars leave; typically the late evening), so
-            # the modes' range offers nothing: offer around the middle of what the SSM says the fleet can hold
-            # all hour. The forced cars still charge at their ceiling: energy comes first either way.
-            base = (bottom + top) / 2.0
-            cap = (top - bottom) / 2.0 * (1.0 - s.safety_margin)
         self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
                             int(flex.sum()))  # fmt: skip
         step = self._setpoints(t_s, base, ceil, switched, R_PLAN)

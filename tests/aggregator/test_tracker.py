@@ -176,13 +176,3 @@ def test_deliverable_does_not_ask_cars_that_are_done_to_draw() -> None:
     assert base > 0.0
     # nothing has to be drawn all hour (car 0 has slack, car 1 needs nothing): the fleet could go to zero
     assert h.deliverable_up_kw == pytest.approx(base)
-
-
-def test_late_evening_offers_what_the_fleet_can_hold_while_the_cars_leave(shared_data) -> None:
-    # 22:00: the seed study's evening cars leave by midnight, most within the hour by estimate, so the energy
-    # base cannot be held to 23:00; the offer moves to the middle of what the SSM says the fleet can hold
-    r = _closed_loop(shared_data, 400, 20, 23)
-    h = r.hours[2]
-    assert -h.offer.base_kw < h.offer.required_kw  # below the energy base ...
-    assert 0.0 < h.offer.capacity_kw <= h.deliverable_kw  # ... it offers, and no more than the fleet could hold
-    assert r.drivers.impact.met_share_feasible > 0.95
