@@ -77,8 +77,17 @@ class Replan:
         return out
 
 
-def compute(history: pd.Series, base: PlanSchedule, config: Config, building: str | None, source: str) -> Replan:
-    """The new schedule from ``history`` (mean kW, UTC index) and the plan in force (see the module docstring)."""
+def compute(
+    history: pd.Series,
+    base: PlanSchedule,
+    config: Config,
+    building: str | None,
+    source: str,
+    in_force: PlanSchedule | None = None,
+) -> Replan:
+    """The new schedule from ``history`` (mean kW, UTC index) and the user's plan ``base`` (see the module
+    docstring). Always merged with ``base``, never with an earlier re-plan (a min over re-plans would only
+    ratchet down); ``in_force`` (default ``base``) is what the change log compares with."""
     history = history.dropna()
     if history.empty:
         raise ReplanError("no building meter history stored yet ([mqtt] meter readings are recorded as they arrive)")
@@ -104,12 +113,14 @@ def compute(history: pd.Series, base: PlanSchedule, config: Config, building: st
     service = Service.from_config(config.service.model_copy(update={"rating_a": rating_a}))
     ceilings, loads, check = static_ceiling(series, service, p.static_percentile)
     days = (history.index[-1] - history.index[0]) / pd.Timedelta(days=1)
-    old = {"weekday": np.asarray(base.weekday_kw), "weekend": np.asarray(base.weekend_kw)}
+    study = {"weekday": np.asarray(base.weekday_kw), "weekend": np.asarray(base.weekend_kw)}
+    now_in_force = in_force or base
+    old = {"weekday": np.asarray(now_in_force.weekday_kw), "weekend": np.asarray(now_in_force.weekend_kw)}
     own = days >= config.site.replan_own_history_days
     cap = continuous_limit_kw(config)
     new = {}
     for day in DAY_TYPES:
-        ceiling = ceilings[day] if own else np.minimum(ceilings[day], old[day])
+        ceiling = ceilings[day] if own else np.minimum(ceilings[day], study[day])
         new[day] = np.clip(np.round(ceiling, 3), 0.0, cap)
     basis = (
         f"stored building meter alone ({days:.1f} days >= [site] replan_own_history_days)"
@@ -200,7 +211,7 @@ class LiveReplanner:
     async def _run(self, who: str) -> Replan | None:
         m = self.manager
         plan = m.plan
-        base, base_mtime = plan.schedule, plan.mtime_ns
+        base, in_force, base_mtime = plan.file_schedule, plan.schedule, plan.mtime_ns
         if plan.path is None or base is None:
             log_event(log, "replan_skipped", logging.WARNING, who=who,
                       reason="no [site] plan in force: nothing to re-plan from (run `evsite plan`)")  # fmt: skip
@@ -214,14 +225,14 @@ class LiveReplanner:
 
         def job() -> Replan:
             history = read_history(store)
-            r = compute(history, base, config, building, str(out))
+            r = compute(history, base, config, building, str(out), in_force)
             write_atomically(out, live_document(r, base, base_mtime, who, now))
             return r
 
         try:
             r = await asyncio.get_running_loop().run_in_executor(None, job)
         except (ReplanError, PlanningError, OSError, ValueError) as err:
-            log_event(log, "replan_failed", logging.WARNING, who=who, error=str(err), kept=base.source)
+            log_event(log, "replan_failed", logging.WARNING, who=who, error=str(err), kept=(in_force or base).source)
             return None
         if not plan.set_live(r.schedule, base_mtime):
             log_event(log, "replan_discarded", logging.WARNING, who=who,
