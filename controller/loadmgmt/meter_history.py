@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-from controller.store.models import EventRow
 from controller.store.store import Store
 
 KIND = "building_load"
@@ -80,25 +79,44 @@ class LoadBuckets:
         return rows
 
 
-def read_history(store: Store, since: datetime | None = None) -> pd.Series:
+#: The history query per dialect (and its driver's parameter style).
+_HISTORY_SQL = {
+    "sqlite": "SELECT at, json_extract(data, '$.mean_kw'), json_extract(data, '$.n') FROM events WHERE kind = ?",
+    "postgresql": "SELECT at, (data->>'mean_kw')::float8, (data->>'n')::int FROM events WHERE kind = %s",
+}
+#: Rows turned into arrays at a time (see ``read_history``).
+_SLICE = 500
+
+
+def read_history(store: Store) -> pd.Series:
     """Mean building kW per 15-minute bucket (UTC index, sorted), every meter row of a bucket weighted by count.
 
-    Blocking (a store read): call it off the event loop.
+    Blocking (a store read): call it off the event loop. Why the driver's cursor, read in slices that become
+    numpy arrays at once: a year is 35,000 rows, and holding them as row objects (SQLAlchemy's, or even the
+    driver's tuples) set off a full garbage collection that froze every thread, the event loop included, for
+    100-270 ms (``benchmarks/replan_bench.py``); small slices freed as they are converted never do.
     """
-    query = select(EventRow.at, EventRow.data).where(EventRow.kind == KIND)
-    if since is not None:
-        query = query.where(EventRow.at >= since)
-    with store.session() as s:
-        rows = s.execute(query).all()
-    if not rows:
+    times: list[np.ndarray] = []  # ns since the epoch, UTC
+    kws: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    conn = store.engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute(_HISTORY_SQL[store.engine.dialect.name], (KIND,))
+        while part := cur.fetchmany(_SLICE):
+            at, kw, n = zip(*part, strict=True)
+            # SQLite returns the stored naive-UTC text, PostgreSQL aware datetimes: both read as UTC.
+            times.append(pd.to_datetime(list(at), utc=True, format="mixed").tz_convert(None).as_unit("ns").asi8)
+            kws.append(np.asarray(kw, float))
+            counts.append(np.asarray(n, float))
+            del part, at, kw, n
+        cur.close()
+    finally:
+        conn.close()
+    if not times:
         return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz=UTC))
-    frame = pd.DataFrame(
-        {
-            "at": pd.to_datetime([r[0] for r in rows], utc=True),
-            "kw": [float(r[1]["mean_kw"]) for r in rows],
-            "n": [int(r[1]["n"]) for r in rows],
-        }
-    )
-    frame["kwn"] = frame["kw"] * frame["n"]
+    n_all = np.concatenate(counts)
+    frame = pd.DataFrame({"at": pd.to_datetime(np.concatenate(times), unit="ns", utc=True), "n": n_all,
+                          "kwn": np.concatenate(kws) * n_all})  # fmt: skip
     g = frame.groupby("at")[["kwn", "n"]].sum()
     return (g["kwn"] / g["n"]).sort_index().rename("kw")

@@ -112,7 +112,8 @@ def compute(
     rating_a = p.rating_a_by_meter.get(building or "", config.service.rating_a)
     service = Service.from_config(config.service.model_copy(update={"rating_a": rating_a}))
     ceilings, loads, check = static_ceiling(series, service, p.static_percentile)
-    days = (history.index[-1] - history.index[0]) / pd.Timedelta(days=1)
+    step = history.index.to_series().diff().median() if history.size > 1 else pd.Timedelta(0)
+    days = (history.index[-1] - history.index[0] + step) / pd.Timedelta(days=1)  # the span the rows cover
     study = {"weekday": np.asarray(base.weekday_kw), "weekend": np.asarray(base.weekend_kw)}
     now_in_force = in_force or base
     old = {"weekday": np.asarray(now_in_force.weekday_kw), "weekend": np.asarray(now_in_force.weekend_kw)}

@@ -121,8 +121,10 @@ async def test_a_failed_replan_keeps_the_plan_and_says_why(tmp_path: Path, caplo
     store.close()
 
 
-def test_history_is_kept_as_15_minute_means_weighted_by_reading_count(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'h.db'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_history_is_kept_as_15_minute_means_weighted_by_reading_count(tmp_path: Path, backend: str, request) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store.open(url)
     b = LoadBuckets()
     t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     rows = []
