@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import events as ev
 from controller.loadmgmt.clockwork import Clockwork, run_trigger
 from controller.loadmgmt.meter_history import LoadBuckets, read_history
 from controller.loadmgmt.plan_schedule import live_path
@@ -150,4 +151,14 @@ def test_response_and_staleness_are_at_least_a_real_second_on_an_accelerated_clo
     clock.speed = 600.0  # a simulation at 600x: one real second is 600 simulated seconds
     assert lm.sim_s(5.0) == 600.0 and lm.sim_s(30.0) == 600.0
     assert lm.building_kw(START) == (12.0, False)  # 60 simulated seconds = 0.1 real s: fresh
+    # A charger 20 A over its 10 A limit for 60 simulated seconds: within one real second at 600x, not flagged.
+    lm.handle("ocpp/connection", ev.ConnectionEvent("CP1", True, START))
+    lm.handle("ocpp/transaction", ev.TransactionEvent("CP1", 1, 1, "started", "TAG", 0, START))
+    lm.tracks[("CP1", 1)].set_limit(10.0, START, START + timedelta(seconds=120), "test")
+    for s in (0, 60):
+        lm.handle("ocpp/meter", ev.MeterEvent("CP1", 1, 1, START + timedelta(seconds=s), current_a=20.0))
+    assert not lm.tracks[("CP1", 1)].noncompliant
+    clock.speed = 1.0  # the same at real speed is 60 s over a 5 s response time
+    lm.handle("ocpp/meter", ev.MeterEvent("CP1", 1, 1, START + timedelta(seconds=120), current_a=20.0))
+    assert lm.tracks[("CP1", 1)].noncompliant
     store.close()
