@@ -162,3 +162,21 @@ def test_response_and_staleness_are_at_least_a_real_second_on_an_accelerated_clo
     lm.handle("ocpp/meter", ev.MeterEvent("CP1", 1, 1, START + timedelta(seconds=120), current_a=20.0))
     assert lm.tracks[("CP1", 1)].noncompliant
     store.close()
+
+
+def test_a_replan_never_raises_a_ceiling_above_the_continuous_rating(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from controller.loadmgmt.plan_schedule import PlanSchedule
+    from controller.loadmgmt.replan import compute
+
+    # A building exporting 20 kW (solar) all week: cf x rating - (-20) would be 75.4 kW, above the 55.4 kW limit.
+    cfg = site_config(tmp_path, "replan_own_history_days = 1").model_copy(deep=True)
+    cfg.planning.allow_export = True
+    index = pd.date_range(START, periods=7 * 96, freq="15min")
+    history = pd.Series(-20.0, index=index)
+    base = PlanSchedule("plan.json", "UTC", (30.0,) * 24, (30.0,) * 24, None, None)
+    r = compute(history, base, cfg, None, "plan.live.json")
+    cap = continuous_limit_kw(cfg)
+    hours = r.schedule.weekday_kw + r.schedule.weekend_kw
+    assert max(hours) <= cap and min(hours) == pytest.approx(cap)
