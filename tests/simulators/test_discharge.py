@@ -73,4 +73,4 @@ def test_signed_rates_round_towards_zero() -> None:
     assert signed_rate(-10.06, "A", 230.0, 3) == -10.0
     assert signed_rate(10.06, "A", 230.0, 3) == 10.0
     assert signed_rate(-10.0, "W", 230.0, 3) == -6900.0
-    assert signed_rate(-1.0 / 3, "W", 230.0, 3) == -229.0
+    assert signed_rate(-1.001, "W", 230.0, 1) == -230.0
