@@ -226,6 +226,7 @@ async def test_dispatch_stays_inside_the_limits_load_management_publishes(refs) 
     from controller.aggregator.limits import LimitGate
     from evsite import topics
     from evsite.bus import EventBus
+    from evsite.site_state import ConnectorEnvelope
 
     bus = EventBus()
     gate = LimitGate(bus)
@@ -236,12 +237,20 @@ async def test_dispatch_stays_inside_the_limits_load_management_publishes(refs) 
     reasons = np.zeros(3, np.int8)
     res = await d.apply(idx, modes, reasons)  # nothing granted yet: nothing sent
     assert rec.calls == [] and res.refused == 3
-    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 20.0, ("V2G", 1): 10.0}))
-    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): 10.0}))  # the latest wins
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 20.0, ("V2G", 1): ConnectorEnvelope(10.0, 8.0)}))
+    bus.publish(topics.LOADMGMT_LIMITS,  # the latest wins
+                MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): ConnectorEnvelope(10.0, 8.0)}))  # fmt: skip
     res = await d.apply(idx, modes, reasons)
     sent = {(cp, req.connector_id): req.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
             for cp, req, _ in rec.calls}  # fmt: skip
-    assert sent == {("UNI", 1): 6.0, ("V2G", 1): -10.0}  # UNI 2 has no grant; discharge bounded too
+    assert sent == {("UNI", 1): 6.0, ("V2G", 1): -8.0}  # UNI 2 has no grant; discharge within its own bound
     assert res.refused == 1
     assert all("load_management_limit" in why for _, _, why in rec.calls)
     assert gate.limit_kw(refs).tolist() == pytest.approx([6 * 230 * 3 / 1000, 0.0, 10 * 120 / 1000])
+    assert gate.discharge_kw(refs).tolist() == pytest.approx([0.0, 0.0, 8 * 120 / 1000])
+    # a bare number is a charging grant only: no discharge at all
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): 10.0}))
+    rec.calls.clear()
+    await d.apply(idx, modes, reasons)
+    assert [(cp, req.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"])
+            for cp, req, _ in rec.calls if cp == "V2G"] == [("V2G", 0.0)]  # fmt: skip
