@@ -66,7 +66,8 @@ class LimitGate:
     def _kw(self, refs: Sequence[ConnectorRef], discharge: bool) -> NDArray[np.float64]:
         none = ConnectorEnvelope(0.0, 0.0)
         env = [self.granted.get((ref.cp_id, ref.connector_id), none) for ref in refs]
-        return np.array([ref.power_kw(e.discharge_a if discharge else e.charge_a) for ref, e in zip(refs, env, strict=True)])
+        amps = [e.discharge_a if discharge else e.charge_a for e in env]
+        return np.array([ref.power_kw(a) for ref, a in zip(refs, amps, strict=True)])
 
     def limit_kw(self, refs: Sequence[ConnectorRef]) -> NDArray[np.float64]:
         """The charging grant of each connector in kW (0 without one): the ``Tracker.limit_kw`` of a live site."""

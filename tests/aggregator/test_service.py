@@ -3,7 +3,6 @@ setpoints out (a recording send), departures estimated from the store."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import pytest

@@ -93,9 +93,9 @@ async def test_the_dispatcher_hands_setpoints_to_load_management_instead_of_send
 
 def _v2g_manager(tmp_path: Path, *, configured: bool, declared: bool, site: str = "") -> tuple[LoadManager, object]:
     """One connector with a car, limit acknowledged, building reading of 12 kW fresh."""
-    from controller.store import Store
     from controller.csms import CentralSystem
     from controller.registry import KnownCharger
+    from controller.store import Store
     from evsite.config import parse_config_text
     from evsite.meter_reading import MeterReading
 
