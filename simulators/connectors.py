@@ -59,6 +59,8 @@ class ConnectorArrays:
     stuck: np.ndarray | None = None
     #: the car behind the connector has drawn power in this session (a pause is only a pause after that)
     charged: np.ndarray | None = None
+    #: energy fed back by the connector (Wh): the export register, monotonic like the import one
+    export_wh: np.ndarray | None = None
 
     @classmethod
     def build(cls, voltage_v: Any, phases: Any, rating_a: Any, group: Any) -> ConnectorArrays:
@@ -79,6 +81,7 @@ class ConnectorArrays:
             ev_id=np.full(n, -1, dtype=np.int64),
             stuck=np.zeros(n, dtype=bool),
             charged=np.zeros(n, dtype=bool),
+            export_wh=np.zeros(n),
         )
 
     def __len__(self) -> int:
@@ -155,6 +158,8 @@ def step(
     if state.charged is not None:
         state.charged |= state.power_w > 0
     state.energy_wh += np.maximum(state.power_w, 0.0) * dt_s / 3600.0  # the import register only rises
+    if state.export_wh is not None:
+        state.export_wh += np.maximum(-state.power_w, 0.0) * dt_s / 3600.0
 
     base = np.where(state.ev_present, PREPARING, AVAILABLE)
     in_tx = state.ev_present & state.charging_enabled

@@ -37,6 +37,7 @@ def test_a_negative_limit_discharges_even_past_the_target(limit_a, expected_w, s
     assert a.power_w[0] == pytest.approx(expected_w)
     assert codes[0] == status
     assert a.energy_wh[0] == 0.0  # the import register does not run backwards
+    assert a.export_wh[0] == pytest.approx(-expected_w * 36.0 / 3600.0)  # the export register counts it
     assert (stepper.fleet.soc[0] < soc0) == (expected_w < 0)
 
 
