@@ -112,7 +112,7 @@ async def run_regulation_replay(
         exported_kwh={n: float(w) / 1000.0 for n, w in zip(names, a.export_wh, strict=True)},
         bidirectional={
             f"{cp.id}/{c}" for cp in site.chargers if cp.spec.bidirectional for c in range(1, cp.spec.connectors + 1)
-        },  # fmt: skip
+        },
         score=score(values, response) if values.size >= 150 else None,
     )
 
