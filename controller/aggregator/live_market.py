@@ -57,6 +57,7 @@ class MarketService:
         step_s: float = 2.0,
         signal_timeout_s: float = 30.0,
         model_dt_s: float = 4.0,
+        refresh_s: float | None = None,
     ) -> None:
         self.bus, self.clock, self.live, self.dispatcher, self.gate = bus, clock, live, dispatcher, gate
         self.step_s, self.signal_timeout_s = step_s, signal_timeout_s
@@ -71,6 +72,10 @@ class MarketService:
         self.offer: CapacityOffer | None = None
         self._declared = can_discharge_mask(live.connectors)  # the operator's [[chargers]] bidirectional flag
         self._last_t: float | None = None
+        #: re-send an unchanged setpoint this often (None: never). Load management ignores a setpoint older than
+        #: a live profile's validity (it takes the aggregator for stopped), so a steady one must be repeated.
+        self.refresh_s = refresh_s
+        self._sent_at = np.full(len(live.connectors), -np.inf)
 
     def _drain(self, t: float) -> None:
         f, tr = self.live.fleet, self.tracker
@@ -82,7 +87,12 @@ class MarketService:
             self.live.on_event(item[1], t)
         while (item := self._signal.get_nowait()) is not None:
             self.signal_value, self._signal_at = float(item[1].value), t
-        tr.observe_online(f.online(t), t)
+        online = f.online(t)
+        came = online & ~tr.online
+        tr.observe_online(online, t)
+        # a car that just plugged in draws what load management allows, not the 0 kW of an empty slot: its first
+        # setpoint must go out even if it is 0
+        tr.sent_kw[came] = np.inf
         tr.departure_est_s[:] = self.live.departure_est_s
         read = np.flatnonzero(f.soc != soc_before)
         tr.observe_soc(read, f.soc[read])
@@ -122,10 +132,17 @@ class MarketService:
             extra = np.setdiff1d(planned.changed, changed)
             changed = np.concatenate([changed, extra])
             reasons += [REASONS[r] for r in planned.reason[np.isin(planned.changed, extra)]]
+        if self.refresh_s is not None:
+            stale = np.flatnonzero(tr.online & (t - self._sent_at >= self.refresh_s))
+            stale = np.setdiff1d(stale, changed)
+            changed = np.concatenate([changed, stale])
+            reasons += ["refresh of an unchanged setpoint"] * stale.size
+        self._sent_at[changed] = t
         result = await self.dispatcher.apply_setpoints(changed, tr.sent_kw[changed], reasons)
         for cp_id, connector_id, _ in result.failed:  # not applied: the view keeps the setpoint in force
             i = self.live.index[(cp_id, connector_id)]
             tr.sent_kw[i] = before[i]
+            self._sent_at[i] = -np.inf
         log_event(logger, "regulation_step", signal=round(value, 4), target_kw=round(target, 1),
                   switches=int(step.switched.size), sent=result.sent, refused=result.refused,
                   failed=len(result.failed))  # fmt: skip

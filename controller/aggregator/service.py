@@ -205,8 +205,10 @@ def service_from_config(
                                                                         clock.now()))  # fmt: skip
 
     dispatcher = ProfileDispatcher(send, refs, gate=gate, publish=publish)
+    # through load management a setpoint lapses after a live profile's validity: repeat it well within
+    refresh = config.site.profile_validity_s / 3.0 if via_load_management else None
     return MarketService(bus, clock, live, model, dispatcher, gate, settings=settings,
-                         step_s=rc.step_s, model_dt_s=rc.step_s)  # fmt: skip
+                         step_s=rc.step_s, model_dt_s=rc.step_s, refresh_s=refresh)  # fmt: skip
 
 
 def departure_estimator(config: Config, store: Any | None) -> StayEstimator:

@@ -13,6 +13,10 @@ not by the controller:
   ``regulation/capacity``, in force at the sample) per unit of its capacity, in the signal's sign
   (+1 = least consumption); scored by ``planning.pjm_score.score`` at the signal's 2 s;
 - the energy each connector fed back (its export register), so discharge is seen where it happened.
+
+For reference, measured in the same run: the aggregator's *commanded* response (the sum of the setpoints it
+had sent, sampled every 2 s), scored the same way: the gap between the two scores is what load management's
+envelope, the OCPP round trips and the chargers' physics (minimum current, full batteries) cost.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ class RegulationReplayResult:
     base_kw: float = 0.0
     exported_kwh: dict[str, float] = field(default_factory=dict)  # per connector "cp/c": energy fed back
     bidirectional: set[str] = field(default_factory=set)  # connectors "cp/c" of bidirectional chargers
-    score: Any = None  # ``planning.pjm_score.PerformanceScore``
+    score: Any = None  # ``planning.pjm_score.PerformanceScore`` of the measured response
+    commanded: np.ndarray | None = None  # the aggregator's commanded response at each sample (per unit)
+    commanded_score: Any = None
 
 
 async def run_regulation_replay(
@@ -63,6 +69,7 @@ async def run_regulation_replay(
     from simulators.regulation_signal import publish_signal
 
     offers: list[tuple[float, Any]] = []
+    commanded: list[tuple[float, float]] = []  # (t_s, kW the aggregator's setpoints add up to)
     held: dict[str, Any] = {}
 
     def on_started(site: Any, runtime: Any, clock: Any) -> list[Any]:
@@ -79,7 +86,13 @@ async def run_regulation_replay(
             await publish_signal(signal, clock, config.mqtt.host, config.mqtt.port, config.mqtt.regulation_topic,
                                  start_index=signal_index, count=samples)  # fmt: skip
 
-        return [record_offers(), replay()]
+        async def record_commands() -> None:
+            while True:
+                if runtime.regulation is not None:
+                    commanded.append((clock.monotonic() - site._mono0, float(runtime.regulation.tracker.sent_kw.sum())))
+                await clock.sleep(2.0)
+
+        return [record_offers(), replay(), record_commands()]
 
     result = await run_alms(config, building, fleet, hours=hours, speed=speed, start=start, replay_from=replay_from,
                             series=True, on_started=on_started)  # fmt: skip
@@ -99,6 +112,9 @@ async def run_regulation_replay(
     offer = in_force[0]
     cap = float(offer.capacity_kw)
     response = (-ev_kw - offer.base_kw) / cap if cap > 0 else np.zeros_like(ev_kw)
+    cmd = np.array(commanded, float).reshape(-1, 2)
+    j = np.clip(np.searchsorted(cmd[:, 0], t_sig, side="right") - 1, 0, max(len(cmd) - 1, 0))
+    cmd_resp = (-cmd[j, 1] - offer.base_kw) / cap if cap > 0 and len(cmd) else np.zeros_like(ev_kw)
     a = site.arrays
     names = [f"{cp.id}/{c}" for cp in site.chargers for c in range(1, cp.spec.connectors + 1)]
     return RegulationReplayResult(
@@ -114,6 +130,8 @@ async def run_regulation_replay(
             f"{cp.id}/{c}" for cp in site.chargers if cp.spec.bidirectional for c in range(1, cp.spec.connectors + 1)
         },
         score=score(values, response) if values.size >= 150 else None,
+        commanded=cmd_resp,
+        commanded_score=score(values, cmd_resp) if values.size >= 150 else None,
     )
 
 

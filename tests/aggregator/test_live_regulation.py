@@ -37,7 +37,10 @@ async def test_the_fleet_tracks_regd_within_the_site_limit(tmp_path: Path, share
     assert report["violations"] == 0, report  # the simulator's ground truth: the site limit held
     assert r.capacity_kw > 1.0, r.offers  # something was offered for the hour
     assert r.signal.size >= SAMPLES - 30
-    assert r.score is not None and r.score.accuracy > 0.5, (r.score, r.capacity_kw, r.base_kw)
+    # planning.pjm_score on the measured response (x80 on a quiet machine: accuracy 0.98, composite 0.92; the
+    # margin is for a loaded machine, where the accelerated clock lags between the parts)
+    assert r.score is not None and r.score.accuracy > 0.7 and r.score.composite > 0.6, (r.score, r.capacity_kw)
     fed = {k for k, kwh in r.exported_kwh.items() if kwh > 0}
     assert fed and fed <= r.bidirectional, r.exported_kwh  # discharge happened, only at bidirectional chargers
-    assert (r.ev_kw < 0).any() or min(r.ev_kw) < max(r.ev_kw)
+    # a unidirectional simulated charger rejects a negative limit: none was ever sent to one
+    assert r.alms.summary.profiles_rejected == 0
