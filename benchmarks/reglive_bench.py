@@ -57,7 +57,8 @@ async def main(args: argparse.Namespace) -> None:
     s, c = r.score, r.commanded_score
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"site: {chargers} chargers x 2 x 11 kW ({bidi} bidirectional), {cars} cars, service limit "
-          f"{rep['limit_kw']:.1f} kW; {minutes} min of RegD at {args.speed:g}x ({r.alms.wall_s:.1f} s wall)")  # fmt: skip
+          f"{rep['limit_kw']:.1f} kW; {minutes} min of RegD at {args.speed:g}x "
+          f"({r.alms.wall_s:.1f} s wall)")  # fmt: skip
     print(f"ground truth: peak {rep['peak_kw']:.1f} kW, {rep['seconds_over']:.0f} s over the limit, "
           f"violations {rep['violations']}")  # fmt: skip
     print(f"offer at 09:00: base {-r.base_kw:.1f} kW consumption, capacity {r.capacity_kw:.1f} kW; EV load over the "
