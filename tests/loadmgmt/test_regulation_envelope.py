@@ -21,7 +21,6 @@ from controller.loadmgmt.manager import LoadManager
 from evsite import topics
 from evsite.bus import EventBus
 from evsite.clock import ManualClock
-from evsite.ev_fleet import CHARGING
 from evsite.site_state import ConnectorEnvelope, RegulationSetpoint
 from tests.loadmgmt.helpers import load_manager, site_config
 
@@ -85,7 +84,7 @@ async def test_the_dispatcher_hands_setpoints_to_load_management_instead_of_send
     refs = [ConnectorRef("CP1", 1, 32.0, 230.0, 3, False)]
     bus.publish(topics.LOADMGMT_LIMITS, {("CP1", 1): 16.0})
     dispatcher = ProfileDispatcher(send, refs, gate=gate, publish=publish)
-    result = await dispatcher.apply(np.array([0]), np.array([CHARGING]), np.array([0]))
+    result = await dispatcher.apply_setpoints(np.array([0]), np.array([22.08]), ["regulation_switch"])
     assert sent == [] and result.accepted == 1
     _topic, setpoint = got.get_nowait()
     assert (setpoint.cp_id, setpoint.connector_id, setpoint.limit_a) == ("CP1", 1, 16.0)  # clamped to the grant
