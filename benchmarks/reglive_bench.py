@@ -5,7 +5,8 @@
 
 The real central system, load management and the aggregator (``evsite serve``'s ``SiteRuntime``) against
 simulated chargers over real WebSockets, the building meter and the RegD replay over the real Mosquitto
-(``bash .ci/services``); a 400 V service at 80 % continuous, a real building's hourly load (Cambridge b33)
+(``bash .ci/services``); a 400 V service at 80 % continuous (125 A for --quick: 69.3 kW, else ``--rating-a``,
+250 A: 138.6 kW, so the cars at full power exceed what the building leaves), a real building's hourly load (Cambridge b33)
 scaled to a 20 kW peak, ``[site] export_limit_kw`` 10. Cars plug in between 08:55 and 08:57, the offer is
 fixed at 09:00 and the signal (PJM RegD 2020-07-16 from 10:00 EPT) replayed from then. Every figure comes from
 the simulator (site load, each connector's export register), except the reference: the score of the
@@ -38,7 +39,7 @@ DATA = REPO.parent / "shared" / "data"
 async def main(args: argparse.Namespace) -> None:
     minutes = 12 if args.quick else args.minutes
     chargers, bidi, cars = (4, 2, 8) if args.quick else (args.chargers, args.bidirectional, args.cars)
-    rating_a = 125.0 if args.quick else 125.0 * chargers / 4
+    rating_a = 125.0 if args.quick else args.rating_a
     with tempfile.TemporaryDirectory() as tmp:
         cfg = regulation_site_config(chargers=chargers, bidirectional=bidi, port=free_port(),
                                      db=f"sqlite:///{Path(tmp) / 'r.db'}", topic=f"reglive/{uuid.uuid4().hex[:8]}",
@@ -79,6 +80,7 @@ if __name__ == "__main__":
     ap.add_argument("--bidirectional", type=int, default=4)
     ap.add_argument("--cars", type=int, default=20)
     ap.add_argument("--minutes", type=int, default=60, help="minutes of RegD replayed after 09:00")
+    ap.add_argument("--rating-a", type=float, default=250.0, help="service rating (A at 400 V; --quick: 125)")
     ap.add_argument("--speed", type=float, default=40.0)
     ap.add_argument("--mqtt-host", default="127.0.0.1")
     ap.add_argument("--mqtt-port", type=int, default=1883)
