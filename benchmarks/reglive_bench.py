@@ -3,16 +3,15 @@
     python benchmarks/reglive_bench.py --quick   # the e2e test's size: 4 chargers (2 bidirectional), 8 cars, 12 min
     python benchmarks/reglive_bench.py           # 10 chargers (4 bidirectional), 20 cars, a full hour of RegD
 
-The real central system, load management and the aggregator (``evsite serve``'s ``SiteRuntime``) against
-simulated chargers over real WebSockets, the building meter and the RegD replay over the real Mosquitto
-(``bash .ci/services``); a 400 V service at 80 % continuous (125 A for --quick: 69.3 kW, else ``--rating-a``,
-250 A: 138.6 kW, so the cars at full power exceed what the building leaves), a real building's hourly load (Cambridge b33)
-scaled to a 20 kW peak, ``[site] export_limit_kw`` 10. Cars plug in between 08:55 and 08:57, the offer is
-fixed at 09:00 and the signal (PJM RegD 2020-07-16 from 10:00 EPT) replayed from then. Every figure comes from
-the simulator (site load, each connector's export register), except the reference: the score of the
-response the aggregator *commanded* in the same run (the sum of its setpoints), which shows what load
-management, OCPP and the cars' physics cost. Prints the load average: a loaded machine runs the accelerated
-clock with more lag between the parts.
+The real central system, load management and the aggregator (``evsite serve``'s ``SiteRuntime``) against simulated
+chargers over real WebSockets, the building meter and the RegD replay over the real Mosquitto (``bash
+.ci/services``); a 400 V service at 80 % continuous (125 A for --quick: 69.3 kW, else ``--rating-a``, 250 A: 138.6
+kW, so the cars at full power exceed what the building leaves), a real building's hourly load (Cambridge b33)
+scaled to a 20 kW peak, ``[site] export_limit_kw`` 10. Cars plug in between 08:55 and 08:57, the offer is fixed at
+09:00 and the signal (PJM RegD 2020-07-16 from 10:00 EPT) replayed from then. Every figure comes from the simulator
+(site load, each connector's export register), except the reference: the score of the response the aggregator
+*commanded* in the same run (the sum of its setpoints), which shows what load management, OCPP and the cars'
+physics cost. Prints the load average: a loaded machine runs the accelerated clock with more lag between the parts.
 """
 
 from __future__ import annotations
