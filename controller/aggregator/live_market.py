@@ -90,9 +90,9 @@ class MarketService:
         online = f.online(t)
         came = online & ~tr.online
         tr.observe_online(online, t)
-        # a car that just plugged in draws what load management allows, not the 0 kW of an empty slot: its first
-        # setpoint must go out even if it is 0
-        tr.sent_kw[came] = np.inf
+        # a car that just plugged in draws what its charger allows, not the 0 kW of an empty slot: its first
+        # setpoint must go out even if it equals the view's 0 (``step_once`` sends what was never sent)
+        self._sent_at[came] = -np.inf
         tr.departure_est_s[:] = self.live.departure_est_s
         read = np.flatnonzero(f.soc != soc_before)
         tr.observe_soc(read, f.soc[read])
@@ -132,11 +132,12 @@ class MarketService:
             extra = np.setdiff1d(planned.changed, changed)
             changed = np.concatenate([changed, extra])
             reasons += [REASONS[r] for r in planned.reason[np.isin(planned.changed, extra)]]
+        due = self._sent_at == -np.inf  # never sent since the car plugged in (or its last one failed)
         if self.refresh_s is not None:
-            stale = np.flatnonzero(tr.online & (t - self._sent_at >= self.refresh_s))
-            stale = np.setdiff1d(stale, changed)
-            changed = np.concatenate([changed, stale])
-            reasons += ["refresh of an unchanged setpoint"] * stale.size
+            due |= t - self._sent_at >= self.refresh_s
+        stale = np.setdiff1d(np.flatnonzero(tr.online & due), changed)
+        changed = np.concatenate([changed, stale])
+        reasons += ["refresh of an unchanged setpoint"] * stale.size
         self._sent_at[changed] = t
         result = await self.dispatcher.apply_setpoints(changed, tr.sent_kw[changed], reasons)
         for cp_id, connector_id, _ in result.failed:  # not applied: the view keeps the setpoint in force
