@@ -589,9 +589,13 @@ class LoadManager:
             eligible.append((key, t.spec))
         if not eligible:
             return {}
+        # those already discharging first (a thin allowance is not moved from car to car), then a stable order
+        eligible.sort(key=lambda e: (not (self.tracks[e[0]].assumed_a or 0.0) < 0, e[0]))
         building = 0.0 if stale else max(self.building_kw(now)[0] - site.reserve_kw, 0.0)
-        bounds = dis.discharge_bounds_a([s.max_a * s.kw_per_a for _, s in eligible],
-                                        [s.kw_per_a for _, s in eligible], building + site.export_limit_kw)  # fmt: skip
+        specs = [s for _, s in eligible]
+        bounds = dis.discharge_bounds_a([s.max_a * s.kw_per_a for s in specs], [s.kw_per_a for s in specs],
+                                        building + site.export_limit_kw,
+                                        [min(site.min_current_a, s.max_a) * s.kw_per_a for s in specs])  # fmt: skip
         return {key: float(b) for (key, _), b in zip(eligible, bounds, strict=True)}
 
     def _regulated(self, t: ConnectorTrack, target: float, reason: str, now: datetime) -> tuple[float, str]:

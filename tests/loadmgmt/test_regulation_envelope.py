@@ -169,6 +169,10 @@ def test_discharge_bounds_water_fill_and_profiles_carry_signed_limits() -> None:
     got = discharge_bounds_a([3.68, 22.08, 22.08], [0.23, 0.69, 0.69], 30.0)
     assert got * np.array([0.23, 0.69, 0.69]) == pytest.approx([3.68, 13.16, 13.16])
     assert discharge_bounds_a([22.08], [0.69], 0.0).tolist() == [0.0]
+    # 10 kW over four 22 kW connectors would be 2.5 kW each, below their 4.14 kW (6 A) minimum: two get 5 kW
+    got = discharge_bounds_a([22.08] * 4, [0.69] * 4, 10.0, [4.14] * 4)
+    assert got * 0.69 == pytest.approx([5.0, 5.0, 0.0, 0.0])
+    assert discharge_bounds_a([22.08], [0.69], 3.0, [4.14]).tolist() == [0.0]  # not even one minimum
     shape_w = prof.Shape("W", 2, 230.0, 3)
     p = live_profile(shape_w, 1, -10.06, NOW, 120.0, 2)
     assert p["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == -6941.0  # towards zero, whole watts
