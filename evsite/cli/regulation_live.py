@@ -39,7 +39,7 @@ class RegulationReplayResult:
     response: np.ndarray  # the fleet's measured response at each sample (per unit of the capacity in force)
     ev_kw: np.ndarray  # the EV load measured at each sample (kW, negative = discharge)
     offers: list[Any] = field(default_factory=list)  # ``CapacityOffer``s published during the run
-    capacity_kw: float = 0.0  # the capacity in force over the scored samples (first offer at/after signal_at)
+    capacity_kw: float = 0.0  # the capacity in force over the scored samples (the offer of signal_at's hour)
     base_kw: float = 0.0
     exported_kwh: dict[str, float] = field(default_factory=dict)  # per connector "cp/c": energy fed back
     bidirectional: set[str] = field(default_factory=set)  # connectors "cp/c" of bidirectional chargers
@@ -106,10 +106,11 @@ async def run_regulation_replay(
     idx = np.searchsorted(gt[:, 0], t_sig + 1e-6, side="left")
     keep = idx < len(gt)
     values, t_sig, ev_kw = values[keep], t_sig[keep], gt[idx[keep], 1]
-    in_force = [o for t, o in offers if t >= held["t0"] - 1e-6] or [o for _t, o in offers[-1:]]
+    # the hour's offer is published by the aggregator's first step of the hour (2 s): the last one by then
+    in_force = [o for t, o in offers if t <= held["t0"] + 10.0]
     if not in_force:
-        raise RuntimeError("the aggregator published no capacity offer")
-    offer = in_force[0]
+        raise RuntimeError("the aggregator published no capacity offer by the start of the replay")
+    offer = in_force[-1]
     cap = float(offer.capacity_kw)
     response = (-ev_kw - offer.base_kw) / cap if cap > 0 else np.zeros_like(ev_kw)
     cmd = np.array(commanded, float).reshape(-1, 2)
