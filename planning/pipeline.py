@@ -34,9 +34,9 @@ from planning.meter import StudyLoadSeries
 from planning.optimise import (
     Schedule,
     cross_check,
+    energy_bound_chargers,
     solve_cost_gekko,
     solve_cost_highs,
-    solve_evsite_milp,
 )
 from planning.seed_method import solve_seed
 from planning.tariff import Tariff, tariff_from_config
@@ -273,9 +273,12 @@ def plan_building(
         sched = Schedule("evsite", 0, zeros, zeros.astype(int), zeros, 0.0, 0.0, "gekko-apopt")
         energy = 0.0
     else:
-        # The energy-bound count (no session data): one HiGHS MILP. GEKKO solves the cost model below, and
-        # that is the solve every plan cross-checks; a second GEKKO start-up here would double its fixed cost.
-        sched = solve_evsite_milp(ceiling, prices, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
+        # The energy-bound count (no session data), in closed form (equal to the HiGHS MILP of
+        # ``solve_evsite_milp``, tested). GEKKO solves the cost model below, and that is the solve every plan
+        # cross-checks; a second GEKKO start-up here would double its fixed cost.
+        zeros = np.zeros(24)
+        n_bound = energy_bound_chargers(ceiling, ev.energy_kwh_per_charger_day, service.evse_kw, ev.occupancy)
+        sched = Schedule("evsite", n_bound, zeros, zeros.astype(int), zeros, 0.0, 0.0, "gekko-apopt")
         if sched.chargers == 0:
             raise PlanningError(
                 f"{meter.name}: no headroom for even one charger: the static ceiling "
