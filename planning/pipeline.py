@@ -91,6 +91,13 @@ class BuildingPlan:
     solver_check: dict = field(default_factory=dict)
     service: dict = field(default_factory=dict)
     sizing: dict = field(default_factory=dict)
+    chargers_with_lm_is_lower_bound: bool = False  # the sizing search stopped at [planning] max_chargers
+
+    def chargers_with_lm_text(self) -> str:
+        """The count as a person should read it: ">= 500" when the search limit was reached, not "500"."""
+        if self.chargers_with_lm_is_lower_bound:
+            return f">= {self.chargers_with_lm}"
+        return str(self.chargers_with_lm)
 
 
 @dataclass
@@ -337,6 +344,13 @@ def plan_building(
         )
     if not check["holds_every_hour"]:
         warnings.append(check["statement"])
+    at_limit = bool(sizing.get("at_search_limit", False))
+    if at_limit:
+        warnings.append(
+            f"chargers with LM: >= {chargers_with_lm}: the service level still held at {sizing['searched_up_to']}, "
+            f"the largest count the sizing simulation tries ([planning] max_chargers); the building may host more "
+            f"(raise max_chargers to search further); cost and profiles assume {chargers_with_lm}"
+        )
 
     x = profiles.to_numpy()
     idx = pd.DatetimeIndex(profiles.index)
@@ -415,6 +429,7 @@ def plan_building(
             "nec_edition": service.nec_edition,
         },
         sizing=sizing,
+        chargers_with_lm_is_lower_bound=at_limit,
     )
 
 

@@ -271,4 +271,6 @@ def size_by_simulation(series: pd.Series, service: Service, pool: SessionPool, p
             "(not_placed), not as a service failure"
         ),
         "searched_up_to": max_n,
+        # Met at the largest count searched: the building hosts AT LEAST this many, possibly more.
+        "at_search_limit": good >= max_n,
     }
