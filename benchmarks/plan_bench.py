@@ -195,12 +195,15 @@ def main() -> int:
         sim_s += time.perf_counter() - t
         sim_cpu += cpu() - c
         sim_years += p.days / 365.0
-        counts.append((m.name, out["chargers"], len(out["curve"])))
+        shown = f">= {out['chargers']}" if out["at_search_limit"] else str(out["chargers"])
+        counts.append((m.name, round(float(m.kw.max())), shown, len(out["curve"])))
     print(
         f"sizing simulation (real sessions, allocate): {sim_s / sim_years:.3f} s wall, {sim_cpu / sim_years:.3f} s CPU "
         f"per building-year (whole search: every simulated count)"
     )
-    print(f"  (chargers, simulated counts) per building: {counts}")
+    at_limit = sum(1 for c in counts if c[2].startswith(">="))
+    print(f"  (building, hourly peak kW, chargers, simulated counts): {counts}")
+    print(f"  {at_limit} of {len(counts)} met the service level at the search limit (max_chargers) and read '>= N'")
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "config.toml"

@@ -19,7 +19,7 @@ from evsite.cli import main
 from planning.cleaning import clean_series, similar_day_stats
 from planning.loadstudy import HOURS, _one_thread, daily_profiles
 from planning.optimise import energy_bound_chargers, solve_evsite_milp
-from planning.sizing import size_by_simulation
+from planning.sizing import assign_chargers, placed_sessions, size_by_simulation
 from tests.planning.conftest import office_like
 from tests.planning.test_cost_and_sizing import _P, _pool
 
@@ -139,6 +139,22 @@ def test_the_cached_thread_limit_limits_blas_and_lets_go() -> None:
     with _one_thread():  # the cached controller works again
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
     assert [pool["num_threads"] for pool in threadpool_info()] == before
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_placed_sessions_equal_the_charger_assignment_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        m = int(rng.integers(0, 300))
+        arrival = np.sort(rng.uniform(0, 150, m))
+        if trial % 3 == 0:
+            arrival = np.round(arrival)  # simultaneous arrivals and departures
+        departure = arrival + (np.round(rng.exponential(8, m)) if trial % 3 == 0 else rng.exponential(8, m))
+        if trial % 7 == 0:
+            departure[::9] = arrival[::9]  # zero-length stays: the loop path
+        for n in (0, 1, 3, int(rng.integers(4, 40)), 1000):  # from always full to never full
+            expected = assign_chargers(arrival, departure, n) >= 0
+            assert np.array_equal(placed_sessions(arrival, departure, n), expected)
 
 
 def test_sizing_says_when_it_stopped_at_the_search_limit() -> None:
