@@ -40,6 +40,15 @@ def _one_thread():
     return _THREADPOOLS[0].limit(limits=1)
 
 
+def is_hourly_grid(idx: pd.DatetimeIndex) -> bool:
+    """True when the index is a regular grid of whole clock hours (what ``clean_series`` returns for an hourly
+    meter): then each value is its own hourly mean, and pandas' ``resample("h")`` can be skipped."""
+    if idx.size < 2 or idx[0] != idx[0].floor("h"):
+        return False
+    steps = np.diff(idx.asi8)
+    return bool((steps == steps[0]).all()) and idx[1] - idx[0] == pd.Timedelta(hours=1)
+
+
 def daily_profiles(kw: pd.Series) -> tuple[pd.DataFrame, int]:
     """Hourly means pivoted to one row per local day (24 columns); days with any missing hour are dropped.
 
@@ -55,7 +64,7 @@ def daily_profiles(kw: pd.Series) -> tuple[pd.DataFrame, int]:
     idx = pd.DatetimeIndex(kw.index)
     one_hour = pd.Timedelta(hours=1)
     step = idx[1] - idx[0] if kw.size > 1 else one_hour
-    if step == one_hour and idx[0] == idx[0].floor("h") and bool((np.diff(idx.asi8) == np.diff(idx.asi8[:2])).all()):
+    if is_hourly_grid(idx):
         first_hour = idx[0]
         hourly = kw.to_numpy(dtype=float)  # already one value per clock hour: the hourly mean is the value
     else:

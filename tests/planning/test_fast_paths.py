@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 from evsite.cli import main
+from planning.capacity import Service, alm_headroom
 from planning.cleaning import clean_series, similar_day_stats
 from planning.loadstudy import HOURS, _one_thread, daily_profiles
 from planning.optimise import energy_bound_chargers, solve_evsite_milp
+from planning.pipeline import static_ceiling
 from planning.sizing import assign_chargers, placed_sessions, size_by_simulation
 from tests.planning.conftest import office_like
 from tests.planning.test_cost_and_sizing import _P, _pool
@@ -110,6 +112,29 @@ def test_similar_day_stats_equal_the_shifted_copies(freq: str, days: int) -> Non
         assert np.array_equal(fast, ref, equal_nan=True)
 
 
+def _loads_by_groupby(series: pd.Series, service: Service, percentile: float) -> dict[str, np.ndarray]:
+    """The hourly load per day type by pandas resample + groupby quantile (the straightforward version)."""
+    hourly = series.resample("h").mean().dropna()
+    weekend = hourly.index.day_of_week >= 5
+    out = {}
+    for label, mask in (("weekday", ~weekend), ("weekend", weekend)):
+        h = hourly[mask] if mask.any() else hourly
+        load = h.groupby(h.index.hour).quantile(percentile / 100.0).reindex(range(24)).to_numpy()
+        out[label] = np.where(np.isfinite(load), load, float(h.max()))
+    return out
+
+
+@pytest.mark.parametrize("percentile", [100.0, 90.0])
+@pytest.mark.parametrize("freq", ["h", "15min"])
+def test_static_ceiling_loads_equal_the_pandas_groupby(freq: str, percentile: float) -> None:
+    kw = _damaged(freq, "2024-03-01", 0, seed=3)
+    svc = Service(rating_a=400, voltage_v=208, phases=3)
+    ceilings, loads, _ = static_ceiling(kw, svc, percentile)
+    for label, ref in _loads_by_groupby(kw, svc, percentile).items():
+        assert np.array_equal(loads[label], ref)
+        assert np.array_equal(ceilings[label], np.clip(alm_headroom(ref, svc), 0.0, None))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_energy_bound_count_equals_the_highs_milp(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -162,8 +187,6 @@ def test_sizing_says_when_it_stopped_at_the_search_limit() -> None:
 
     class Limited(_P):
         max_chargers = 2
-
-    from planning.capacity import Service
 
     roomy = Service(rating_a=800, voltage_v=208, phases=3)
     assert size_by_simulation(s, roomy, _pool(), Limited())["at_search_limit"] is True
