@@ -61,27 +61,9 @@ def draw_sessions(pool: SessionPool, n: int, days: pd.DatetimeIndex, seed: int) 
     return a[order], d[order], e[order]
 
 
-def assign_chargers(arrival: np.ndarray, departure: np.ndarray, n: int) -> np.ndarray:
-    """Charger index per session (-1: all ``n`` busy at arrival, not served). Sessions sorted by arrival.
-
-    The plain heap loop over every session; the simulation uses ``placed_sessions`` (tested equal to
-    ``assign_chargers(...) >= 0``), which skips the loop while chargers are free."""
-    free = list(range(n))
-    heapq.heapify(free)
-    busy: list[tuple[float, int]] = []
-    out = np.full(arrival.size, -1, dtype=np.int64)
-    for i, (a, d) in enumerate(zip(arrival, departure, strict=True)):
-        while busy and busy[0][0] <= a:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        if free:
-            c = heapq.heappop(free)
-            out[i] = c
-            heapq.heappush(busy, (d, c))
-    return out
-
-
 def placed_sessions(arrival: np.ndarray, departure: np.ndarray, n: int) -> np.ndarray:
-    """Whether each session (sorted by arrival) finds one of ``n`` chargers free: ``assign_chargers(...) >= 0``.
+    """Whether each session (sorted by arrival) finds one of ``n`` chargers free (first free charger, in arrival
+    order; tested equal to the plain heap loop over every session, ``tests/planning/reference.py``).
 
     Why not the heap loop alone: with low utilisation a large ``n`` is never full, and a Python loop over every
     session of a simulated year (about 100,000 at 500 chargers) was a tenth of the sizing search. If every

@@ -21,8 +21,9 @@ from planning.cleaning import clean_series, similar_day_stats
 from planning.loadstudy import HOURS, _one_thread, daily_profiles
 from planning.optimise import energy_bound_chargers, solve_evsite_milp
 from planning.pipeline import static_ceiling
-from planning.sizing import assign_chargers, placed_sessions, size_by_simulation
+from planning.sizing import placed_sessions, size_by_simulation
 from tests.planning.conftest import office_like
+from tests.planning.reference import assign_chargers
 from tests.planning.test_cost_and_sizing import _P, _pool
 
 
