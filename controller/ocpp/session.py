@@ -37,7 +37,7 @@ log = logging.getLogger("controller.ocpp")
 #: Unit multipliers to SI (W, Wh, A) for the convenience fields of ``MeterEvent``.
 _TO_SI = {"kW": 1000.0, "kWh": 1000.0, "W": 1.0, "Wh": 1.0, "A": 1.0}
 #: Measurands summed over phases, with their default unit.
-_SUMMED = {"Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh"}
+_SUMMED = {"Power.Active.Import": "W", "Power.Active.Export": "W", "Energy.Active.Import.Register": "Wh"}
 
 
 def rfc3339(dt: datetime) -> str:
@@ -293,7 +293,9 @@ def summarize_meter_value(
 ) -> tuple[ev.MeterEvent, list[dict[str, Any]]]:
     """One ``meterValue`` element (camelCase, as received) → the bus event and the store rows.
 
-    Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases; current
+    Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases. Power is
+    net of export (``Power.Active.Import`` minus ``Power.Active.Export``), so a discharging bidirectional
+    charger counts as negative EV load, as the site meter sees it; current
     is the largest phase current (what a circuit limit cares about). The measurand defaults to
     Energy.Active.Import.Register and the unit to the spec's default for it.
     """
@@ -341,6 +343,9 @@ def summarize_meter_value(
         elif measurand == "SoC":
             soc = value
     power = total.get("Power.Active.Import", phased.get("Power.Active.Import"))
+    export = total.get("Power.Active.Export", phased.get("Power.Active.Export"))
+    if export is not None:
+        power = (power or 0.0) - export
     energy = total.get("Energy.Active.Import.Register", phased.get("Energy.Active.Import.Register"))
     return (
         ev.MeterEvent(cp_id, connector_id, transaction_id, at, tuple(samples), power, current, energy, soc),
