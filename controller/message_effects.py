@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from controller import events as ev
+from controller.clock_skew import ClockEstimate, ClockSkew
 from controller.liveness import Liveness
 from controller.ocpp.session import summarize_meter_value
 from controller.probing import probe_needed
@@ -63,14 +64,28 @@ class MessageEffects:
         self.id_tags: dict[str, tuple[str, datetime | None, str | None]] = {}
         self.open_tx: dict[str, dict[int, int | None]] = {}  # cp_id -> {transaction id: connector id}
         self._connectors_of: dict[str, set[int]] = {}  # cp_id -> connector ids in connector_status
+        #: each charger's clock against ours, from the timestamps it sends (``controller.clock_skew``)
+        self.clocks: dict[str, ClockSkew] = {}
+        self._clock_logged: dict[str, float] = {}  # cp_id -> offset last logged (s)
 
-    def record_profile(self, cp_id: str, action: str, request: Any, status: str, reason: str | None) -> None:
-        """A charging-profile request sent and its answer: stored, published on ``ocpp/profile``, logged."""
+    def record_profile(
+        self,
+        cp_id: str,
+        action: str,
+        request: Any,
+        status: str,
+        reason: str | None,
+        valid_until: datetime | None = None,
+    ) -> None:
+        """A charging-profile request sent and its answer: stored, published on ``ocpp/profile``, logged.
+        ``valid_until``: when the profile stops applying, in our clock (its ``validTo`` is the charger's)."""
         body = to_wire(request)
         connector_id = body.get("connectorId")
         profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
         now = self.clock.now()
-        self.db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
+        self.db.submit_logged(
+            self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now, valid_until
+        )
         self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
         log_event(
             log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason
@@ -81,6 +96,28 @@ class MessageEffects:
         self.db.batch.last_seen[cp_id] = now
         self.db.changed()
         self._liveness().heard(cp_id, now)
+
+    def clock_sample(self, cp_id: str, theirs: datetime, received: datetime) -> None:
+        """A timestamp the charger sent, received at our ``received``: one more sample of its clock.
+
+        The estimate is logged (``charger_clock_offset``) when first known and when it moves by a second or
+        more, so every ``validTo`` written in a charger's clock can be traced to the offset it used.
+        """
+        skew = self.clocks.setdefault(cp_id, ClockSkew())
+        skew.add(theirs, received)
+        est = skew.estimate(received)
+        assert est is not None
+        last = self._clock_logged.get(cp_id)
+        if last is None or abs(est.offset_s - last) >= 1.0:
+            self._clock_logged[cp_id] = est.offset_s
+            log_event(log, "charger_clock_offset", logging.INFO if abs(est.offset_s) < 60 else logging.WARNING,
+                      cp_id=cp_id, offset_s=round(est.offset_s, 3), drift_ppm=round(est.drift * 1e6, 1),
+                      drift_fitted=est.drift_fitted, margin_s=round(est.margin_s, 3), samples=est.samples)  # fmt: skip
+
+    def clock_estimate(self, cp_id: str) -> ClockEstimate | None:
+        """The charger's clock now (None: no timestamp heard since it booted or we started)."""
+        skew = self.clocks.get(cp_id)
+        return None if skew is None else skew.estimate(self.clock.now())
 
     def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
         """Online state into the store; offline makes every last connector status of the charger stale."""
@@ -129,6 +166,9 @@ class MessageEffects:
 
     async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None:
         fw = kw.get("firmware_version")
+        # Chargers commonly set their clock from the BootNotification answer: older samples may no longer hold.
+        self.clocks.pop(cp_id, None)
+        self._clock_logged.pop(cp_id, None)
         fields = {
             "vendor": vendor,
             "model": model,

@@ -40,7 +40,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +101,9 @@ class ChargerSpec:
     meter_interval_s: int = 60
     heartbeat_interval_s: int = 300  # until the central system says otherwise
     transaction_attempts: int = 3  # TransactionMessageAttempts: CallErrors before a message is given up
+    #: how far the charger's own clock is ahead of the site's (negative: behind), in seconds. It stamps its
+    #: messages and evaluates its profiles (``validTo``, ``startSchedule``) in its own clock, as a real one does.
+    clock_offset_s: float = 0.0
 
 
 @dataclass
@@ -276,6 +279,10 @@ class SimChargePoint:
         self.firmware_version = "evsite-sim-1"
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+
+    def now(self) -> datetime:
+        """The charger's own clock: the site's plus ``spec.clock_offset_s``."""
+        return self.clock.now() + timedelta(seconds=self.spec.clock_offset_s)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -510,7 +517,7 @@ class SimChargePoint:
 
     def _send_status(self, conn: int) -> None:
         status = STATUS_NAMES[self.status[conn]]
-        ts = self.clock.now().isoformat()
+        ts = self.now().isoformat()
         self.enqueue(
             Outgoing(
                 "StatusNotification",
@@ -575,7 +582,7 @@ class SimChargePoint:
         local = self._flag("LocalAuthorizeOffline")
         return self.local_auth.offline_decision(
             id_tag,
-            self.clock.now(),
+            self.now(),
             list_enabled=local and self._flag("LocalAuthListEnabled"),
             cache_enabled=local and self._flag("AuthorizationCacheEnabled"),
             allow_unknown=self._flag("AllowOfflineTxForUnknownId"),
@@ -607,7 +614,7 @@ class SimChargePoint:
             local_id=next(_local_ids),
             connector_id=conn,
             id_tag=id_tag,
-            started_at=self.clock.now(),
+            started_at=self.now(),
             meter_start_wh=int(self.arrays.energy_wh[i]),
             last_meter_s=self.clock.monotonic(),
             reservation_id=reservation_id,
@@ -651,7 +658,7 @@ class SimChargePoint:
         self.counters.transactions_stopped += 1
         self.completed.append(tx)
         meter_stop = int(self.arrays.energy_wh[i])
-        ts = self.clock.now().isoformat()
+        ts = self.now().isoformat()
         self.profiles.end_transaction(conn)
         # transactionData: the register at start and stop, what billing needs (OCPP 1.6 §6.49).
         data = [
@@ -709,7 +716,7 @@ class SimChargePoint:
         if not self.profiles.profiles:  # the common case at scale: the connector rating, nothing to evaluate
             self.arrays.limit_w[self.index0 : self.index0 + self.spec.connectors] = self.elec.rating_w
             return
-        now = self.clock.now()
+        now = self.now()
         for conn in range(1, self.spec.connectors + 1):
             tx = self.tx.get(conn)
             lim = connector_limit(self.profiles.profiles, conn, now, self.elec, tx.started_at if tx else None)
@@ -717,7 +724,7 @@ class SimChargePoint:
 
     def charge_point_cap_w(self) -> float:
         """The ChargePointMaxProfile limit now (the whole charger), or its rating sum when none."""
-        lim = charge_point_max(self.profiles.profiles, self.clock.now(), self.elec)
+        lim = charge_point_max(self.profiles.profiles, self.now(), self.elec)
         return lim.power_w if lim is not None else self.elec.rating_w * self.spec.connectors
 
     def apply_step(self, codes: Any) -> None:
@@ -792,7 +799,7 @@ class SimChargePoint:
                 }
             )
         sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data]
-        return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
+        return {"timestamp": self.now().isoformat(), "sampledValue": sampled}
 
     def send_meter_values(self, conn: int, tx: Transaction | None, context: str = "Sample.Periodic") -> None:
         sample = self.meter_sample(conn, context)
@@ -840,7 +847,7 @@ class SimChargePoint:
         self._require_smart_charging()
         why: str | None
         try:
-            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.clock.now())
+            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.now())
             why = "fault injection: reject_profiles" if self.faults.reject_profiles else None
             why = why or self.profiles.check(profile, self.spec.connectors, self._running_tx())
         except ProfileError as err:
@@ -885,7 +892,7 @@ class SimChargePoint:
         if connector_id < 0 or connector_id > self.spec.connectors:
             return call_result.GetCompositeSchedule(status="Rejected")
         unit = charging_rate_unit or self.spec.capabilities.allowed_units[0]
-        now = self.clock.now()
+        now = self.now()
         starts = {c: (self.tx[c].started_at if c in self.tx else None) for c in range(1, self.spec.connectors + 1)}
         periods = composite(self.profiles.profiles, connector_id, now, duration, self.elec, unit, starts)
         return call_result.GetCompositeSchedule(
@@ -988,7 +995,7 @@ class SimChargePoint:
         self.start_transaction(conn, id_tag)
         if charging_profile is not None and self.spec.capabilities.smart_charging:
             try:
-                profile = parse_profile(to_snake(charging_profile), conn, self.clock.now())
+                profile = parse_profile(to_snake(charging_profile), conn, self.now())
                 if self.profiles.check(profile, self.spec.connectors, self._running_tx()) is None:
                     self.profiles.install(profile)
                     self.refresh_limits()
@@ -1066,7 +1073,7 @@ class SimChargePoint:
     ) -> Any:
         expiry = _parse_time(expiry_date)
         # Connector 0 (any connector) is not supported: ReserveConnectorZeroSupported is false.
-        if not 1 <= connector_id <= self.spec.connectors or expiry <= self.clock.now():
+        if not 1 <= connector_id <= self.spec.connectors or expiry <= self.now():
             return call_result.ReserveNow(status="Rejected")
         for conn, r in list(self.reservations.items()):
             if r.reservation_id == reservation_id:  # same id: this request replaces that reservation (5.13)
@@ -1093,7 +1100,7 @@ class SimChargePoint:
         return call_result.CancelReservation(status="Rejected")
 
     def _expire_reservations(self) -> None:
-        now = self.clock.now()
+        now = self.now()
         for conn, r in list(self.reservations.items()):
             if r.expiry <= now:
                 self._end_reservation(conn, "expired")
@@ -1176,7 +1183,7 @@ class SimChargePoint:
         self, location: str, retrieve_date: str, retries: int | None = None, retry_interval: int | None = None
     ) -> None:
         """Download at ``retrieve_date``, install, reboot; the clock paces it (a simulated hour is fast)."""
-        wait_s = (_parse_time(retrieve_date) - self.clock.now()).total_seconds()
+        wait_s = (_parse_time(retrieve_date) - self.now()).total_seconds()
         if wait_s > 0:
             await self.clock.sleep(wait_s)
         self._notify("FirmwareStatusNotification", "Downloading")
@@ -1202,7 +1209,7 @@ class SimChargePoint:
         start_time: str | None = None,
         stop_time: str | None = None,
     ) -> Any:
-        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
         return call_result.GetDiagnostics(file_name=f"{self.id}-{stamp}.log")
 
     @after("GetDiagnostics")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from controller import events as ev
+from controller.clock_skew import ClockEstimate
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
@@ -275,6 +276,11 @@ class LoadManager:
             self.wake()
         return self.tracks.get(key)
 
+    def _ours(self, cp_id: str, stamped: datetime) -> datetime:
+        """A time the charger stamped, in our clock (as stamped while its clock is unknown)."""
+        clock = self.csms.clock_estimate(cp_id)
+        return stamped if clock is None else clock.ours(stamped)
+
     def _ensure_model(self) -> None:
         """Rebuild the site model if connectors appeared since the last build."""
         if self._stale_model:
@@ -288,7 +294,7 @@ class LoadManager:
         if t is None:
             return
         if e.kind == "started":
-            t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, e.at
+            t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, self._ours(e.cp_id, e.at)
             t.meter_start_wh = float(e.meter_wh) if e.meter_wh is not None else t.energy_wh
             self._estimate_departure(t)
         else:
@@ -352,12 +358,13 @@ class LoadManager:
         t.measured_a = e.current_a
         if e.current_a is None:
             return
-        limit = t.limit_for_compliance(e.at, self.config.site.response_s)
+        at = self._ours(e.cp_id, e.at)  # the charger stamped it; limits changed on our clock
+        limit = t.limit_for_compliance(at, self.config.site.response_s)
         tol = self.config.site.noncompliance_tolerance_a
         if limit is not None and e.current_a > limit + tol:
             if t.over_since is None:
-                t.over_since = e.at
-            elif (e.at - t.over_since).total_seconds() >= self.config.site.response_s and not t.noncompliant:
+                t.over_since = at
+            elif (at - t.over_since).total_seconds() >= self.config.site.response_s and not t.noncompliant:
                 t.noncompliant = True
                 log_event(log, "charger_noncompliant", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                           measured_a=e.current_a, limit_a=limit)  # fmt: skip
@@ -613,16 +620,19 @@ class LoadManager:
         sent_at = self.clock.now()
         before = t.assumed_a
         t.unconfirmed(amps, reason)
+        # validTo in the charger's own clock (early side of the estimate), the expiry in ours beside it
+        clock = self.csms.clock_estimate(spec.cp_id)
+        valid_until = sent_at + timedelta(seconds=validity)
         for stack in stacks:
-            profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
-            status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps)
+            profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack, clock)
+            status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps, valid_until, clock)
             if status == "Accepted":
                 if stack != ctl.stack:
                     ctl.stack = stack
                     ctl.fallback = f"stack level {stack}"
                     log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
                 self._note_pause(t, amps, before)
-                t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
+                t.set_limit(amps, self.clock.now(), valid_until, reason)
                 # Read back what changed (a refresh of the same limit needs no second call).
                 if self.config.site.readback and (before is None or abs(before - amps) > 1e-9):
                     self._readbacks[t.spec.key] = (t, shape)
@@ -644,7 +654,18 @@ class LoadManager:
         elif amps >= minimum and t.paused_mid_session and (before or 0.0) < minimum:
             t.resumed_at = self.clock.now()
 
-    async def _set(self, cp_id: str, connector_id: int, profile: dict[str, Any], reason: str, amps: float) -> str:
+    async def _set(
+        self,
+        cp_id: str,
+        connector_id: int,
+        profile: dict[str, Any],
+        reason: str,
+        amps: float,
+        valid_until: datetime | None = None,
+        clock: ClockEstimate | None = None,
+    ) -> str:
+        """SetChargingProfile; ``valid_until`` (our clock) is stored beside it, ``clock`` is the charger clock
+        estimate its times were written in (logged: None means they are in ours)."""
         from ocpp.v16 import call
 
         try:
@@ -653,6 +674,7 @@ class LoadManager:
                 call.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile),
                 timeout=CALL_TIMEOUT_S,
                 reason=f"load management: {reason}"[:250],
+                valid_until=valid_until,
             )
         except CallErrorReceived as err:
             log_event(log, "limit_refused", logging.WARNING, cp_id=cp_id, connector_id=connector_id, error=str(err))
@@ -663,7 +685,8 @@ class LoadManager:
             return "lost"
         status = str(res.status)
         log_event(log, "limit_set", cp_id=cp_id, connector_id=connector_id, limit_a=amps, status=status,
-                  stack_level=profile["stackLevel"], reason=reason)  # fmt: skip
+                  stack_level=profile["stackLevel"], reason=reason, valid_to=profile.get("validTo"),
+                  clock_offset_s=None if clock is None else round(clock.offset_s, 3))  # fmt: skip
         return status
 
     async def _read_back(self, t: ConnectorTrack, shape: prof.Shape) -> None:
@@ -700,8 +723,10 @@ class LoadManager:
                 return
             shape = prof.Shape.from_capabilities(self.csms.capabilities(cp_id), specs[0].voltage_v,
                                                  specs[0].phases, 0)  # fmt: skip
-            profile = prof.fail_safe_profile(shape, amps, self.clock.now())
-            status = await self._set(cp_id, 0, profile, f"fail-safe {amps:.1f} A (every connector at it fits)", amps)
+            clock = self.csms.clock_estimate(cp_id)
+            profile = prof.fail_safe_profile(shape, amps, self.clock.now(), clock)
+            status = await self._set(cp_id, 0, profile, f"fail-safe {amps:.1f} A (every connector at it fits)", amps,
+                                     clock=clock)  # fmt: skip
             if status == "Accepted":
                 ctl.fail_safe_a, ctl.fail_safe_rejected = amps, False
             elif status != "lost":
@@ -726,8 +751,9 @@ class LoadManager:
         if ceiling >= sum(s.max_a for s in specs):
             return
         full = prof.Shape(shape.unit, 0, specs[0].voltage_v, specs[0].phases)
-        status = await self._set(cp_id, 0, prof.ceiling_profile(full, ceiling, self.clock.now()),
-                                 f"circuit {circuit} ceiling {ceiling:.1f} A", ceiling)  # fmt: skip
+        clock = self.csms.clock_estimate(cp_id)
+        status = await self._set(cp_id, 0, prof.ceiling_profile(full, ceiling, self.clock.now(), clock),
+                                 f"circuit {circuit} ceiling {ceiling:.1f} A", ceiling, clock=clock)  # fmt: skip
         ctl.ceiling_sent = status == "Accepted"
 
     def _publish_limits(self) -> None:

@@ -146,6 +146,21 @@ class ChargingProfileRow(Base):
     status: Mapped[str] = mapped_column(String(60))
     reason: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: when the profile stops applying, in *our* clock (its ``validTo`` is in the charger's own clock, which
+    #: may differ from ours; a restarted controller reads this, not ``validTo``)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NoResumeRow(Base):
+    """A car (by id tag) that did not resume charging after a 0 A pause: load management gives its sessions
+    the minimum current instead of a pause, also after a restart. Where and when it was last seen so."""
+
+    __tablename__ = "no_resume_tags"
+
+    id_tag: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cp_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventRow(Base):
