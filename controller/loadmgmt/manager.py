@@ -343,8 +343,15 @@ class LoadManager:
             t.flags.add("car did not resume after a pause")
             if t.id_tag:
                 self.no_resume_tags.add(t.id_tag)
+                self._persist_no_resume(t.id_tag, e.cp_id, e.connector_id)
             log_event(log, "car_does_not_resume", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                       id_tag=t.id_tag)  # fmt: skip
+
+    def _persist_no_resume(self, id_tag: str, cp_id: str, connector_id: int) -> None:
+        """Kept in the store (write-behind) so a restarted controller still gives this car the minimum."""
+        store, db = getattr(self.csms, "store", None), getattr(self.csms, "db", None)
+        if store is not None and db is not None:
+            db.submit_logged(store.remember_no_resume, id_tag, cp_id, connector_id, self.clock.now())
 
     def _on_meter(self, e: ev.MeterEvent) -> None:
         if e.connector_id < 1:
@@ -828,6 +835,7 @@ class LoadManager:
         if store is None:
             return
         live, safe = last_accepted(store)
+        self.no_resume_tags |= {row.id_tag for row in store.no_resume_tags()}
         now = self.clock.now()
         for sent in live:
             t = self.tracks.get((sent.cp_id, sent.connector_id))
@@ -841,7 +849,8 @@ class LoadManager:
             if specs:
                 spec = specs[0]
                 ctl.fail_safe_a = sent.limit if sent.unit == "A" else sent.limit / (spec.voltage_v * spec.phases)
-        log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe))
+        log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe),
+                  no_resume_tags=len(self.no_resume_tags))  # fmt: skip
 
     def seed_from_csms(self) -> None:
         """After a (re)start: open transactions and connected chargers the central system already knows."""
@@ -851,6 +860,14 @@ class LoadManager:
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:
                     t.tx_id, t.tx_start = tx_id, self.clock.now()
+                    # its id tag, start and meter start too: a car known not to resume after a pause is known by
+                    # its tag, and the departure estimate counts from the real start (not the restart)
+                    row = self.csms.store.transaction(tx_id)
+                    if row is not None:
+                        t.id_tag = row.id_tag
+                        t.tx_start = row.start_time or t.tx_start
+                        t.meter_start_wh = float(row.meter_start) if row.meter_start is not None else None
+                        self._estimate_departure(t)
             if cp_id in self.csms.connected:
                 self.chargers.setdefault(cp_id, self._control(cp_id))
                 for (cp, _c), t in self.tracks.items():
