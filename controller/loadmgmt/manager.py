@@ -563,6 +563,7 @@ class LoadManager:
             t = self.tracks[(spec.cp_id, spec.connector_id)]
             ctl = self.chargers.get(spec.cp_id)
             if not t.online or spec.cp_id not in self.csms.connected or (ctl is not None and ctl.uncontrollable):
+                self._describe(t, self._held_reason(t, ctl, now))
                 continue
             if t.assumed_a is None:
                 decreases.append((t, 0.0, "controller (re)start: state unknown, paused until acknowledged"))
@@ -572,8 +573,9 @@ class LoadManager:
                 continue
             current = t.in_force_a(now, self._fail_safe_for(spec))
             assert current is not None
-            target = float(limit_a[i]) if np.isnan(snap.sessions.fixed_a[i]) else current
-            reason = reasons[i]
+            fixed = not np.isnan(snap.sessions.fixed_a[i])
+            target = current if fixed else float(limit_a[i])
+            reason = self._held_reason(t, ctl, now) if fixed else reasons[i]
             if stale and target > current:
                 target, reason = current, "meter stale: no increase until fresh data"
             t.granted_a = target  # the envelope the regulation aggregator may use (``loadmgmt/limits``)
@@ -582,7 +584,41 @@ class LoadManager:
                 decreases.append((t, target, reason))
             elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
                 rest.append((t, target, reason))
+            else:
+                self._describe(t, reason)  # the limit in force is kept: it is this round's decision now
         return decreases, rest
+
+    def _describe(self, t: ConnectorTrack, reason: str) -> None:
+        """Say why a limit that is not re-sent is what it is now (logged when that changes, so the limit in
+        force stays traceable to the decision that keeps it, not to the one that sent it)."""
+        if reason == t.reason:
+            return
+        t.reason = reason
+        log_event(log, "limit_kept", cp_id=t.spec.cp_id, connector_id=t.spec.connector_id, limit_a=t.assumed_a,
+                  reason=reason)  # fmt: skip
+
+    def _held_reason(self, t: ConnectorTrack, ctl: ChargerControl | None, now: datetime) -> str:
+        """Why a connector the allocation cannot change draws what it is assumed to draw, now."""
+        if ctl is not None and ctl.uncontrollable and ctl.fallback:
+            return ctl.fallback
+        fail_safe = self._fail_safe_for(t.spec)
+        if t.assumed_a is None:
+            why = f"state unknown: its maximum {t.spec.max_a:.1f} A is reserved"
+        elif t.valid_until is not None and now >= t.valid_until:
+            why = f"live limit expired: {max(t.assumed_a, fail_safe):.1f} A reserved (the fail-safe or its last limit)"
+        elif t.valid_until is not None:
+            why = f"its last limit {t.assumed_a:.1f} A holds until {t.valid_until:%H:%M:%S} UTC, then its fail-safe"
+        else:
+            why = f"its last limit {t.assumed_a:.1f} A"
+        if not t.online or t.spec.cp_id not in self.csms.connected:
+            return f"charger offline: {why}"
+        if t.unacked:
+            return f"not acknowledged: {why}"
+        if t.noncompliant:
+            return f"drawing over its limit: {t.measured_a or 0.0:.1f} A measured is reserved"
+        if t.foreign_a is not None:
+            return f"a profile sent outside load management allows {t.foreign_a:.1f} A: reserved ({why})"
+        return why
 
     def _regulated(self, t: ConnectorTrack, target: float, reason: str, now: datetime) -> tuple[float, str]:
         """Apply a fresh regulation setpoint below load management's own limit (never above: it always wins).
