@@ -4,7 +4,7 @@ the real central system and an independent OCPP test charge point over a real We
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller import events as ev
