@@ -67,6 +67,8 @@ class MessageEffects:
         #: each charger's clock against ours, from the timestamps it sends (``controller.clock_skew``)
         self.clocks: dict[str, ClockSkew] = {}
         self._clock_logged: dict[str, float] = {}  # cp_id -> offset last logged (s)
+        #: the estimate as of each charger's newest sample (it carries itself forward: ``charger_time``)
+        self._clock_est: dict[str, ClockEstimate] = {}
 
     def record_profile(
         self,
@@ -107,6 +109,7 @@ class MessageEffects:
         skew.add(theirs, received)
         est = skew.estimate(received)
         assert est is not None
+        self._clock_est[cp_id] = est
         last = self._clock_logged.get(cp_id)
         if last is None or abs(est.offset_s - last) >= 1.0:
             self._clock_logged[cp_id] = est.offset_s
@@ -115,9 +118,9 @@ class MessageEffects:
                       drift_fitted=est.drift_fitted, margin_s=round(est.margin_s, 3), samples=est.samples)  # fmt: skip
 
     def clock_estimate(self, cp_id: str) -> ClockEstimate | None:
-        """The charger's clock now (None: no timestamp heard since it booted or we started)."""
-        skew = self.clocks.get(cp_id)
-        return None if skew is None else skew.estimate(self.clock.now())
+        """The charger's clock as of its newest sample, valid for any instant through ``charger_time`` (its
+        margin grows with the time since); None: no timestamp heard since it booted or we started."""
+        return self._clock_est.get(cp_id)
 
     def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
         """Online state into the store; offline makes every last connector status of the charger stale."""
@@ -169,6 +172,7 @@ class MessageEffects:
         # Chargers commonly set their clock from the BootNotification answer: older samples may no longer hold.
         self.clocks.pop(cp_id, None)
         self._clock_logged.pop(cp_id, None)
+        self._clock_est.pop(cp_id, None)
         fields = {
             "vendor": vendor,
             "model": model,
