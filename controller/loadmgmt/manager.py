@@ -26,7 +26,7 @@ import logging
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from controller.clock_skew import ClockEstimate
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
+from controller.loadmgmt.meter_history import HistoryPeak
 from controller.loadmgmt.plan_schedule import PlanError, PlanFile
 from controller.loadmgmt.site_model import (
     OVERRIDE_ROW,
@@ -107,6 +108,10 @@ class LoadManager:
         #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
         self.no_resume_tags: set[str] = set()
         self.departures: Any = None  # planning.allocation.departure.DepartureHistory, from the store
+        #: the building peak the meter's stored history supports (``meter_history``), read at start and replan
+        self.history_peak: HistoryPeak | None = None
+        self.fail_safe_source = "none"
+        self._peak_hour: tuple[datetime, float] | None = None  # the current hour's highest reading so far
         self._specs: list[ConnectorSpec] = []
         self._constraints: Constraints | None = None
         self._stale_model = False
@@ -148,21 +153,83 @@ class LoadManager:
 
         Sized on the site's configured limit, not on an operator's temporary override: a fail-safe is a
         permanent profile, and re-sending it to every charger would delay the decreases an override needs.
+        The building's peak comes from ``[site] building_peak_kw``, else the plan, else the building meter's
+        stored history (``meter_history``: long and complete enough, plus a margin), else it is unknown and the
+        fail-safe is 0 A; which one was used is logged (``fail_safe_sized``) when it changes.
         """
         site = self.config.site
-        peak = site.building_peak_kw
-        if peak is None and self.plan.schedule is not None:
-            sched = self.plan.schedule
-            peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
-        if site.ev_only_meter:
-            peak = 0.0
+        peak, source = self._building_peak()
         if peak is None or self._constraints is None or not self._specs:
-            return 0.0
-        c = build_constraints(self.config, self._specs, site_limit_kw(self.config))
-        safe = uniform_safe_current_a(c, building_load(c, self.config, peak + site.reserve_kw), site.min_current_a)
+            safe = 0.0
+        else:
+            c = build_constraints(self.config, self._specs, site_limit_kw(self.config))
+            load = building_load(c, self.config, peak + site.reserve_kw)
+            safe = uniform_safe_current_a(c, load, site.min_current_a)
         if site.fail_safe_a is not None and site.fail_safe_a < safe:
-            safe = site.fail_safe_a
+            safe, source = site.fail_safe_a, f"[site] fail_safe_a (below what {source} allows)"
+        if source != self.fail_safe_source or abs(safe - self.fail_safe_a) > 1e-9:
+            log_event(log, "fail_safe_sized", logging.INFO if peak is not None else logging.WARNING,
+                      fail_safe_a=round(safe, 2), building_peak_kw=None if peak is None else round(peak, 3),
+                      source=source)  # fmt: skip
+        self.fail_safe_source = source
         return safe
+
+    def _building_peak(self) -> tuple[float | None, str]:
+        """The building's expected peak (kW) for the fail-safe, and where it comes from."""
+        site = self.config.site
+        if site.ev_only_meter:
+            return 0.0, "[site] ev_only_meter (no building on this service)"
+        if site.building_peak_kw is not None:
+            return site.building_peak_kw, "[site] building_peak_kw"
+        sched = self.plan.schedule
+        if sched is not None:
+            peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
+            if peak is not None:
+                return peak, f"plan {sched.source}"
+        hist = self.history_peak
+        if hist is not None and hist.peak_kw is not None:
+            return hist.peak_kw, hist.why
+        missing = hist.why if hist is not None else "no building meter history read"
+        return None, f"none (no building_peak_kw, no plan, {missing}): 0 A"
+
+    def load_meter_history(self) -> None:
+        """The building peak the store's hourly maxima support (at start and with the daily re-plan)."""
+        from controller.loadmgmt.meter_history import HISTORY_DAYS, peak_from_history
+
+        store = getattr(self.csms, "store", None)
+        if store is None:
+            return
+        now = self.clock.now()
+        rows = store.building_peaks(now - timedelta(days=HISTORY_DAYS))
+        self.history_peak = peak_from_history([h for h, _ in rows], [kw for _, kw in rows], now)
+
+    def _note_building(self, r: MeterReading) -> None:
+        """Keep each hour's highest reading in the store (write-behind, only when it rises): the history a
+        fail-safe can be sized on. The raw reading: where it includes the chargers it overstates the building,
+        which errs on the safe side."""
+        if self.config.site.ev_only_meter:
+            return
+        hour = r.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        current = self._peak_hour
+        if current is not None and current[0] == hour and r.power_kw <= current[1]:
+            return
+        if current is not None and current[0] > hour:
+            return  # a late reading of an earlier hour: the store keeps that hour's maximum already
+        self._peak_hour = (hour, r.power_kw)
+        self._store_later("record_building_peak", hour, r.power_kw)
+
+    def _store_later(self, method: str, *args: Any) -> None:
+        """A store write that nothing waits for: on the central system's writer thread (write-behind) when
+        running in the event loop, else (a caller without a loop) at once."""
+        store, db = getattr(self.csms, "store", None), getattr(self.csms, "db", None)
+        if store is None or db is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            getattr(store, method)(*args)
+            return
+        db.submit_logged(getattr(store, method), *args)
 
     def _poll_plan(self) -> bool:
         try:
@@ -199,6 +266,8 @@ class LoadManager:
                 candidates.append(forecast)
         if self.config.site.building_peak_kw is not None:
             candidates.append(self.config.site.building_peak_kw)
+        if self.history_peak is not None and self.history_peak.peak_kw is not None:
+            candidates.append(self.history_peak.peak_kw)
         if not candidates:
             return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
         # No meter at all (no MQTT meter, and none ever heard on the bus): the conservative figure is all there
@@ -226,6 +295,7 @@ class LoadManager:
         """Fold one bus event into the state; wake the loop when it changes what the allocation sees."""
         if topic == topics.METER_SITE and isinstance(payload, MeterReading):
             self.reading = payload
+            self._note_building(payload)
             self.wake()
         elif isinstance(payload, ev.TransactionEvent):
             self._on_transaction(payload)
@@ -349,9 +419,7 @@ class LoadManager:
 
     def _persist_no_resume(self, id_tag: str, cp_id: str, connector_id: int) -> None:
         """Kept in the store (write-behind) so a restarted controller still gives this car the minimum."""
-        store, db = getattr(self.csms, "store", None), getattr(self.csms, "db", None)
-        if store is not None and db is not None:
-            db.submit_logged(store.remember_no_resume, id_tag, cp_id, connector_id, self.clock.now())
+        self._store_later("remember_no_resume", id_tag, cp_id, connector_id, self.clock.now())
 
     def _on_meter(self, e: ev.MeterEvent) -> None:
         if e.connector_id < 1:
@@ -454,8 +522,9 @@ class LoadManager:
         if self.on_replan is not None:
             self.on_replan(who)
         self.load_departure_history()
-        if self._poll_plan():
-            self.rebuild()
+        self.load_meter_history()
+        self._poll_plan()
+        self.rebuild()  # the plan or the meter history may size the fail-safe differently
         self.wake()
 
     def _control(self, cp_id: str) -> ChargerControl:
@@ -892,6 +961,7 @@ class LoadManager:
         """After a (re)start: open transactions and connected chargers the central system already knows."""
         self.restore()
         self.load_departure_history()
+        self.load_meter_history()
         for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:
@@ -909,7 +979,7 @@ class LoadManager:
                 for (cp, _c), t in self.tracks.items():
                     if cp == cp_id:
                         t.online = True
-        self._ensure_model()
+        self.rebuild()  # new connectors, and a fail-safe the meter history may now size
 
     async def run(self) -> None:
         """Consume events and rebalance (debounced, and every ``period_s``) until cancelled."""

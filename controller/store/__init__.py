@@ -1,6 +1,7 @@
 """Persistence of the central system: ``Store.open(url)`` (SQLite default, PostgreSQL by URL)."""
 
 from controller.store.models import (
+    BuildingPeakRow,
     ChargePointRow,
     ChargingProfileRow,
     ConnectorRow,
@@ -14,6 +15,7 @@ from controller.store.store import REBOOT_CLOSED, Store, WriteBatch
 
 __all__ = [
     "REBOOT_CLOSED",
+    "BuildingPeakRow",
     "ChargePointRow",
     "ChargingProfileRow",
     "ConnectorRow",

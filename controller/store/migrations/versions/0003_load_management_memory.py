@@ -1,12 +1,15 @@
-"""Load management across restarts: live profiles' expiry in our clock, cars that do not resume after a pause.
+"""What load management remembers across restarts: live profiles' expiry in our clock, cars that do not resume
+after a pause, the building meter's hourly maxima.
 
 - ``charging_profiles.valid_until``: when a profile stops applying, in the controller's clock. Its ``validTo``
   is written in the charger's own clock (``controller.clock_skew``), so a restarted controller must not read it
   as ours. Rows from before this migration have none; their ``validTo`` was written in our clock.
 - ``no_resume_tags``: id tags whose car did not resume charging after a 0 A pause (load management gives their
   sessions the minimum current instead of a pause), with where and when that was last seen.
+- ``building_peaks``: the highest building-meter reading of each hour, to size a fail-safe when neither
+  ``[site] building_peak_kw`` nor a plan says how high the building goes.
 
-Revision ID: 0003_expiry_no_resume
+Revision ID: 0003_lm_memory
 Revises: 0002_liveness
 """
 
@@ -17,7 +20,7 @@ from alembic import op
 
 from controller.store.models import UTCDateTime
 
-revision = "0003_expiry_no_resume"
+revision = "0003_lm_memory"
 down_revision = "0002_liveness"
 branch_labels = None
 depends_on = None
@@ -33,9 +36,15 @@ def upgrade() -> None:
         sa.Column("connector_id", sa.Integer(), nullable=False),
         sa.Column("seen_at", UTCDateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "building_peaks",
+        sa.Column("hour", UTCDateTime(timezone=True), primary_key=True),
+        sa.Column("max_kw", sa.Float(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("building_peaks")
     op.drop_table("no_resume_tags")
     with op.batch_alter_table("charging_profiles") as batch:
         batch.drop_column("valid_until")
