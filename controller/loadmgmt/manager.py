@@ -962,13 +962,15 @@ class LoadManager:
         self.restore()
         self.load_departure_history()
         self.load_meter_history()
+        # Each open transaction's id tag, start and meter start too (one query): a car known not to resume after
+        # a pause is known by its tag, and the departure estimate counts from the real start, not the restart.
+        store = getattr(self.csms, "store", None)
+        stored = {tx.id: tx for tx in store.transactions(open_only=True)} if store is not None else {}
         for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:
                     t.tx_id, t.tx_start = tx_id, self.clock.now()
-                    # its id tag, start and meter start too: a car known not to resume after a pause is known by
-                    # its tag, and the departure estimate counts from the real start (not the restart)
-                    row = self.csms.store.transaction(tx_id)
+                    row = stored.get(tx_id)
                     if row is not None:
                         t.id_tag = row.id_tag
                         t.tx_start = row.start_time or t.tx_start

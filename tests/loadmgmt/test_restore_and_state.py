@@ -118,3 +118,19 @@ async def test_a_car_that_did_not_resume_is_remembered_across_a_restart(tmp_path
     snap, _, _ = after.snapshot(clock.now())
     assert snap.sessions.no_pause.tolist() == [True, False]
     store.close()
+
+
+def test_a_restart_reads_the_expiry_in_our_clock_not_the_chargers_valid_to(tmp_path: Path) -> None:
+    from controller.clock_skew import ClockEstimate
+
+    cfg = site_config(tmp_path, "building_peak_kw = 10")
+    store = Store.open(cfg.store.url)
+    behind = ClockEstimate(NOW, -600.0, 0.0, 1.0, 0.0, 10, False)  # the charger's clock is 10 minutes slow
+    shape = prof.Shape("A", 2, 230.0, 3)
+    profile = prof.live_profile(shape, 1, 20.0, NOW, 120, 2, behind)
+    assert profile["validTo"] == "2026-03-02T07:51:59Z"  # 08:02:00 ours, in its clock, 1 s early
+    store.add_profile("CP1", "SetChargingProfile", 1, profile, "Accepted", "load management: equal share",
+                      NOW, NOW + timedelta(seconds=120))  # fmt: skip
+    ((sent,), _) = last_accepted(store)
+    assert sent.valid_to == NOW + timedelta(seconds=120)
+    store.close()
