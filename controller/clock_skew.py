@@ -15,7 +15,8 @@ never raise the estimate. A lower bound is the safe side: a ``validTo`` written 
 
 Drift: the offset changes at ``drift`` seconds per second (the charger's clock runs ``1 + drift`` times as
 fast). Once the samples span ``min_rate_span_s``, the drift is fitted (least squares) to the largest ``y`` of
-each ``bucket_s`` bucket, and the bound is carried forward at that rate; before that it is taken as 0. Either
+each ``bucket_s`` bucket, and the bound is carried forward at that rate; before that, or when the fit is
+implausible for a clock (over ``max_fitted_drift``: message delays changing, not a crystal), it is 0. Either
 way the margin grows with the time since the sample that set the bound, at ``max_drift`` (plus twice the
 fitted rate's standard error), on top of ``resolution_s`` for chargers that stamp whole seconds (rounded).
 
@@ -39,8 +40,10 @@ class SkewParams:
 
     #: samples older than this (received, our clock) are forgotten; the drift is fitted over this window
     window_s: float = 6 * 3600.0
-    #: the offset bound comes from samples received within this of the newest one (protects against steps)
+    #: the offset bound comes from samples received within this of the newest one (protects against steps),
+    #: or from the newest ``recent_min`` samples when that window holds fewer (a fast simulated clock)
     recent_s: float = 900.0
+    recent_min: int = 16
     #: at most this many samples are kept (the oldest go first)
     max_samples: int = 512
     #: the drift is fitted only over at least this span and ``min_buckets`` buckets of ``bucket_s``
@@ -51,6 +54,9 @@ class SkewParams:
     resolution_s: float = 1.0
     #: drift assumed beyond the fitted one (100 ppm: a poor crystal), for the margin
     max_drift: float = 100e-6
+    #: a fitted drift (or twice its standard error) beyond this is not a clock but changing message delays
+    #: (a loaded network or event loop): the fit is then not used (1,000 ppm: 86 s a day, no real crystal)
+    max_fitted_drift: float = 1000e-6
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class ClockSkew:
         drift, drift_se = _fit_drift(r, y, p)
         fitted = drift_se is not None
         t_now = now.timestamp()
-        recent = r >= r.max() - p.recent_s
+        recent = r >= min(r.max() - p.recent_s, np.sort(r)[-min(p.recent_min, r.size)])
         # Each recent sample, carried to now at the drift: the largest is the bound, its age sets the margin.
         carried = y[recent] + drift * (t_now - r[recent])
         best = int(np.argmax(carried))
@@ -152,4 +158,6 @@ def _fit_drift(r: np.ndarray, y: np.ndarray, p: SkewParams) -> tuple[float, floa
     resid = top - top.mean() - slope * x
     dof = max(top.size - 2, 1)
     se = float(np.sqrt(float(resid @ resid) / dof / sxx))
+    if abs(slope) > p.max_fitted_drift or 2.0 * se > p.max_fitted_drift:
+        return 0.0, None
     return slope, se

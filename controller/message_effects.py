@@ -103,17 +103,21 @@ class MessageEffects:
         """A timestamp the charger sent, received at our ``received``: one more sample of its clock.
 
         The estimate is logged (``charger_clock_offset``) when first known and when it moves by a second or
-        more, so every ``validTo`` written in a charger's clock can be traced to the offset it used.
+        more (a warning from a minute off), so every ``validTo`` written in a charger's clock can be traced to
+        the offset it used; ``limit_set`` carries the offset too.
         """
         skew = self.clocks.setdefault(cp_id, ClockSkew())
         skew.add(theirs, received)
         est = skew.estimate(received)
         assert est is not None
         self._clock_est[cp_id] = est
+        # Thresholds in real seconds: on an accelerated clock, network delays stretch by the speed too.
+        speed = float(getattr(self.clock, "speed", 1.0))
         last = self._clock_logged.get(cp_id)
-        if last is None or abs(est.offset_s - last) >= 1.0:
+        if last is None or abs(est.offset_s - last) >= 1.0 * speed:
             self._clock_logged[cp_id] = est.offset_s
-            log_event(log, "charger_clock_offset", logging.INFO if abs(est.offset_s) < 60 else logging.WARNING,
+            level = logging.WARNING if abs(est.offset_s) >= 60.0 * speed else logging.INFO
+            log_event(log, "charger_clock_offset", level,
                       cp_id=cp_id, offset_s=round(est.offset_s, 3), drift_ppm=round(est.drift * 1e6, 1),
                       drift_fitted=est.drift_fitted, margin_s=round(est.margin_s, 3), samples=est.samples)  # fmt: skip
 

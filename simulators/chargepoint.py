@@ -464,14 +464,19 @@ class SimChargePoint:
         self._outbox_changed.set()
 
     def _purge_offline(self) -> None:
+        """Drop what is not kept while offline. A drop can queue a message (an Authorize nobody answered starts
+        the transaction on the local decision), so the outbox is swapped out first and what was queued meanwhile
+        goes after what was kept (was: "deque mutated during iteration", the charger's session ended)."""
         kept: deque[Outgoing] = deque()
-        for item in self._outbox:
+        pending, self._outbox = self._outbox, deque()
+        for item in pending:
             if item.transactional:
                 kept.append(item)
             else:
                 self.counters.messages_dropped_offline += 1
                 if item.on_drop:
                     item.on_drop()
+        kept.extend(self._outbox)
         self._outbox = kept
 
     async def _sender(self) -> None:

@@ -72,12 +72,25 @@ def test_a_drifting_clock_is_followed_and_the_bound_stays_below_it() -> None:
     assert (truth - est.charger_time(ours)).total_seconds() < 3.0
 
 
-def test_no_estimate_before_any_sample_and_stale_samples_are_forgotten() -> None:
+def test_no_estimate_before_any_sample_and_a_clock_set_back_is_followed_within_the_recent_window() -> None:
     skew = ClockSkew()
     assert skew.estimate(T0) is None
-    skew.add(T0 + timedelta(seconds=300), T0)  # 5 min ahead, once
-    # a clock set back later (recent samples only: the old bound no longer holds once 15 min have passed)
-    later = T0 + timedelta(hours=1)
-    skew.add(later - timedelta(seconds=2), later)
-    est = skew.estimate(later)
+    for k in range(20):  # a minute apart, the charger 5 min ahead ...
+        at = T0 + timedelta(minutes=k)
+        skew.add(at + timedelta(seconds=300), at)
+    for k in range(20, 40):  # ... then set back to 2 s behind (e.g. from a Heartbeat answer)
+        at = T0 + timedelta(minutes=k)
+        skew.add(at - timedelta(seconds=2), at)
+    # The old, higher samples are out of the recent window (15 min and the newest 16 samples): the bound is the
+    # new clock's.
+    est = skew.estimate(T0 + timedelta(minutes=39))
     assert est is not None and abs(est.offset_s + 2.0) < 1e-6
+
+
+def test_a_drift_fitted_to_changing_delays_is_not_taken_for_a_clock() -> None:
+    skew = ClockSkew()
+    delays = np.linspace(0.05, 30.0, 120)  # a queue building up over two hours: 0.4 % "drift" of the delays
+    last = _feed(skew, 0.0, delays, 60.0)
+    est = skew.estimate(last)
+    assert est is not None and not est.drift_fitted and est.drift == 0.0
+    assert est.offset_s <= 0.0
