@@ -64,6 +64,9 @@ log = logging.getLogger("controller.loadmgmt")
 
 #: Real seconds a SetChargingProfile may take before it counts as unacknowledged.
 CALL_TIMEOUT_S = 10.0
+#: A charger's stamps (meter values, transaction start) are moved to our clock only when its clock is off by
+#: more than this (real seconds): ``LoadManager._ours``.
+STAMP_SHIFT_S = 60.0
 
 
 @dataclass
@@ -204,19 +207,21 @@ class LoadManager:
         self.history_peak = peak_from_history([h for h, _ in rows], [kw for _, kw in rows], now)
 
     def _note_building(self, r: MeterReading) -> None:
-        """Keep each hour's highest reading in the store (write-behind, only when it rises): the history a
-        fail-safe can be sized on. The raw reading: where it includes the chargers it overstates the building,
-        which errs on the safe side."""
+        """Keep each hour's highest reading in the store (write-behind, once the next hour's first reading
+        arrives: one write an hour; an hour cut short by a stop is not kept): the history a fail-safe can be
+        sized on. The raw reading: where it includes the chargers it overstates the building, which errs on
+        the safe side."""
         if self.config.site.ev_only_meter:
             return
         hour = r.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         current = self._peak_hour
-        if current is not None and current[0] == hour and r.power_kw <= current[1]:
-            return
-        if current is not None and current[0] > hour:
-            return  # a late reading of an earlier hour: the store keeps that hour's maximum already
-        self._peak_hour = (hour, r.power_kw)
-        self._store_later("record_building_peak", hour, r.power_kw)
+        if current is None or hour > current[0]:
+            if current is not None:
+                self._store_later("record_building_peak", *current)
+            self._peak_hour = (hour, r.power_kw)
+        elif hour == current[0] and r.power_kw > current[1]:
+            self._peak_hour = (hour, r.power_kw)
+        # (a late reading of an hour already written is left out: that hour's maximum is stored)
 
     def _store_later(self, method: str, *args: Any) -> None:
         """A store write that nothing waits for: on the central system's writer thread (write-behind) when
@@ -347,9 +352,15 @@ class LoadManager:
         return self.tracks.get(key)
 
     def _ours(self, cp_id: str, stamped: datetime) -> datetime:
-        """A time the charger stamped, in our clock (as stamped while its clock is unknown)."""
+        """A time the charger stamped, in our clock: shifted by its clock's offset once that is known to exceed
+        ``STAMP_SHIFT_S`` (real seconds), else as stamped. The estimate is a lower bound, short of the true offset
+        by the least message delay, so shifting every stamp would place samples later than they were taken by
+        that delay (on an accelerated clock, delays of minutes: a car flagged over a limit it had seconds to
+        meet); a clock that far off is a larger error than the delay."""
         clock = self.csms.clock_estimate(cp_id)
-        return stamped if clock is None else clock.ours(stamped)
+        if clock is None or abs(clock.offset_s) < STAMP_SHIFT_S * float(getattr(self.clock, "speed", 1.0)):
+            return stamped
+        return clock.ours(stamped)
 
     def _ensure_model(self) -> None:
         """Rebuild the site model if connectors appeared since the last build."""

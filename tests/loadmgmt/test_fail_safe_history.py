@@ -83,5 +83,7 @@ def test_live_readings_keep_each_hours_highest_reading(tmp_path: Path) -> None:
     for minute, kw in ((0, 12.0), (20, 18.5), (40, 14.0), (65, 9.0), (70, 11.0)):
         lm.handle("meter/site", MeterReading(NOW + timedelta(minutes=minute), kw))
     lm.handle("meter/site", MeterReading(NOW + timedelta(minutes=30), 40.0))  # late, for an hour already passed
+    assert store.building_peaks(NOW - timedelta(hours=1)) == [(NOW, 18.5)]  # written as the next hour began
+    lm.handle("meter/site", MeterReading(NOW + timedelta(minutes=125), 7.0))
     assert store.building_peaks(NOW - timedelta(hours=1)) == [(NOW, 18.5), (NOW + timedelta(hours=1), 11.0)]
     store.close()
