@@ -236,6 +236,9 @@ class CentralSystem:
         self.effects.id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
         for tx in open_tx:
             self.effects.open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
+        for r in rows:
+            if r.clock_offset_s is not None and r.clock_offset_at is not None and r.id in known:
+                self.effects.seed_clock(r.id, r.clock_offset_s, r.clock_offset_at)
 
     async def _register_unknown(self, cp_id: str) -> None:
         """Auto-registration (``allow_unknown_chargers``): stored and recorded as such."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from controller import events as ev
@@ -33,6 +33,9 @@ from evsite.log import log_event
 from evsite.ocppj.payloads import to_wire
 
 log = logging.getLogger("controller.csms")
+
+#: A charger's clock estimate is written to the store when it moves (as it is logged) and at least this often.
+CLOCK_STORE_EVERY = timedelta(hours=1)
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
 
@@ -69,6 +72,7 @@ class MessageEffects:
         self._clock_logged: dict[str, float] = {}  # cp_id -> offset last logged (s)
         #: the estimate as of each charger's newest sample (it carries itself forward: ``charger_time``)
         self._clock_est: dict[str, ClockEstimate] = {}
+        self._clock_stored: dict[str, datetime] = {}  # cp_id -> when its estimate was last written to the store
 
     def record_profile(
         self,
@@ -117,9 +121,31 @@ class MessageEffects:
         if last is None or abs(est.offset_s - last) >= 1.0 * speed:
             self._clock_logged[cp_id] = est.offset_s
             level = logging.WARNING if abs(est.offset_s) >= 60.0 * speed else logging.INFO
+            self._store_clock(cp_id, est)
             log_event(log, "charger_clock_offset", level,
                       cp_id=cp_id, offset_s=round(est.offset_s, 3), drift_ppm=round(est.drift * 1e6, 1),
                       drift_fitted=est.drift_fitted, margin_s=round(est.margin_s, 3), samples=est.samples)  # fmt: skip
+
+        elif received - self._clock_stored.get(cp_id, received) >= CLOCK_STORE_EVERY:
+            self._store_clock(cp_id, est)
+
+    def _store_clock(self, cp_id: str, est: ClockEstimate) -> None:
+        """The estimate into the store (write-behind), margin taken off: what a restart starts from."""
+        fields = self.db.batch.cp_fields.setdefault(cp_id, {})
+        fields["clock_offset_s"], fields["clock_offset_at"] = est.offset_s - est.margin_s, est.at
+        self._clock_stored[cp_id] = est.at
+        self.db.changed()
+
+    def seed_clock(self, cp_id: str, offset_s: float, at: datetime) -> None:
+        """After a restart: a charger's stored offset as one sample (its margin grows with its age); no-op once
+        the charger was heard."""
+        if cp_id in self.clocks:
+            return
+        skew = self.clocks[cp_id] = ClockSkew()
+        skew.add(at + timedelta(seconds=offset_s), at)
+        est = skew.estimate(at)
+        assert est is not None
+        self._clock_est[cp_id] = est
 
     def clock_estimate(self, cp_id: str) -> ClockEstimate | None:
         """The charger's clock as of its newest sample, valid for any instant through ``charger_time`` (its
@@ -178,6 +204,8 @@ class MessageEffects:
         self._clock_logged.pop(cp_id, None)
         self._clock_est.pop(cp_id, None)
         fields = {
+            "clock_offset_s": None,  # (forgotten in the store too: a restart must not start from it)
+            "clock_offset_at": None,
             "vendor": vendor,
             "model": model,
             "firmware_version": fw,

@@ -59,6 +59,10 @@ class ChargePointRow(Base):
     #: Listed in the config's ``[[chargers]]``; ``removed_at``: when it left the config (then refused).
     from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: its clock's offset from ours (s, a lower bound, margin taken off) as estimated at ``clock_offset_at``
+    #: (``controller.clock_skew``): a restarted controller starts from it instead of knowing nothing
+    clock_offset_s: Mapped[float | None] = mapped_column(Float)
+    clock_offset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConnectorRow(Base):

@@ -118,3 +118,28 @@ async def test_the_live_limit_expires_on_time_by_the_chargers_own_clock(tmp_path
         await site.stop()
         await csms.stop()
         store.close()
+
+
+async def test_a_restarted_central_system_starts_from_the_stored_clock_offset(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    clock = ManualClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    store = Store.open(cfg.store.url)
+    before = CentralSystem(cfg, store, clock, EventBus())
+    await before.start()
+    for k in range(3):  # the charger's clock is 10 minutes slow; its messages take 50 ms
+        received = clock.now() + timedelta(seconds=60 * k)
+        before.clock_sample("SIM0001", received - timedelta(seconds=600.05), received)
+    await before.stop()  # commits what is buffered
+    after = CentralSystem(cfg, store, clock, EventBus())
+    await after.start()  # loads the store, as a restarted controller does, before any charger reconnects
+    try:
+        est = after.clock_estimate("SIM0001")
+        assert est is not None
+        ours = clock.now() + timedelta(seconds=300)
+        theirs = est.charger_time(ours)
+        # early side: within the stored margin (1 s), the restart's own (1 s) and 100 ppm of the sample's age
+        truth = ours - timedelta(seconds=600)
+        assert truth - timedelta(seconds=2.2) <= theirs <= truth
+    finally:
+        await after.stop()
+        store.close()
