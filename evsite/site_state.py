@@ -47,6 +47,28 @@ class SiteState:
     plan_period: str | None
     meter_stale: bool
     connectors: list[ConnectorState] = field(default_factory=list)
+    #: the time-of-use tier in force (``TariffTier.label``), None when load management has no tariff
+    tariff_tier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffTier:
+    """The time-of-use tier in force from ``since`` (payload of ``topics.LOADMGMT_TARIFF``).
+
+    ``name`` ranks the price within its day ("off-peak" is the day's cheapest, "peak" its dearest,
+    "mid-peak" between, "flat" when the day has one price); ``cheap`` is True for the day's cheapest tier,
+    where load management gives cars full headroom.
+    """
+
+    name: str
+    cents_per_kwh: float
+    cheap: bool
+    since: datetime
+    tariff: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.cents_per_kwh:g} c/kWh"
 
 
 @dataclass(frozen=True, slots=True)

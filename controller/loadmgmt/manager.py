@@ -12,7 +12,12 @@ chargers disconnect, reject profiles or the controller restarts. So:
   what may be in force never exceeds the limit during a change;
 - a building reading older than ``[meter] stale_after_s`` counts as an overload: the plan's conservative
   forecast (or the last reading, whichever is higher) replaces it and no limit is raised until fresh data;
-- every limit carries the allocation's reason (``log_event`` and the store's profile record).
+- every limit carries the allocation's reason (``log_event`` and the store's profile record);
+- outside the cheapest time-of-use tier, cars whose departure and energy are known are held to what their
+  deadline needs (``tariff_tiers``); the daily re-plan recomputes the plan's ceiling from the building meter
+  history recorded here (``meter_history``, ``replan``);
+- on an accelerated clock ``response_s`` and ``stale_after_s`` are at least ``[site] min_real_s`` real
+  seconds: a reading 0.5 s late in real time is 30 simulated seconds late at speed 60, and is not stale.
 
 The fail-safe (``profiles`` module docstring) is a permanent TxDefaultProfile at a current sized so the
 site stays within its limit with every connector at it and the building at its expected peak; live limits
@@ -26,7 +31,7 @@ import logging
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,8 +41,10 @@ from controller.clock_skew import ClockEstimate
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
-from controller.loadmgmt.meter_history import HistoryPeak
+from controller.loadmgmt.history_peak import HistoryPeak
+from controller.loadmgmt.meter_history import LoadBuckets
 from controller.loadmgmt.plan_schedule import PlanError, PlanFile
+from controller.loadmgmt.replan import LiveReplanner
 from controller.loadmgmt.site_model import (
     OVERRIDE_ROW,
     PLAN_ROW,
@@ -49,6 +56,7 @@ from controller.loadmgmt.site_model import (
     specs_for,
     uniform_safe_current_a,
 )
+from controller.loadmgmt.tariff_tiers import TierCalendar, deadline_hold_a, hold_reason, tier_or_none
 from evsite import topics
 from evsite.bus import EventBus
 from evsite.clock import Clock
@@ -56,7 +64,7 @@ from evsite.config import Config
 from evsite.departure_update import DepartureUpdate
 from evsite.log import log_event
 from evsite.meter_reading import MeterReading
-from evsite.site_state import ConnectorState, RegulationSetpoint, SiteLimitOverride, SiteState
+from evsite.site_state import ConnectorState, RegulationSetpoint, SiteLimitOverride, SiteState, TariffTier
 from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
@@ -114,7 +122,6 @@ class LoadManager:
         #: the building peak the meter's stored history supports (``meter_history``), read at start and replan
         self.history_peak: HistoryPeak | None = None
         self.fail_safe_source = "none"
-        self._peak_hour: tuple[datetime, float] | None = None  # the current hour's highest reading so far
         self._specs: list[ConnectorSpec] = []
         self._constraints: Constraints | None = None
         self._stale_model = False
@@ -124,6 +131,11 @@ class LoadManager:
         #: limits to read back with GetCompositeSchedule after the round (off the decrease/increase path)
         self._readbacks: dict[str, tuple[ConnectorTrack, prof.Shape]] = {}
         self._readback_task: asyncio.Task[None] | None = None
+        self.history = LoadBuckets()
+        self.replanner = LiveReplanner(self)
+        self.tiers = self._tier_calendar(config)
+        self.tier: TariffTier | None = None
+        self._holds: np.ndarray | None = None
         self.rebuild()
 
     # ------------------------------------------------------------------ model
@@ -196,32 +208,17 @@ class LoadManager:
         return None, f"none (no building_peak_kw, no plan, {missing}): 0 A"
 
     def load_meter_history(self) -> None:
-        """The building peak the store's hourly maxima support (at start and with the daily re-plan)."""
-        from controller.loadmgmt.meter_history import HISTORY_DAYS, peak_from_history
+        """The building peak the stored meter history supports (at start and with the daily re-plan): one
+        aggregate query over its 15-minute rows (``meter_history.peak_summary``)."""
+        from controller.loadmgmt.history_peak import HISTORY_DAYS, peak_from_history
+        from controller.loadmgmt.meter_history import BUCKET_S, peak_summary
 
         store = getattr(self.csms, "store", None)
         if store is None:
             return
         now = self.clock.now()
-        rows = store.building_peaks(now - timedelta(days=HISTORY_DAYS))
-        self.history_peak = peak_from_history([h for h, _ in rows], [kw for _, kw in rows], now)
-
-    def _note_building(self, r: MeterReading) -> None:
-        """Keep each hour's highest reading in the store (write-behind, once the next hour's first reading
-        arrives: one write an hour; an hour cut short by a stop is not kept): the history a fail-safe can be
-        sized on. The raw reading: where it includes the chargers it overstates the building, which errs on
-        the safe side."""
-        if self.config.site.ev_only_meter:
-            return
-        hour = r.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        current = self._peak_hour
-        if current is None or hour > current[0]:
-            if current is not None:
-                self._store_later("record_building_peak", *current)
-            self._peak_hour = (hour, r.power_kw)
-        elif hour == current[0] and r.power_kw > current[1]:
-            self._peak_hour = (hour, r.power_kw)
-        # (a late reading of an hour already written is left out: that hour's maximum is stored)
+        first, seen_kw, buckets = peak_summary(store, now - timedelta(days=HISTORY_DAYS))
+        self.history_peak = peak_from_history(first, seen_kw, buckets, now, bucket_s=BUCKET_S)
 
     def _store_later(self, method: str, *args: Any) -> None:
         """A store write that nothing waits for: on the central system's writer thread (write-behind) when
@@ -256,7 +253,7 @@ class LoadManager:
         if self.config.site.ev_only_meter:
             return 0.0, False
         r = self.reading
-        stale = r is None or (now - r.ts).total_seconds() > self.config.meter.stale_after_s
+        stale = r is None or (now - r.ts).total_seconds() > self.sim_s(self.config.meter.stale_after_s)
         reading_kw = (
             None
             if r is None
@@ -300,7 +297,7 @@ class LoadManager:
         """Fold one bus event into the state; wake the loop when it changes what the allocation sees."""
         if topic == topics.METER_SITE and isinstance(payload, MeterReading):
             self.reading = payload
-            self._note_building(payload)
+            self._record_building(payload)
             self.wake()
         elif isinstance(payload, ev.TransactionEvent):
             self._on_transaction(payload)
@@ -444,13 +441,14 @@ class LoadManager:
         t.measured_a = e.current_a
         if e.current_a is None:
             return
+        response_s = self.sim_s(self.config.site.response_s)
         at = self._ours(e.cp_id, e.at)  # the charger stamped it; limits changed on our clock
-        limit = t.limit_for_compliance(at, self.config.site.response_s)
+        limit = t.limit_for_compliance(at, response_s)
         tol = self.config.site.noncompliance_tolerance_a
         if limit is not None and e.current_a > limit + tol:
             if t.over_since is None:
                 t.over_since = at
-            elif (at - t.over_since).total_seconds() >= self.config.site.response_s and not t.noncompliant:
+            elif (at - t.over_since).total_seconds() >= response_s and not t.noncompliant:
                 t.noncompliant = True
                 log_event(log, "charger_noncompliant", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                           measured_a=e.current_a, limit_a=limit)  # fmt: skip
@@ -524,11 +522,15 @@ class LoadManager:
             )
         if old.site.plan != config.site.plan or old.site.plan_building != config.site.plan_building:
             self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        if old.tariff != config.tariff or old.site.timezone != config.site.timezone:
+            self.tiers = self._tier_calendar(config)  # boundary hours that are new fire after a restart
+            self.switch_tier(self.clock.now())
         self.rebuild()
         self.wake()
 
     def replan(self, who: str) -> None:
-        """The daily (or requested) re-plan: hand over to the hook, then re-read the plan file."""
+        """The daily (or requested) re-plan: re-read the plan file, then recompute its ceiling from the stored
+        meter history off the event loop (``replan``: the switch happens when that finishes)."""
         log_event(log, "replan_requested", who=who)
         if self.on_replan is not None:
             self.on_replan(who)
@@ -536,6 +538,47 @@ class LoadManager:
         self.load_meter_history()
         self._poll_plan()
         self.rebuild()  # the plan or the meter history may size the fail-safe differently
+        self.replanner.start(who)
+        self.wake()
+
+    def sim_s(self, setting_s: float) -> float:
+        """A duration setting in this clock's seconds, at least ``[site] min_real_s`` real seconds of it."""
+        return max(setting_s, self.config.site.min_real_s * float(getattr(self.clock, "speed", 1.0)))
+
+    def _record_building(self, r: MeterReading) -> None:
+        """Keep the building's own load for the daily re-plan (``meter_history``: 15-minute rows in the store)."""
+        site = self.config.site
+        db = getattr(self.csms, "db", None)
+        if site.ev_only_meter or db is None:
+            return
+        kw = r.power_kw - (self.ev_kw_in_reading(r.ts) if site.meter_includes_evs else 0.0)
+        rows = self.history.add(r.meter_id, r.ts, kw)
+        if rows:
+            self._store_later("add_events", rows)
+
+    @staticmethod
+    def _tier_calendar(config: Config) -> TierCalendar | None:
+        from planning.errors import PlanningError
+        from planning.tariff import tariff_from_config
+
+        try:
+            return TierCalendar(tariff_from_config(config.tariff), config.site.timezone)
+        except PlanningError as err:
+            log_event(log, "tariff_unusable", logging.WARNING, error=str(err), effect="no tariff tiers")
+            return None
+
+    def switch_tier(self, at: datetime) -> None:
+        """The clockwork's tier boundary (and start, config change): publish the tier if it changed."""
+        tier, err = tier_or_none(self.tiers, at)
+        if err is not None:
+            log_event(log, "tariff_tier_unknown", logging.WARNING, error=err, effect="no tier hold")
+        old = self.tier
+        self.tier = tier
+        if tier is None or (old is not None and (old.name, old.cents_per_kwh) == (tier.name, tier.cents_per_kwh)):
+            return
+        log_event(log, "tariff_tier", tier=tier.name, cents_per_kwh=tier.cents_per_kwh, cheap=tier.cheap,
+                  since=tier.since.isoformat(), at=at.isoformat(), tariff=tier.tariff)  # fmt: skip
+        self.bus.publish(topics.LOADMGMT_TARIFF, tier)
         self.wake()
 
     def _control(self, cp_id: str) -> ChargerControl:
@@ -570,6 +613,12 @@ class LoadManager:
                 s.fixed_a[i] = c.max_a
             elif fixed:
                 s.fixed_a[i] = t.may_draw_a(now, self._fail_safe_for(c))
+        self._holds = None
+        if site.tariff_hold and self.tier is not None and not self.tier.cheap:
+            # Outside the cheap tier a car is held to what its deadline needs: its maximum this round.
+            holds = deadline_hold_a(s, site.departure_margin_min * 60.0)
+            s.max_a = np.where(np.isnan(holds), s.max_a, holds)
+            self._holds = holds
         c = self._constraints
         ceiling = self.plan.schedule.ceiling_kw(now) if self.plan.schedule is not None else None
         if ceiling is not None:
@@ -604,7 +653,8 @@ class LoadManager:
                 now = self.clock.now()
                 snap, _building, stale = self.snapshot(now)
                 alloc = allocate(snap, self.config.site.policy)
-                decreases, rest = self._plan_sends(snap, alloc.limit_a, alloc.reasons, now, stale)
+                reasons = self._tier_reasons(alloc.limit_a, alloc.reasons, snap, now)
+                decreases, rest = self._plan_sends(snap, alloc.limit_a, reasons, now, stale)
                 if decreases:
                     await self._send_all(decreases, now)
                     continue
@@ -613,6 +663,17 @@ class LoadManager:
             self.rounds += 1
             self._publish_limits()
             self._start_readbacks()
+
+    def _tier_reasons(self, limit_a: np.ndarray, reasons: list[str], snap: Snapshot, now: datetime) -> list[str]:
+        """Name the tariff tier in the reason of every limit the tier's hold decided."""
+        holds, tier = self._holds, self.tier
+        if holds is None or tier is None:
+            return reasons
+        out = list(reasons)
+        for i in np.flatnonzero(~np.isnan(holds) & (limit_a >= holds - 0.15) & (limit_a > 0)):
+            departure = now + timedelta(seconds=float(snap.sessions.departure_s[i]))
+            out[i] = hold_reason(tier, float(limit_a[i]), departure, self.config.site.timezone)
+        return out
 
     def _start_readbacks(self) -> None:
         """Read back the limits of this round in the background (one at a time per charger, chargers at once)."""
@@ -927,6 +988,7 @@ class LoadManager:
             headroom_kw=(limit - total) if total is not None else None,
             plan_period=period,
             meter_stale=stale,
+            tariff_tier=self.tier.label if self.tier is not None else None,
             connectors=[
                 ConnectorState(
                     t.spec.cp_id,
@@ -1007,6 +1069,7 @@ class LoadManager:
             self.bus.subscribe(topics.REGULATION_SETPOINTS),
         ]
         self.seed_from_csms()
+        self.switch_tier(self.clock.now())
         clockwork = Clockwork(self, self.clock)
         self._tasks = [asyncio.create_task(self._pump(s), name=f"loadmgmt-{s.pattern}") for s in subs]
         self._tasks += clockwork.tasks()
@@ -1031,6 +1094,8 @@ class LoadManager:
         finally:
             if self._readback_task is not None:
                 self._tasks.append(self._readback_task)
+            if self.replanner.task is not None:
+                self._tasks.append(self.replanner.task)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,65 +1,136 @@
-"""The building's peak from the meter's stored hourly maxima: what sizes the fail-safe when nothing else does.
+"""The building meter's history in the store: 15-minute averages, for the daily re-plan.
 
-Why: with neither ``[site] building_peak_kw`` nor a plan, the fail-safe was 0 A, so every car stopped when the
-controller went away. The building meter's own history says how high the building has gone; its highest
-hourly maximum plus a margin is a fair stand-in, but only once the history is long and complete enough to
-have seen a peak: at least ``min_days`` (a week covers the weekday/weekend cycle) and readings in at least
-``min_coverage`` of its hours (a meter silent for days may have missed the peak). Shorter or patchier history
-is not used, and says why. Pure: the caller reads the store.
+Why 15-minute buckets and not every reading: a meter reports every few seconds (millions of rows a year),
+while the plan needs hourly loads and NEC 220.87 speaks of 15-minute demand. One row per meter per quarter
+hour is 35,000 rows a year, whatever the meter's rate.
+
+Why the event log (``events``, kind ``building_load``) rather than a table of its own: it already has a
+time index and is pruned by ``[store] retention_days`` (``controller.store.retention``), so the history is
+bounded with no schema migration. Each row's ``data`` is ``{"meter_id", "mean_kw", "max_kw", "n",
+"bucket_s"}`` at ``at`` = the bucket's start (UTC); the load is the building's own (with ``[site]
+meter_includes_evs`` the chargers' share is subtracted before it is recorded).
+
+A reading older than the bucket being filled (late delivery) is written as a bucket row of its own; the
+reader averages every row of a bucket weighted by its reading count, so nothing is lost or counted twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
 
-#: how far back the store is read; the margin over the highest hourly maximum seen; the history a peak needs
-HISTORY_DAYS = 90
-MARGIN = 0.2
-MIN_DAYS = 7.0
-MIN_COVERAGE = 0.8
+from controller.store.models import EventRow
+from controller.store.store import Store
 
-
-@dataclass(frozen=True)
-class HistoryPeak:
-    """``peak_kw``: the highest hourly maximum with the margin, None when the history does not suffice;
-    ``why`` says what it rests on (or what is missing), for the log."""
-
-    peak_kw: float | None
-    seen_kw: float | None
-    hours: int
-    span_days: float
-    why: str
+KIND = "building_load"
+BUCKET_S = 900
 
 
-def peak_from_history(
-    hours: Sequence[datetime],
-    max_kw: Sequence[float],
-    now: datetime,
-    *,
-    margin: float = MARGIN,
-    min_days: float = MIN_DAYS,
-    min_coverage: float = MIN_COVERAGE,
-) -> HistoryPeak:
-    """The building peak to size a fail-safe on, from hourly maxima (``hours``: each hour's start)."""
-    if len(hours) == 0:
-        return HistoryPeak(None, None, 0, 0.0, "no building meter history")
-    stamps = np.array([h.timestamp() for h in hours], float)
-    kw = np.asarray(max_kw, float)
-    span_h = (now.timestamp() - stamps.min()) / 3600.0
-    distinct = int(np.unique(np.floor(stamps / 3600.0)).size)
-    seen = float(max(kw.max(), 0.0))
-    span_days = span_h / 24.0
-    if span_days < min_days:
-        why = f"building meter history spans {span_days:.1f} days, {min_days:g} needed"
-        return HistoryPeak(None, seen, distinct, span_days, why)
-    coverage = distinct / max(span_h, 1.0)
-    if coverage < min_coverage:
-        why = f"building meter history has readings in {coverage:.0%} of its hours, {min_coverage:.0%} needed"
-        return HistoryPeak(None, seen, distinct, span_days, why)
-    why = (f"building meter history: highest hourly maximum {seen:.1f} kW over {span_days:.1f} days "
-           f"(+{margin:.0%})")  # fmt: skip
-    return HistoryPeak(seen * (1.0 + margin), seen, distinct, span_days, why)
+def bucket_start(ts: datetime) -> datetime:
+    """The start of the 15-minute bucket holding ``ts`` (UTC)."""
+    t = ts.astimezone(UTC)
+    return t - timedelta(seconds=(t.minute * 60 + t.second) % BUCKET_S, microseconds=t.microsecond)
+
+
+@dataclass
+class _Bucket:
+    start: datetime
+    total_kw: float = 0.0
+    max_kw: float = float("-inf")
+    n: int = 0
+
+    def add(self, kw: float) -> None:
+        self.total_kw += kw
+        self.max_kw = max(self.max_kw, kw)
+        self.n += 1
+
+    def row(self, meter_id: str) -> dict[str, Any]:
+        data = {"meter_id": meter_id, "mean_kw": round(self.total_kw / self.n, 4), "max_kw": round(self.max_kw, 4),
+                "n": self.n, "bucket_s": BUCKET_S}  # fmt: skip
+        return {"at": self.start, "cp_id": None, "kind": KIND, "data": data}
+
+
+class LoadBuckets:
+    """Readings in, finished bucket rows out (``add``); ``flush`` hands over the bucket being filled."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, _Bucket] = {}
+
+    def add(self, meter_id: str, ts: datetime, kw: float) -> list[dict[str, Any]]:
+        start = bucket_start(ts)
+        current = self._open.get(meter_id)
+        if current is None or start > current.start:
+            self._open[meter_id] = _Bucket(start)
+            self._open[meter_id].add(kw)
+            return [current.row(meter_id)] if current is not None else []
+        if start == current.start:
+            current.add(kw)
+            return []
+        late = _Bucket(start)
+        late.add(kw)
+        return [late.row(meter_id)]
+
+    def flush(self) -> list[dict[str, Any]]:
+        rows = [b.row(m) for m, b in self._open.items()]
+        self._open.clear()
+        return rows
+
+
+#: The history query per dialect (and its driver's parameter style).
+_HISTORY_SQL = {
+    "sqlite": "SELECT at, json_extract(data, '$.mean_kw'), json_extract(data, '$.n') FROM events WHERE kind = ?",
+    "postgresql": "SELECT at, (data->>'mean_kw')::float8, (data->>'n')::int FROM events WHERE kind = %s",
+}
+#: Rows turned into arrays at a time (see ``read_history``).
+_SLICE = 500
+
+
+def read_history(store: Store) -> pd.Series:
+    """Mean building kW per 15-minute bucket (UTC index, sorted), every meter row of a bucket weighted by count.
+
+    Blocking (a store read): call it off the event loop. Why the driver's cursor, read in slices that become
+    numpy arrays at once: a year is 35,000 rows, and holding them as row objects (SQLAlchemy's, or even the
+    driver's tuples) set off a full garbage collection that froze every thread, the event loop included, for
+    100-270 ms (``benchmarks/replan_bench.py``); small slices freed as they are converted never do.
+    """
+    times: list[np.ndarray] = []  # ns since the epoch, UTC
+    kws: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    conn = store.engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute(_HISTORY_SQL[store.engine.dialect.name], (KIND,))
+        while part := cur.fetchmany(_SLICE):
+            at, kw, n = zip(*part, strict=True)
+            # SQLite returns the stored naive-UTC text, PostgreSQL aware datetimes: both read as UTC.
+            times.append(pd.to_datetime(list(at), utc=True, format="mixed").tz_convert(None).as_unit("ns").asi8)
+            kws.append(np.asarray(kw, float))
+            counts.append(np.asarray(n, float))
+            del part, at, kw, n
+        cur.close()
+    finally:
+        conn.close()
+    if not times:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz=UTC))
+    n_all = np.concatenate(counts)
+    frame = pd.DataFrame({"at": pd.to_datetime(np.concatenate(times), unit="ns", utc=True), "n": n_all,
+                          "kwn": np.concatenate(kws) * n_all})  # fmt: skip
+    g = frame.groupby("at")[["kwn", "n"]].sum()
+    return (g["kwn"] / g["n"]).sort_index().rename("kw")
+
+
+def peak_summary(store: Store, since: datetime) -> tuple[datetime | None, float | None, int]:
+    """The first bucket, the highest reading and how many buckets hold readings, from ``since`` on: what
+    sizing a fail-safe on the history needs (``history_peak``), in one aggregate query (no rows to the loop)."""
+    highest = EventRow.data["max_kw"].as_float()
+    q = select(func.min(EventRow.at), func.max(highest), func.count(func.distinct(EventRow.at))).where(
+        EventRow.kind == KIND, EventRow.at >= since
+    )
+    with store.session() as s:
+        first, top, buckets = s.execute(q).one()
+    return first, None if top is None else float(top), int(buckets or 0)

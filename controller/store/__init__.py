@@ -1,7 +1,6 @@
 """Persistence of the central system: ``Store.open(url)`` (SQLite default, PostgreSQL by URL)."""
 
 from controller.store.models import (
-    BuildingPeakRow,
     ChargePointRow,
     ChargingProfileRow,
     ConnectorRow,
@@ -15,7 +14,6 @@ from controller.store.store import REBOOT_CLOSED, Store, WriteBatch
 
 __all__ = [
     "REBOOT_CLOSED",
-    "BuildingPeakRow",
     "ChargePointRow",
     "ChargingProfileRow",
     "ConnectorRow",

@@ -155,16 +155,6 @@ class ChargingProfileRow(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class BuildingPeakRow(Base):
-    """The highest building-meter reading of each hour (UTC): what a fail-safe can be sized on when neither
-    ``[site] building_peak_kw`` nor a plan says how high the building goes (one row an hour: no retention)."""
-
-    __tablename__ = "building_peaks"
-
-    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    max_kw: Mapped[float] = mapped_column(Float)
-
-
 class NoResumeRow(Base):
     """A car (by id tag) that did not resume charging after a 0 A pause: load management gives its sessions
     the minimum current instead of a pause, also after a restart. Where and when it was last seen so."""

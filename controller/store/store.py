@@ -24,7 +24,6 @@ from sqlalchemy.pool import StaticPool
 
 from controller.store.models import (
     Base,
-    BuildingPeakRow,
     ChargePointRow,
     ChargingProfileRow,
     ConnectorRow,
@@ -450,21 +449,6 @@ class Store:
                 s.add(NoResumeRow(id_tag=id_tag, cp_id=cp_id, connector_id=connector_id, seen_at=at))
             else:
                 row.cp_id, row.connector_id, row.seen_at = cp_id, connector_id, at
-
-    def record_building_peak(self, hour: datetime, kw: float) -> None:
-        """Keep the highest reading of ``hour`` (its start, UTC)."""
-        with self.session() as s:
-            row = s.get(BuildingPeakRow, hour)
-            if row is None:
-                s.add(BuildingPeakRow(hour=hour, max_kw=kw))
-            elif kw > row.max_kw:
-                row.max_kw = kw
-
-    def building_peaks(self, since: datetime) -> list[tuple[datetime, float]]:
-        """Hourly maxima of the building meter from ``since`` on, oldest first."""
-        with self.session() as s:
-            q = select(BuildingPeakRow).where(BuildingPeakRow.hour >= since).order_by(BuildingPeakRow.hour)
-            return [(r.hour, r.max_kw) for r in s.scalars(q)]
 
     def no_resume_tags(self) -> list[NoResumeRow]:
         with self.session() as s:

@@ -1,5 +1,5 @@
 """What load management remembers across restarts: live profiles' expiry in our clock, each charger's clock
-offset, cars that do not resume after a pause, the building meter's hourly maxima.
+offset, cars that do not resume after a pause.
 
 - ``charging_profiles.valid_until``: when a profile stops applying, in the controller's clock. Its ``validTo``
   is written in the charger's own clock (``controller.clock_skew``), so a restarted controller must not read it
@@ -8,8 +8,6 @@ offset, cars that do not resume after a pause, the building meter's hourly maxim
   was estimated, so a restarted controller writes ``validTo`` in its clock before it hears a new timestamp.
 - ``no_resume_tags``: id tags whose car did not resume charging after a 0 A pause (load management gives their
   sessions the minimum current instead of a pause), with where and when that was last seen.
-- ``building_peaks``: the highest building-meter reading of each hour, to size a fail-safe when neither
-  ``[site] building_peak_kw`` nor a plan says how high the building goes.
 
 Revision ID: 0003_lm_memory
 Revises: 0002_liveness
@@ -41,15 +39,9 @@ def upgrade() -> None:
         sa.Column("connector_id", sa.Integer(), nullable=False),
         sa.Column("seen_at", UTCDateTime(timezone=True), nullable=False),
     )
-    op.create_table(
-        "building_peaks",
-        sa.Column("hour", UTCDateTime(timezone=True), primary_key=True),
-        sa.Column("max_kw", sa.Float(), nullable=False),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("building_peaks")
     op.drop_table("no_resume_tags")
     with op.batch_alter_table("charge_points") as batch:
         batch.drop_column("clock_offset_at")
