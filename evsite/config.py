@@ -347,6 +347,9 @@ class SiteConfig(_Section):
         None, ge=0, description="highest building load the fail-safe must allow for (None: the plan's max demand)"
     )
     reserve_kw: float = Field(2.0, ge=0, description="kept free under the limit for the load change between readings")
+    export_limit_kw: float = Field(
+        0.0, ge=0, description="most the site may feed back into the grid (EV discharge beyond the building's load)"
+    )
     fail_safe_a: float | None = Field(
         None, ge=0, description="per-phase fail-safe current (None: sized so every connector at it fits)"
     )

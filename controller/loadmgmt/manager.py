@@ -39,6 +39,7 @@ import numpy as np
 from controller import events as ev
 from controller.clock_skew import ClockEstimate
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
+from controller.loadmgmt import discharge as dis
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
 from controller.loadmgmt.history_peak import HistoryPeak
@@ -64,7 +65,14 @@ from evsite.config import Config
 from evsite.departure_update import DepartureUpdate
 from evsite.log import log_event
 from evsite.meter_reading import MeterReading
-from evsite.site_state import ConnectorState, RegulationSetpoint, SiteLimitOverride, SiteState, TariffTier
+from evsite.site_state import (
+    ConnectorEnvelope,
+    ConnectorState,
+    RegulationSetpoint,
+    SiteLimitOverride,
+    SiteState,
+    TariffTier,
+)
 from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
@@ -115,7 +123,9 @@ class LoadManager:
         self.started_at = clock.now()
         self.fail_safe_a = 0.0
         self.rounds = 0
-        self.last_limits: dict[tuple[str, int], float] = {}
+        self.last_limits: dict[tuple[str, int], ConnectorEnvelope] = {}
+        #: per connector, the most it may feed back this round (A; ``discharge`` module): absent = 0
+        self.discharge_a: dict[tuple[str, int], float] = {}
         #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
         self.no_resume_tags: set[str] = set()
         self.departures: Any = None  # planning.allocation.departure.DepartureHistory, from the store
@@ -381,19 +391,14 @@ class LoadManager:
 
     def load_departure_history(self) -> None:
         """Stays per id tag from the store's closed transactions (``planning.allocation.departure``)."""
-        import pandas as pd
-
         from planning.allocation.departure import DepartureHistory
 
         store = getattr(self.csms, "store", None)
         if store is None:
             return
-        rows = [(tx.id_tag, tx.start_time, tx.stop_time) for tx in store.transactions() if tx.stop_time is not None]
-        frame = pd.DataFrame(rows, columns=["id_tag", "connected", "disconnected"])
-        for col in ("connected", "disconnected"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        self.departures = DepartureHistory(frame, self.config.site.timezone)
-        log_event(log, "departure_history_loaded", stays=len(frame))
+        rows = ((tx.id_tag, tx.start_time, tx.stop_time) for tx in store.transactions())
+        self.departures = DepartureHistory.from_stays(rows, self.config.site.timezone)
+        log_event(log, "departure_history_loaded", stays=len(self.departures.stay_s))
 
     def _estimate_departure(self, t: ConnectorTrack) -> None:
         import pandas as pd
@@ -444,6 +449,7 @@ class LoadManager:
         response_s = self.sim_s(self.config.site.response_s)
         at = self._ours(e.cp_id, e.at)  # the charger stamped it; limits changed on our clock
         limit = t.limit_for_compliance(at, response_s)
+        limit = None if limit is None else max(limit, 0.0)  # a discharge limit allows no import at all
         tol = self.config.site.noncompliance_tolerance_a
         if limit is not None and e.current_a > limit + tol:
             if t.over_since is None:
@@ -700,6 +706,7 @@ class LoadManager:
         decreases: list[tuple[ConnectorTrack, float, str]] = []
         rest: list[tuple[ConnectorTrack, float, str]] = []
         refresh_before = timedelta(seconds=site.profile_validity_s / 2)
+        self.discharge_a = self._discharge_bounds(now, stale)
         for i, spec in enumerate(self._specs):
             t = self.tracks[(spec.cp_id, spec.connector_id)]
             ctl = self.chargers.get(spec.cp_id)
@@ -761,19 +768,52 @@ class LoadManager:
             return f"a profile sent outside load management allows {t.foreign_a:.1f} A: reserved ({why})"
         return why
 
+    def _discharge_bounds(self, now: datetime, stale: bool) -> dict[tuple[str, int], float]:
+        """How much each connector may feed back this round (``discharge`` module): only connectors whose
+        charger declared discharge twice, with a car and an acknowledged limit; the building's fresh load
+        (less the reserve) plus ``[site] export_limit_kw`` shared among them."""
+        site = self.config.site
+        by_id = {c.id: c for c in self.config.chargers}
+        eligible = []
+        for key, t in self.tracks.items():
+            ch = by_id.get(t.spec.cp_id)
+            ctl = self.chargers.get(t.spec.cp_id)
+            if ch is None or not t.active or not t.online or t.unacked or t.assumed_a is None:
+                continue
+            if (ctl is not None and ctl.uncontrollable) or not dis.may_discharge(
+                ch.bidirectional, self.csms.capabilities(t.spec.cp_id)
+            ):
+                continue
+            eligible.append((key, t.spec))
+        if not eligible:
+            return {}
+        # those already discharging first (a thin allowance is not moved from car to car), then a stable order
+        eligible.sort(key=lambda e: (not (self.tracks[e[0]].assumed_a or 0.0) < 0, e[0]))
+        building = 0.0 if stale else max(self.building_kw(now)[0] - site.reserve_kw, 0.0)
+        specs = [s for _, s in eligible]
+        bounds = dis.discharge_bounds_a([s.max_a * s.kw_per_a for s in specs], [s.kw_per_a for s in specs],
+                                        building + site.export_limit_kw,
+                                        [min(site.min_current_a, s.max_a) * s.kw_per_a for s in specs])  # fmt: skip
+        return {key: float(b) for (key, _), b in zip(eligible, bounds, strict=True)}
+
     def _regulated(self, t: ConnectorTrack, target: float, reason: str, now: datetime) -> tuple[float, str]:
         """Apply a fresh regulation setpoint below load management's own limit (never above: it always wins).
 
         A setpoint older than a live profile's validity is ignored (the aggregator stopped); a negative one
-        (discharge) is applied as 0 A, since live profiles here carry no discharge.
+        (discharge) is applied down to the connector's discharge bound of this round, which is 0 (so 0 A is
+        sent) unless its charger declared discharge (``evsite.discharge``).
         """
         if t.regulation_a is None or t.regulation_at is None:
             return target, reason
         if (now - t.regulation_at).total_seconds() > self.config.site.profile_validity_s:
             return target, reason
-        wanted = max(t.regulation_a, 0.0)
+        floor = -self.discharge_a.get((t.spec.cp_id, t.spec.connector_id), 0.0)
+        wanted = max(t.regulation_a, floor)
         if wanted >= target:
             return target, reason
+        if wanted < 0:
+            return wanted, (f"regulation discharge {-wanted:.1f} A within load management's discharge bound "
+                            f"{-floor:.1f} A ({t.regulation_reason})")  # fmt: skip
         return (
             wanted,
             f"regulation setpoint {wanted:.1f} A within load management's {target:.1f} A ({t.regulation_reason})",
@@ -808,7 +848,7 @@ class LoadManager:
         clock = self.csms.clock_estimate(spec.cp_id)
         valid_until = sent_at + timedelta(seconds=validity)
         for stack in stacks:
-            profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack, clock)
+            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack, clock)
             status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps, valid_until, clock)
             if status == "Accepted":
                 if stack != ctl.stack:
@@ -833,7 +873,7 @@ class LoadManager:
     def _note_pause(self, t: ConnectorTrack, amps: float, before: float | None) -> None:
         """Remember a pause of a charging car and its resumption, to spot cars that do not resume."""
         minimum = self.config.site.min_current_a
-        if amps < minimum and t.active and t.status == "Charging":
+        if 0 <= amps < minimum and t.active and t.status == "Charging":  # a discharge (< 0) is no pause
             t.paused_mid_session = True
         elif amps >= minimum and t.paused_mid_session and (before or 0.0) < minimum:
             t.resumed_at = self.clock.now()
@@ -944,7 +984,9 @@ class LoadManager:
         limits = {
             # load management's own limit, before a regulation setpoint lowered it (else the grant would ratchet
             # down to the aggregator's last setpoint); never above what the charger may be drawing under it
-            (t.spec.cp_id, t.spec.connector_id): self._grant_a(t)
+            (t.spec.cp_id, t.spec.connector_id): ConnectorEnvelope(
+                self._grant_a(t), self.discharge_a.get((t.spec.cp_id, t.spec.connector_id), 0.0)
+            )
             for t in self.tracks.values()
         }
         if limits != self.last_limits:
@@ -958,7 +1000,7 @@ class LoadManager:
             return 0.0
         if t.granted_a is not None and t.regulation_a is not None:
             return t.granted_a
-        return t.assumed_a
+        return max(t.assumed_a, 0.0)
 
     # ------------------------------------------------------------------ state
 
