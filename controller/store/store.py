@@ -30,6 +30,7 @@ from controller.store.models import (
     EventRow,
     IdTagRow,
     MeterValueRow,
+    NoResumeRow,
     TransactionRow,
     UTCDateTime,
 )
@@ -423,7 +424,9 @@ class Store:
         status: str,
         reason: str | None,
         sent_at: datetime,
+        valid_until: datetime | None = None,
     ) -> None:
+        """One profile request and its answer; ``valid_until``: when it stops applying, in our clock."""
         with self.session() as s:
             s.add(
                 ChargingProfileRow(
@@ -434,8 +437,22 @@ class Store:
                     status=status,
                     reason=reason,
                     sent_at=sent_at,
+                    valid_until=valid_until,
                 )
             )
+
+    def remember_no_resume(self, id_tag: str, cp_id: str, connector_id: int, at: datetime) -> None:
+        """A car that did not resume after a 0 A pause (kept across restarts; the latest sighting wins)."""
+        with self.session() as s:
+            row = s.get(NoResumeRow, id_tag)
+            if row is None:
+                s.add(NoResumeRow(id_tag=id_tag, cp_id=cp_id, connector_id=connector_id, seen_at=at))
+            else:
+                row.cp_id, row.connector_id, row.seen_at = cp_id, connector_id, at
+
+    def no_resume_tags(self) -> list[NoResumeRow]:
+        with self.session() as s:
+            return list(s.scalars(select(NoResumeRow).order_by(NoResumeRow.id_tag)))
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         rows = list(events)
