@@ -11,13 +11,13 @@ Every query method returns detached ORM rows (``controller.store.models``), olde
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import JSON, Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -60,6 +60,9 @@ class WriteBatch:
     cp_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Chargers that went offline: every stored connector status of theirs becomes stale (before the upserts).
     stale_chargers: set[str] = field(default_factory=set)
+    #: Charging-profile requests sent and their answers (``charging_profiles`` rows): a limit drop sends one per
+    #: connector, and a commit each made the writer thread contend with the event loop for the whole round.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -69,6 +72,7 @@ class WriteBatch:
             + len(self.last_seen)
             + len(self.cp_fields)
             + len(self.stale_chargers)
+            + len(self.profiles)
         )
 
 
@@ -457,20 +461,51 @@ class Store:
             if batch.meter_values:
                 self._bulk_insert(s, MeterValueRow, batch.meter_values)
             if batch.events:
-                s.execute(insert(EventRow), batch.events)
+                self._bulk_insert(s, EventRow, batch.events)
+            if batch.profiles:
+                self._bulk_insert(s, ChargingProfileRow, batch.profiles)
 
     def _bulk_insert(self, s: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-        """Append rows; on SQLite straight through the driver's executemany (about twice as fast as Core,
-        and this is the write-behind thread's main cost under load), elsewhere through Core."""
+        """Append rows (every row with the keys of the first); on SQLite straight through the driver's
+        executemany (about twice as fast as Core, and this is the write-behind thread's main cost under load),
+        elsewhere through Core.
+
+        On the raw path, times take ``_sqlite_time`` (converted once per distinct value: the samples of one
+        meter value share a timestamp) and every other typed column (JSON) the column type's own bind
+        processor, so the stored text is what Core would have stored.
+        """
         if self.engine.dialect.name != "sqlite":
             s.execute(insert(model), rows)
             return
         table = model.__table__
-        cols = [c.name for c in table.columns if c.name in rows[0]]
-        times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
-        getters = [(c, c in times) for c in cols]
-        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        params = [tuple(_sqlite_time(r[c]) if is_time else r[c] for c, is_time in getters) for r in rows]
+        dialect = self.engine.dialect
+        cols = [c for c in table.columns if c.name in rows[0]]
+        names = [c.name for c in cols]
+        times: dict[datetime, str | None] = {}
+
+        def as_text(dt: datetime | None) -> str | None:
+            if dt is None:
+                return None
+            text = times.get(dt)
+            if text is None:
+                text = times[dt] = _sqlite_time(dt)
+            return text
+
+        convert: list[Callable[[Any], Any] | None] = []
+        for c in cols:
+            if isinstance(c.type, UTCDateTime):
+                convert.append(as_text)
+            elif isinstance(c.type, JSON):
+                convert.append(c.type.dialect_impl(dialect).bind_processor(dialect))
+            else:
+                convert.append(None)
+        plain = all(f is None for f in convert)
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        if plain:
+            params = [tuple(r[n] for n in names) for r in rows]
+        else:
+            pairs = list(zip(names, convert, strict=True))
+            params = [tuple(r[n] if f is None else f(r[n]) for n, f in pairs) for r in rows]
         s.connection().exec_driver_sql(sql, params)
 
     def _upsert_connectors(self, s: Session, rows: list[dict[str, Any]]) -> None:
