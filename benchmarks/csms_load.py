@@ -429,7 +429,12 @@ def main() -> int:
         p.join()
     rss = _peak_rss_mb(server.pid)
     server.send_signal(2)
-    server.wait(timeout=60)
+    try:
+        server.wait(timeout=60)
+        stopped = f"server stopped after SIGINT (exit {server.returncode})"
+    except subprocess.TimeoutExpired:
+        server.kill()
+        stopped = "server did NOT stop within 60 s of SIGINT: killed"
 
     def merged(key: str) -> dict[str, list[float]]:
         acc: dict[str, list[float]] = defaultdict(list)
@@ -478,7 +483,7 @@ def main() -> int:
           f"load generator(s) {sum(r['storm_cpu'][1] for r in results):.2f} s")  # fmt: skip
     print(f"  = {calls / srv_cpu:.0f} calls per server CPU-second (independent of other load on the machine)")
     print(f"  server event loop runnable but waiting for a CPU: {results[0]['storm_wait']:.2f} s")
-    print(f"server peak RSS: {rss:.0f} MB")
+    print(f"server peak RSS: {rss:.0f} MB; {stopped}")
     for name, us in validation_cost().items():
         print(f"schema validation of one MeterValues, {name}: {us:.1f} µs")
     return 0
