@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Engine, create_engine, delete, event, insert, select, update
@@ -508,19 +509,26 @@ class Store:
                 text = times[dt] = _sqlite_time(dt)
             return text
 
-        convert: list[Callable[[Any], Any] | None] = []
-        for name in names:
+        convert: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, name in enumerate(names):
             col_type = table.columns[name].type
             if isinstance(col_type, UTCDateTime):
-                convert.append(as_text)
+                convert.append((i, as_text))
             elif isinstance(col_type, JSON):
-                convert.append(col_type.dialect_impl(dialect).bind_processor(dialect))
-            else:  # text, numbers and booleans go to the driver as they are, as Core sends them
-                convert.append(None)
-        if all(f is None for f in convert):
-            return [tuple(r[n] for n in names) for r in rows]
-        pairs = list(zip(names, convert, strict=True))
-        return [tuple(r[n] if f is None else f(r[n]) for n, f in pairs) for r in rows]
+                convert.append((i, col_type.dialect_impl(dialect).bind_processor(dialect)))
+            # text, numbers and booleans go to the driver as they are, as Core sends them
+        get = itemgetter(*names)
+        if len(names) == 1:
+            return [(get(r),) for r in rows] if not convert else [(convert[0][1](get(r)),) for r in rows]
+        if not convert:
+            return [get(r) for r in rows]
+        params: list[tuple[Any, ...]] = []
+        for r in rows:
+            values = list(get(r))
+            for i, f in convert:
+                values[i] = f(values[i])
+            params.append(tuple(values))
+        return params
 
     def _upsert_connectors(self, s: Session, rows: list[dict[str, Any]]) -> None:
         if self.engine.dialect.name == "postgresql":
