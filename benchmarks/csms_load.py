@@ -7,7 +7,9 @@ pre-built, no per-message coroutine), so what is measured is the server.
 Phases:
 
 1. connect ``--chargers`` charge points; each sends BootNotification and StatusNotification and answers the
-   central system's GetConfiguration / ChangeConfiguration (first boot: capabilities are read);
+   central system's GetConfiguration / ChangeConfiguration (first boot: capabilities are read) and load
+   management's SetChargingProfile / ClearChargingProfile (Accepted) and GetCompositeSchedule (Rejected);
+   the steady phase starts once the server's own calls have stopped for 2 s;
 2. steady: every charge point sends MeterValues every ``chargers / rate`` seconds for ``--steady-s`` seconds;
 3. storm: every connection is dropped, then all charge points reconnect at once and each sends Boot, Status,
    5 × MeterValues and a Heartbeat back to back (each call after the previous answer, as OCPP-J requires).
