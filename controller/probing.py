@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller import events as ev
 from controller.errors import ChargePointNotConnected, CsmsError
+from evsite.discharge import CAPABILITY_KEY as DISCHARGE_KEY
 from evsite.log import log_event
 
 if TYPE_CHECKING:
@@ -20,13 +21,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("controller.probing")
 
-#: Configuration keys read at boot: the smart-charging capabilities and the connector count.
+#: Configuration keys read at boot: the smart-charging capabilities, the connector count, and the vendor key
+#: by which a charger declares discharge (``evsite.discharge``; unknown to most chargers: then None).
 CAPABILITY_KEYS = (
     "ChargeProfileMaxStackLevel",
     "ChargingScheduleAllowedChargingRateUnit",
     "ChargingScheduleMaxPeriods",
     "MaxChargingProfilesInstalled",
     "NumberOfConnectors",
+    DISCHARGE_KEY,
 )
 
 

@@ -157,7 +157,8 @@ class SiteRuntime:
             return
         # Estimating A on a simulated fleet takes a moment of CPU: keep it off the event loop.
         self.regulation = await asyncio.to_thread(service_from_config, cfg, self.bus, self.clock, self.csms.send,
-                                                  via_load_management=self.loadmgmt is not None)  # fmt: skip
+                                                  via_load_management=self.loadmgmt is not None,
+                                                  store=self.store)  # fmt: skip
         self._spawn("regulation", self.regulation.run())
         if cfg.mqtt.enabled:
             sub = SignalSubscriber(self.bus, self.clock, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.regulation_topic)

@@ -347,6 +347,9 @@ class SiteConfig(_Section):
         None, ge=0, description="highest building load the fail-safe must allow for (None: the plan's max demand)"
     )
     reserve_kw: float = Field(2.0, ge=0, description="kept free under the limit for the load change between readings")
+    export_limit_kw: float = Field(
+        0.0, ge=0, description="most the site may feed back into the grid (EV discharge beyond the building's load)"
+    )
     fail_safe_a: float | None = Field(
         None, ge=0, description="per-phase fail-safe current (None: sized so every connector at it fits)"
     )
@@ -365,6 +368,26 @@ class SiteConfig(_Section):
         False, description="the site meter measures building + chargers: the chargers' metered load is subtracted"
     )
     replan_cron: str = Field("0 3 * * *", description="daily re-plan time (cron, site time zone)")
+    replan_own_history_days: float = Field(
+        365.0,
+        gt=0,
+        description="the daily re-plan uses the stored building meter alone once it covers this many days; "
+        "before, its ceiling is never above the plan's (study data merged in)",
+    )
+    tariff_hold: bool = Field(
+        True,
+        description="outside the cheapest time-of-use tier, a car whose departure and energy are known is held to "
+        "what its deadline needs; cheap tiers get full headroom",
+    )
+    departure_margin_min: float = Field(
+        30.0, ge=0, description="a car held in an expensive tier is planned to finish this long before departure"
+    )
+    min_real_s: float = Field(
+        1.0,
+        ge=0,
+        description="on an accelerated clock, response_s and [meter] stale_after_s are at least this many REAL "
+        "seconds (x the clock's speed): network latency does not speed up with the simulation",
+    )
     state_topic: str = Field("evsite/site/state", description="MQTT topic of the site state ([mqtt] enabled)")
     panels: list[PanelConfig] = Field(default_factory=list)
 

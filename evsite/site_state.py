@@ -47,6 +47,28 @@ class SiteState:
     plan_period: str | None
     meter_stale: bool
     connectors: list[ConnectorState] = field(default_factory=list)
+    #: the time-of-use tier in force (``TariffTier.label``), None when load management has no tariff
+    tariff_tier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffTier:
+    """The time-of-use tier in force from ``since`` (payload of ``topics.LOADMGMT_TARIFF``).
+
+    ``name`` ranks the price within its day ("off-peak" is the day's cheapest, "peak" its dearest,
+    "mid-peak" between, "flat" when the day has one price); ``cheap`` is True for the day's cheapest tier,
+    where load management gives cars full headroom.
+    """
+
+    name: str
+    cents_per_kwh: float
+    cheap: bool
+    since: datetime
+    tariff: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.cents_per_kwh:g} c/kWh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +91,8 @@ class RegulationSetpoint:
     level wins, it is not a minimum), so two writers would override each other, and a limit load management
     lowers could be masked by an older aggregator profile. Load management sends ``min(its limit, limit_a)``
     in its own expiring live profile, with its ordering (decreases first) and fail-safe. A negative
-    ``limit_a`` (discharge) is applied as 0 A: discharge through load management is not supported yet.
+    ``limit_a`` (discharge) is applied down to the connector's discharge bound (``ConnectorEnvelope``), and
+    as 0 A on a connector that may not discharge (``evsite.discharge``).
     """
 
     cp_id: str
@@ -77,3 +100,16 @@ class RegulationSetpoint:
     limit_a: float
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorEnvelope:
+    """What load management leaves the regulation aggregator on one connector (``loadmgmt/limits`` values).
+
+    ``charge_a``: the most it may draw (load management's own limit; 0 without an acknowledged one).
+    ``discharge_a``: the most it may feed back (>= 0; 0 unless the charger declared discharge twice and
+    the site can absorb it, ``controller.loadmgmt.discharge``). Both in A per phase.
+    """
+
+    charge_a: float
+    discharge_a: float = 0.0

@@ -21,6 +21,8 @@ REGULATION_SETPOINTS = "regulation/setpoints"
 LOADMGMT_SITE_LIMIT = "loadmgmt/site_limit"
 #: ``str`` naming who asked: recompute the plan now (HTTP API -> load management).
 LOADMGMT_REPLAN = "loadmgmt/replan"
+#: ``evsite.site_state.TariffTier``: the time-of-use tier now in force, published when it switches.
+LOADMGMT_TARIFF = "loadmgmt/tariff"
 #: frozen mapping ``{(cp_id, connector_id): limit_a}``: the per-connector limits load management granted,
 #: published each time they change; the aggregator never commands a connector above its latest one.
 LOADMGMT_LIMITS = "loadmgmt/limits"

@@ -48,6 +48,7 @@ import websockets
 from ocpp.v16 import call_result
 
 from evsite.clock import Clock
+from evsite.discharge import CAPABILITY_KEY
 from evsite.ev_fleet import Fleet
 from evsite.log import log_event
 from evsite.ocppj.dispatch import CallFailed, Endpoint, InvalidPayload, PeerGone, after, handles
@@ -101,6 +102,9 @@ class ChargerSpec:
     meter_interval_s: int = 60
     heartbeat_interval_s: int = 300  # until the central system says otherwise
     transaction_attempts: int = 3  # TransactionMessageAttempts: CallErrors before a message is given up
+    #: reports ``BidirectionalCharging = true`` and takes a negative limit as a discharge setpoint
+    #: (``evsite.discharge``); otherwise a negative limit is rejected
+    bidirectional: bool = False
 
 
 @dataclass
@@ -751,7 +755,8 @@ class SimChargePoint:
             self.faults.corrupt_meter_values -= 1
             energy = "ERR"  # a corrupted register reading, as a glitching meter chip reports it
             log_event(logger, "cp_fault_corrupt_meter", cp_id=self.id, connector_id=conn)
-        amps = f"{a.power_w[i] / (a.voltage_v[i] * a.phases[i]):.2f}"
+        imported = max(float(a.power_w[i]), 0.0)  # a discharging car imports nothing (Export measurand below)
+        amps = f"{imported / (a.voltage_v[i] * a.phases[i]):.2f}"
         phases = ["L1", "L2", "L3"][: int(a.phases[i])]
         sampled = [
             {
@@ -762,13 +767,16 @@ class SimChargePoint:
                 "unit": "Wh",
             },
             {
-                "value": f"{a.power_w[i]:.1f}",
+                "value": f"{imported:.1f}",
                 "context": context,
                 "measurand": "Power.Active.Import",
                 "location": "Outlet",
                 "unit": "W",
             },
         ]
+        if self.spec.bidirectional:
+            sampled.append({"value": f"{max(-float(a.power_w[i]), 0.0):.1f}", "context": context,
+                            "measurand": "Power.Active.Export", "location": "Outlet", "unit": "W"})  # fmt: skip
         sampled += [
             {
                 "value": amps,
@@ -791,7 +799,7 @@ class SimChargePoint:
                     "unit": "Percent",
                 }
             )
-        sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data]
+        sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data or sv["measurand"].endswith("Export")]
         return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
 
     def send_meter_values(self, conn: int, tx: Transaction | None, context: str = "Sample.Periodic") -> None:
@@ -840,7 +848,8 @@ class SimChargePoint:
         self._require_smart_charging()
         why: str | None
         try:
-            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.clock.now())
+            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.clock.now(),
+                                    allow_negative=self.spec.bidirectional)  # fmt: skip
             why = "fault injection: reject_profiles" if self.faults.reject_profiles else None
             why = why or self.profiles.check(profile, self.spec.connectors, self._running_tx())
         except ProfileError as err:
@@ -928,6 +937,7 @@ class SimChargePoint:
             "ChargingScheduleMaxPeriods": (str(caps.max_periods), True),
             "MaxChargingProfilesInstalled": (str(caps.max_profiles), True),
             "StopTransactionOnInvalidId": ("true", True),
+            CAPABILITY_KEY: ("true" if self.spec.bidirectional else "false", True),
         }
 
     @handles("GetConfiguration")
@@ -988,7 +998,8 @@ class SimChargePoint:
         self.start_transaction(conn, id_tag)
         if charging_profile is not None and self.spec.capabilities.smart_charging:
             try:
-                profile = parse_profile(to_snake(charging_profile), conn, self.clock.now())
+                profile = parse_profile(to_snake(charging_profile), conn, self.clock.now(),
+                                        allow_negative=self.spec.bidirectional)  # fmt: skip
                 if self.profiles.check(profile, self.spec.connectors, self._running_tx()) is None:
                     self.profiles.install(profile)
                     self.refresh_limits()

@@ -7,7 +7,9 @@ connectors, not a Python loop. Only connectors whose OCPP status changes are vis
 The cars themselves are the regulation engineer's ``evsite.ev_fleet.Fleet`` (struct-of-arrays) and its
 ``FleetStepper`` integrates their SoC; a connector only knows which EV (``ev_id``) is plugged in.
 
-The power a connector draws is ``min(EV acceptance, composite limit, connector rating)``: an EV accepts its
+The power a connector draws is ``min(EV acceptance, composite limit, connector rating)``; a negative composite
+limit (a bidirectional charger's discharge setpoint, ``evsite.discharge``) makes it feed back, down to minus
+its rating (OCPP 1.6 has no discharging status: the connector reports Charging). An EV accepts its
 rated power until it reaches its demanded SoC (then it is SuspendedEV); a limit below the EV's minimum current
 (IEC 61851: 6 A per phase) pauses charging (SuspendedEVSE); a charge-point-wide cap (ChargePointMaxProfile)
 scales the connectors of that charger down together.
@@ -57,6 +59,8 @@ class ConnectorArrays:
     stuck: np.ndarray | None = None
     #: the car behind the connector has drawn power in this session (a pause is only a pause after that)
     charged: np.ndarray | None = None
+    #: energy fed back by the connector (Wh): the export register, monotonic like the import one
+    export_wh: np.ndarray | None = None
 
     @classmethod
     def build(cls, voltage_v: Any, phases: Any, rating_a: Any, group: Any) -> ConnectorArrays:
@@ -77,6 +81,7 @@ class ConnectorArrays:
             ev_id=np.full(n, -1, dtype=np.int64),
             stuck=np.zeros(n, dtype=bool),
             charged=np.zeros(n, dtype=bool),
+            export_wh=np.zeros(n),
         )
 
     def __len__(self) -> int:
@@ -94,13 +99,18 @@ class ConnectorArrays:
 def offered_w(
     state: ConnectorArrays, wants: np.ndarray, group_cap_w: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """What each connector lets its EV draw, and which are paused by the EVSE (limit below minimum).
+    """What each connector lets its EV draw (W, negative: discharge), and which are paused by the EVSE.
 
-    ``wants``: the EV behind each connector still accepts energy (below its demanded SoC).
+    ``wants``: the EV behind each connector still accepts energy (below its demanded SoC). A negative
+    composite limit (only a bidirectional charger accepts one, ``evsite.discharge``) asks the car to feed
+    back up to that magnitude, whatever its SoC target; a limit between minus and plus the minimum current
+    pauses the connector. A ChargePointMaxProfile cap scales only charging (discharge lowers the load).
     """
-    active = state.ev_present & state.charging_enabled & wants
-    paused = state.limit_w < state.min_w
-    power = np.where(active & ~paused, np.minimum(state.limit_w, state.rating_w), 0.0)
+    plugged = state.ev_present & state.charging_enabled
+    active = plugged & wants
+    paused = np.abs(state.limit_w) < state.min_w
+    discharge = plugged & (state.limit_w <= -state.min_w)
+    power = np.where(active & ~paused & ~discharge, np.minimum(state.limit_w, state.rating_w), 0.0)
     if group_cap_w is not None:
         total = np.bincount(state.group, weights=power, minlength=len(group_cap_w))
         scale = np.where(total > group_cap_w, group_cap_w / np.maximum(total, 1e-9), 1.0)
@@ -108,6 +118,7 @@ def offered_w(
         squeezed = (power > 0) & (power < state.min_w)  # below the EV minimum: pause rather than charge out of spec
         paused = paused | squeezed
         power = np.where(squeezed, 0.0, power)
+    power = np.where(discharge, np.maximum(state.limit_w, -state.rating_w), power)
     return power, paused & active
 
 
@@ -143,12 +154,14 @@ def step(
     drawn = stepper.step(t_s, dt_s, per_ev_kw)
     power = np.zeros(len(state))
     power[occupied] = drawn.power_kw[ev] * 1000.0
-    state.power_w = np.maximum(power, 0.0)
+    state.power_w = power  # negative while discharging: the site meter sees it as negative EV load
     if state.charged is not None:
         state.charged |= state.power_w > 0
-    state.energy_wh += state.power_w * dt_s / 3600.0
+    state.energy_wh += np.maximum(state.power_w, 0.0) * dt_s / 3600.0  # the import register only rises
+    if state.export_wh is not None:
+        state.export_wh += np.maximum(-state.power_w, 0.0) * dt_s / 3600.0
 
     base = np.where(state.ev_present, PREPARING, AVAILABLE)
     in_tx = state.ev_present & state.charging_enabled
-    tx_status = np.where(state.power_w > 0, CHARGING, np.where(paused, SUSPENDED_EVSE, SUSPENDED_EV))
+    tx_status = np.where(state.power_w != 0, CHARGING, np.where(paused, SUSPENDED_EVSE, SUSPENDED_EV))
     return np.where(in_tx, tx_status, base)

@@ -139,8 +139,15 @@ def parse_datetime(value: str | None, where: str) -> datetime | None:
     return dt.astimezone(UTC)
 
 
-def parse_profile(data: Mapping[str, Any], connector_id: int, received_at: datetime) -> Profile:
-    """Parse a ``csChargingProfiles`` payload (snake_case keys, as the ``ocpp`` library hands them over)."""
+def parse_profile(
+    data: Mapping[str, Any], connector_id: int, received_at: datetime, *, allow_negative: bool = False
+) -> Profile:
+    """Parse a ``csChargingProfiles`` payload (snake_case keys, as the ``ocpp`` library hands them over).
+
+    ``allow_negative``: the charger declared bidirectional power (``BidirectionalCharging``): a negative
+    limit in a Tx/TxDefault profile is a discharge setpoint (``evsite.discharge`` convention). Any other
+    charger rejects a negative limit, as OCPP 1.6 has none.
+    """
     sched = data.get("charging_schedule") or {}
     raw_periods = sched.get("charging_schedule_period") or []
     if not raw_periods:
@@ -152,7 +159,10 @@ def parse_profile(data: Mapping[str, Any], connector_id: int, received_at: datet
     if any(b <= a for a, b in itertools.pairwise(starts)):
         raise ProfileError("chargingSchedulePeriod.startPeriod: periods must be in strictly increasing order")
     if any(p.limit < 0 for p in periods):
-        raise ProfileError("chargingSchedulePeriod.limit: a limit cannot be negative")
+        if not allow_negative:
+            raise ProfileError("chargingSchedulePeriod.limit: a limit cannot be negative")
+        if data["charging_profile_purpose"] == "ChargePointMaxProfile":
+            raise ProfileError("chargingSchedulePeriod.limit: a ChargePointMaxProfile cannot be negative")
     kind = data["charging_profile_kind"]
     recurrency = data.get("recurrency_kind")
     start_schedule = parse_datetime(sched.get("start_schedule"), "chargingSchedule.startSchedule")

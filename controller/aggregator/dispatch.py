@@ -1,17 +1,19 @@
-"""From the aggregator's mode changes to SetChargingProfile calls on real OCPP 1.6 chargers.
+"""From the aggregator's setpoints to current limits on real OCPP 1.6 chargers.
 
-Charging and idle are a TxDefaultProfile with the connector's full current limit or 0 A. Discharging is a
-*negative* limit, as bidirectional OCPP 1.6 chargers interpret it, and is sent only to connectors of chargers
-declared ``bidirectional = true`` in ``[[chargers]]``; for any other connector the change is refused (counted
-and logged, never sent) — the controller is also built with those cars marked unable to discharge
-(``can_discharge_mask``), so this is the second of two independent guards.
+A setpoint (kW, + charge / - discharge) becomes a current limit through the charger's own voltage and phase
+count (``ConnectorRef.power_kw``, never a constant), clipped to the connector's rating. A *negative* limit
+is discharge (``evsite.discharge``) and is never sent to a connector whose charger is not declared
+``bidirectional = true`` in ``[[chargers]]``: the change is refused (counted and logged). That is the last
+of the guards: load management's envelope (``limits.LimitGate``) gives such a connector no discharge bound,
+and the tracker is built with it unable to discharge.
 
-Limits are in amperes per phase (the unit every OCPP 1.6 smart-charging charger supports); the power they
-mean goes through the charger's own voltage and phase count (``ConnectorRef.power_kw``), never a constant.
+Where the limit goes: with load management running (``publish``), to it as a ``RegulationSetpoint`` on
+``regulation/setpoints`` (one writer per connector, load management's limits win); otherwise as the
+aggregator's own TxDefaultProfile in amperes via ``send(cp_id, request, reason=...)``.
 
-Every profile carries the reason of the change (``controller.aggregator.core.REASONS``) to the central
-system's ``send(cp_id, request, reason=...)``, which stores it with the profile, and a
-``regulation_limit_sent`` event is logged with cp_id, connector, limit and reason.
+Every limit carries the reason of the change (``tracker.REASONS``), stored with the profile by the central
+system or passed on to load management, and a ``regulation_limit_sent`` / ``regulation_setpoint`` event is
+logged with cp_id, connector, limit and reason.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from controller.aggregator.core import REASONS
 from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, MODE_NAMES
 from evsite.log import log_event
 
@@ -37,10 +38,6 @@ Send = Callable[..., Awaitable[Any]]
 DEFAULT_STACK_LEVEL = 8
 #: chargingProfileId of the aggregator's profile on connector c: PROFILE_ID_BASE + c.
 PROFILE_ID_BASE = 5000
-
-
-class DispatchError(ValueError):
-    """A dispatch request that must not be sent (e.g. discharge to a unidirectional charger)."""
 
 
 @dataclass(frozen=True)
@@ -69,21 +66,9 @@ def connectors_from_config(chargers: Sequence[Any]) -> list[ConnectorRef]:
 
 
 def can_discharge_mask(refs: Sequence[ConnectorRef]) -> NDArray[np.bool_]:
-    """Which connectors may discharge: the ``can_discharge`` argument of ``RegulationController``."""
+    """Which connectors the operator declared bidirectional (``[[chargers]]``): the ``can_discharge`` of the
+    live ``Tracker`` before load management's envelope narrows it (``live_market``)."""
     return np.array([r.bidirectional for r in refs], dtype=bool)
-
-
-def limit_a(ref: ConnectorRef, mode: int) -> float:
-    """The current limit that puts the car on ``ref`` in ``mode`` (full, 0, or negative full)."""
-    if mode == CHARGING:
-        return ref.max_current_a
-    if mode == IDLE:
-        return 0.0
-    if mode == DISCHARGING:
-        if not ref.bidirectional:
-            raise DispatchError(f"{ref.cp_id} connector {ref.connector_id}: not bidirectional, cannot discharge")
-        return -ref.max_current_a
-    raise DispatchError(f"unknown mode {mode!r}")
 
 
 def profile_request(ref: ConnectorRef, limit: float, stack_level: int = DEFAULT_STACK_LEVEL) -> Any:
@@ -114,7 +99,8 @@ class DispatchResult:
 
 
 class ProfileDispatcher:
-    """Turns ``Decision`` changes (EV index = connector index) into profiles via ``send(cp_id, request)``."""
+    """Turns the tracker's setpoint changes (EV index = connector index) into limits: profiles via
+    ``send(cp_id, request)``, or setpoints handed to load management (``publish``)."""
 
     def __init__(
         self,
@@ -138,8 +124,8 @@ class ProfileDispatcher:
         self, changed: NDArray[np.integer], setpoint_kw: NDArray[np.floating], reasons: Sequence[str]
     ) -> DispatchResult:
         """Send power setpoints (kW, + charge / - discharge) as current limits through each charger's own
-        voltage and phases, with the same guards as ``apply``: no discharge to a unidirectional charger,
-        never above load management's grant, nothing without one."""
+        voltage and phases: no discharge to a charger not declared bidirectional (refused, logged, never sent),
+        never outside load management's envelope, nothing without one."""
         result = DispatchResult()
         per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]] = {}
         for i, kw, why in zip(changed.tolist(), setpoint_kw.tolist(), reasons, strict=True):
@@ -174,31 +160,6 @@ class ProfileDispatcher:
         if clamped != lim:
             why = f"{why}; load_management_limit {clamped:g} A"
         return clamped, why
-
-    async def apply(
-        self, changed: NDArray[np.integer], new_mode: NDArray[np.integer], reason: NDArray[np.integer]
-    ) -> DispatchResult:
-        """Send one profile per changed connector (connectors of different chargers in parallel)."""
-        result = DispatchResult()
-        per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]] = {}
-        for i, m, r in zip(changed.tolist(), new_mode.tolist(), reason.tolist(), strict=True):
-            ref = self.connectors[i]
-            why = REASONS[r]
-            try:
-                lim = limit_a(ref, m)
-            except DispatchError as err:
-                result.refused += 1
-                log_event(logger, "regulation_limit_refused", logging.WARNING, cp_id=ref.cp_id,
-                          connector_id=ref.connector_id, mode=MODE_NAMES[m], reason=why, why=str(err))  # fmt: skip
-                continue
-            gated = self._gated(ref, lim, why, result)
-            if gated is None:
-                continue
-            lim, why = gated
-            per_cp.setdefault(ref.cp_id, []).append((ref, lim, why, m))
-
-        await self._send_all(per_cp, result)
-        return result
 
     async def _send_all(
         self, per_cp: dict[str, list[tuple[ConnectorRef, float, str, int]]], result: DispatchResult

@@ -220,14 +220,13 @@ class Tracker:
             rev = order[::-1]  # least urgent first
             # moving a car to discharge lowers the middle by mid_c + mid_d and keeps its range
             step_d = np.where(dis_ok[rev], mid_c[rev] + mid_d[rev], 0.0)
-            k = int(np.searchsorted(np.cumsum(step_d), excess))
-            to_dis = rev[: k + 1][dis_ok[rev[: k + 1]]]
+            k = _nearest_count(step_d, excess)
+            to_dis = rev[:k][dis_ok[rev[:k]]]
             new_mode[to_dis] = DISCHARGING
-            excess -= float(step_d[: k + 1].sum())
+            excess -= float(step_d[:k].sum())
             if excess > 0:
                 cand = rev[new_mode[rev] == CHARGING]
-                k = int(np.searchsorted(np.cumsum(mid_c[cand]), excess))
-                new_mode[cand[: k + 1]] = IDLE
+                new_mode[cand[: _nearest_count(mid_c[cand], excess)]] = IDLE
         new_mode[forced | leave_ch] = CHARGING
         # hold: a car switched less than min_hold_s ago keeps its mode (unless forced)
         held = online & (t_s - self.switched_at < s.min_hold_s) & ~forced
@@ -399,6 +398,14 @@ class Tracker:
         )
         self.sent_kw[changed] = sp[changed]
         return Step(changed, sp[changed].copy(), reason, switched, alpha, gap)
+
+
+def _nearest_count(gain: FloatArray, excess: float) -> int:
+    """How many of the first cars to move so that their summed ``gain`` comes nearest ``excess`` (none to
+    all). Nearest, not "at least": with a few cars, covering the excess in full can overshoot by a whole
+    car's range, push the base point to the edge of the fleet's range and leave no capacity to offer."""
+    sums = np.concatenate([[0.0], np.cumsum(gain)])
+    return int(np.argmin(np.abs(sums - excess)))
 
 
 def lognormal_delays(rng: np.random.Generator, n: int, median_s: float, p99_s: float) -> FloatArray:

@@ -144,6 +144,19 @@ class SiteLimitIn(_Request):
     minutes: float = Field(gt=0, description="how long it applies")
 
 
+class DepartureIn(_Request):
+    departure_at: datetime = Field(description="when the driver leaves, ISO 8601 with its UTC offset")
+    energy_kwh: float | None = Field(None, gt=0, le=500, description="energy the driver wants in this session")
+
+
+class DepartureOut(BaseModel):
+    transaction_id: int
+    cp_id: str
+    departure_at: datetime
+    energy_kwh: float | None
+    who: str
+
+
 class SiteLimitOut(BaseModel):
     limit_kw: float
     expires_at: datetime

@@ -24,6 +24,8 @@ from controller.api.schemas import (
     AvailabilityIn,
     ChargerIn,
     CommandResult,
+    DepartureIn,
+    DepartureOut,
     IdTagIn,
     RemoteStartIn,
     RemoteStopIn,
@@ -36,6 +38,7 @@ from controller.api.schemas import (
 from controller.api.site_state import continuous_rating_kw
 from controller.errors import CallErrorReceived, CallTimeout, ChargePointNotConnected, CsmsError
 from evsite import topics
+from evsite.departure_update import DepartureUpdate
 from evsite.site_state import SiteLimitOverride
 
 router = APIRouter(prefix="/api")
@@ -147,6 +150,32 @@ async def replan(ctx: Ctx, who: Operator) -> dict[str, str]:
     ctx.bus.publish(topics.LOADMGMT_REPLAN, who.name)
     _record(ctx, who, None, "replan")
     return {"requested_by": who.name}
+
+
+@router.post(
+    "/transactions/{transaction_id}/departure",
+    response_model=DepartureOut,
+    summary="a driver's departure time (and energy wanted) for an open session, for deadline-aware limits",
+)
+async def departure(ctx: Ctx, who: Operator, transaction_id: int, body: DepartureIn) -> DepartureOut:
+    """OCPP 1.6 carries no departure time: a driver app or the operator gives it here, and load management uses
+    it for this transaction instead of its estimate from the id tag's history."""
+    tx = await asyncio.to_thread(ctx.store.transaction, transaction_id)
+    if tx is None:
+        raise HTTPException(404, f"no transaction {transaction_id}")
+    if tx.stop_time is not None:
+        raise HTTPException(409, f"transaction {transaction_id} ended at {tx.stop_time.isoformat()}")
+    if body.departure_at.tzinfo is None:
+        raise HTTPException(422, "departure_at: give the UTC offset (e.g. 2026-11-30T17:30:00+01:00)")
+    now = ctx.clock.now()
+    if body.departure_at <= now:
+        raise HTTPException(422, f"departure_at: {body.departure_at.isoformat()} is not after now ({now.isoformat()})")
+    update = DepartureUpdate(tx.cp_id, transaction_id, body.departure_at, body.energy_kwh, who.name)
+    ctx.bus.publish(topics.LOADMGMT_DEPARTURE, update)
+    _record(ctx, who, tx.cp_id, "departure", transaction_id=transaction_id,
+            departure_at=body.departure_at.isoformat(), energy_kwh=body.energy_kwh)  # fmt: skip
+    return DepartureOut(transaction_id=transaction_id, cp_id=tx.cp_id, departure_at=body.departure_at,
+                        energy_kwh=body.energy_kwh, who=who.name)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- id tags and chargers

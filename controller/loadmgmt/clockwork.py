@@ -6,7 +6,9 @@ so its schedulers cannot run a simulated day in a minute. Its triggers are pure 
 the next fire time and sleeps until then on ``evsite.clock``: the same code runs live and accelerated.
 
 Jobs: every hour on the hour in the site's time zone (plan periods switch), every half profile validity
-(live profiles are refreshed before their ``validTo``), and ``[site] replan_cron`` (the daily re-plan hook).
+(live profiles are refreshed before their ``validTo``), ``[site] replan_cron`` (the daily re-plan from the
+stored meter, ``replan``) and, with a ``[tariff]``, each local hour where a time-of-use price changes (the
+tier in force is published and the allocation uses it, ``tariff_tiers``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class Clockwork:
         self.hourly = CronTrigger(minute=0, second=0, timezone=tz)
         self.refresh = IntervalTrigger(seconds=site.profile_validity_s / 2, start_date=clock.now(), timezone=tz)
         self.replan = CronTrigger.from_crontab(site.replan_cron, timezone=tz)
+        tiers = getattr(manager, "tiers", None)
+        self.tier = None if tiers is None else CronTrigger(hour=tiers.cron_hours(), minute=0, second=0, timezone=tz)
 
     def _period(self, fire: datetime) -> None:
         log_event(log, "plan_period", at=fire.isoformat())
@@ -74,9 +78,16 @@ class Clockwork:
     def _replan(self, fire: datetime) -> None:
         self.manager.replan("daily schedule")
 
+    def _tier(self, fire: datetime) -> None:
+        self.manager.switch_tier(fire)
+
     def tasks(self) -> list[asyncio.Task[None]]:
-        return [
+        tasks = [
             asyncio.create_task(run_trigger(self.clock, self.hourly, self._period, "plan-period"), name="lm-hourly"),
             asyncio.create_task(run_trigger(self.clock, self.refresh, self._refresh, "refresh"), name="lm-refresh"),
             asyncio.create_task(run_trigger(self.clock, self.replan, self._replan, "replan"), name="lm-replan"),
         ]
+        if self.tier is not None:
+            tier = run_trigger(self.clock, self.tier, self._tier, "tariff")
+            tasks.append(asyncio.create_task(tier, name="lm-tariff"))
+        return tasks

@@ -12,7 +12,12 @@ chargers disconnect, reject profiles or the controller restarts. So:
   what may be in force never exceeds the limit during a change;
 - a building reading older than ``[meter] stale_after_s`` counts as an overload: the plan's conservative
   forecast (or the last reading, whichever is higher) replaces it and no limit is raised until fresh data;
-- every limit carries the allocation's reason (``log_event`` and the store's profile record).
+- every limit carries the allocation's reason (``log_event`` and the store's profile record);
+- outside the cheapest time-of-use tier, cars whose departure and energy are known are held to what their
+  deadline needs (``tariff_tiers``); the daily re-plan recomputes the plan's ceiling from the building meter
+  history recorded here (``meter_history``, ``replan``);
+- on an accelerated clock ``response_s`` and ``stale_after_s`` are at least ``[site] min_real_s`` real
+  seconds: a reading 0.5 s late in real time is 30 simulated seconds late at speed 60, and is not stale.
 
 The fail-safe (``profiles`` module docstring) is a permanent TxDefaultProfile at a current sized so the
 site stays within its limit with every connector at it and the building at its expected peak; live limits
@@ -33,9 +38,12 @@ import numpy as np
 
 from controller import events as ev
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
+from controller.loadmgmt import discharge as dis
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
+from controller.loadmgmt.meter_history import LoadBuckets
 from controller.loadmgmt.plan_schedule import PlanError, PlanFile
+from controller.loadmgmt.replan import LiveReplanner
 from controller.loadmgmt.site_model import (
     OVERRIDE_ROW,
     PLAN_ROW,
@@ -47,6 +55,7 @@ from controller.loadmgmt.site_model import (
     specs_for,
     uniform_safe_current_a,
 )
+from controller.loadmgmt.tariff_tiers import TierCalendar, deadline_hold_a, hold_reason, tier_or_none
 from evsite import topics
 from evsite.bus import EventBus
 from evsite.clock import Clock
@@ -54,7 +63,14 @@ from evsite.config import Config
 from evsite.departure_update import DepartureUpdate
 from evsite.log import log_event
 from evsite.meter_reading import MeterReading
-from evsite.site_state import ConnectorState, RegulationSetpoint, SiteLimitOverride, SiteState
+from evsite.site_state import (
+    ConnectorEnvelope,
+    ConnectorState,
+    RegulationSetpoint,
+    SiteLimitOverride,
+    SiteState,
+    TariffTier,
+)
 from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
@@ -127,7 +143,9 @@ class LoadManager:
         self.started_at = clock.now()
         self.fail_safe_a = 0.0
         self.rounds = 0
-        self.last_limits: dict[tuple[str, int], float] = {}
+        self.last_limits: dict[tuple[str, int], ConnectorEnvelope] = {}
+        #: per connector, the most it may feed back this round (A; ``discharge`` module): absent = 0
+        self.discharge_a: dict[tuple[str, int], float] = {}
         #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
         self.no_resume_tags: set[str] = set()
         self.departures: Any = None  # planning.allocation.departure.DepartureHistory, from the store
@@ -140,6 +158,11 @@ class LoadManager:
         #: limits to read back with GetCompositeSchedule after the round (off the decrease/increase path)
         self._readbacks: dict[str, tuple[ConnectorTrack, prof.Shape]] = {}
         self._readback_task: asyncio.Task[None] | None = None
+        self.history = LoadBuckets()
+        self.replanner = LiveReplanner(self)
+        self.tiers = self._tier_calendar(config)
+        self.tier: TariffTier | None = None
+        self._holds: np.ndarray | None = None
         self.rebuild()
 
     # ------------------------------------------------------------------ model
@@ -212,7 +235,7 @@ class LoadManager:
         if self.config.site.ev_only_meter:
             return 0.0, False
         r = self.reading
-        stale = r is None or (now - r.ts).total_seconds() > self.config.meter.stale_after_s
+        stale = r is None or (now - r.ts).total_seconds() > self.sim_s(self.config.meter.stale_after_s)
         reading_kw = (
             None
             if r is None
@@ -254,6 +277,7 @@ class LoadManager:
         """Fold one bus event into the state; wake the loop when it changes what the allocation sees."""
         if topic == topics.METER_SITE and isinstance(payload, MeterReading):
             self.reading = payload
+            self._record_building(payload)
             self.wake()
         elif isinstance(payload, ev.TransactionEvent):
             self._on_transaction(payload)
@@ -325,19 +349,14 @@ class LoadManager:
 
     def load_departure_history(self) -> None:
         """Stays per id tag from the store's closed transactions (``planning.allocation.departure``)."""
-        import pandas as pd
-
         from planning.allocation.departure import DepartureHistory
 
         store = getattr(self.csms, "store", None)
         if store is None:
             return
-        rows = [(tx.id_tag, tx.start_time, tx.stop_time) for tx in store.transactions() if tx.stop_time is not None]
-        frame = pd.DataFrame(rows, columns=["id_tag", "connected", "disconnected"])
-        for col in ("connected", "disconnected"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        self.departures = DepartureHistory(frame, self.config.site.timezone)
-        log_event(log, "departure_history_loaded", stays=len(frame))
+        rows = ((tx.id_tag, tx.start_time, tx.stop_time) for tx in store.transactions())
+        self.departures = DepartureHistory.from_stays(rows, self.config.site.timezone)
+        log_event(log, "departure_history_loaded", stays=len(self.departures.stay_s))
 
     def _estimate_departure(self, t: ConnectorTrack) -> None:
         import pandas as pd
@@ -380,12 +399,14 @@ class LoadManager:
         t.measured_a = e.current_a
         if e.current_a is None:
             return
-        limit = t.limit_for_compliance(e.at, self.config.site.response_s)
+        response_s = self.sim_s(self.config.site.response_s)
+        limit = t.limit_for_compliance(e.at, response_s)
+        limit = None if limit is None else max(limit, 0.0)  # a discharge limit allows no import at all
         tol = self.config.site.noncompliance_tolerance_a
         if limit is not None and e.current_a > limit + tol:
             if t.over_since is None:
                 t.over_since = e.at
-            elif (e.at - t.over_since).total_seconds() >= self.config.site.response_s and not t.noncompliant:
+            elif (e.at - t.over_since).total_seconds() >= response_s and not t.noncompliant:
                 t.noncompliant = True
                 log_event(log, "charger_noncompliant", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                           measured_a=e.current_a, limit_a=limit)  # fmt: skip
@@ -459,17 +480,68 @@ class LoadManager:
             )
         if old.site.plan != config.site.plan or old.site.plan_building != config.site.plan_building:
             self.plan = PlanFile(config.site.plan, config.site.plan_building, config.site.timezone)
+        if old.tariff != config.tariff or old.site.timezone != config.site.timezone:
+            self.tiers = self._tier_calendar(config)  # boundary hours that are new fire after a restart
+            self.switch_tier(self.clock.now())
         self.rebuild()
         self.wake()
 
     def replan(self, who: str) -> None:
-        """The daily (or requested) re-plan: hand over to the hook, then re-read the plan file."""
+        """The daily (or requested) re-plan: re-read the plan file, then recompute its ceiling from the stored
+        meter history off the event loop (``replan``: the switch happens when that finishes)."""
         log_event(log, "replan_requested", who=who)
         if self.on_replan is not None:
             self.on_replan(who)
         self.load_departure_history()
         if self._poll_plan():
             self.rebuild()
+        self.replanner.start(who)
+        self.wake()
+
+    def sim_s(self, setting_s: float) -> float:
+        """A duration setting in this clock's seconds, at least ``[site] min_real_s`` real seconds of it."""
+        return max(setting_s, self.config.site.min_real_s * float(getattr(self.clock, "speed", 1.0)))
+
+    def _record_building(self, r: MeterReading) -> None:
+        """Keep the building's own load for the daily re-plan (``meter_history``: 15-minute rows in the store)."""
+        site = self.config.site
+        db = getattr(self.csms, "db", None)
+        if site.ev_only_meter or db is None:
+            return
+        kw = r.power_kw - (self.ev_kw_in_reading(r.ts) if site.meter_includes_evs else 0.0)
+        rows = self.history.add(r.meter_id, r.ts, kw)
+        if not rows:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # fed outside the event loop (a tool, a test): write now
+            db.store.add_events(rows)
+            return
+        db.submit_logged(db.store.add_events, rows)
+
+    @staticmethod
+    def _tier_calendar(config: Config) -> TierCalendar | None:
+        from planning.errors import PlanningError
+        from planning.tariff import tariff_from_config
+
+        try:
+            return TierCalendar(tariff_from_config(config.tariff), config.site.timezone)
+        except PlanningError as err:
+            log_event(log, "tariff_unusable", logging.WARNING, error=str(err), effect="no tariff tiers")
+            return None
+
+    def switch_tier(self, at: datetime) -> None:
+        """The clockwork's tier boundary (and start, config change): publish the tier if it changed."""
+        tier, err = tier_or_none(self.tiers, at)
+        if err is not None:
+            log_event(log, "tariff_tier_unknown", logging.WARNING, error=err, effect="no tier hold")
+        old = self.tier
+        self.tier = tier
+        if tier is None or (old is not None and (old.name, old.cents_per_kwh) == (tier.name, tier.cents_per_kwh)):
+            return
+        log_event(log, "tariff_tier", tier=tier.name, cents_per_kwh=tier.cents_per_kwh, cheap=tier.cheap,
+                  since=tier.since.isoformat(), at=at.isoformat(), tariff=tier.tariff)  # fmt: skip
+        self.bus.publish(topics.LOADMGMT_TARIFF, tier)
         self.wake()
 
     def _control(self, cp_id: str) -> ChargerControl:
@@ -504,6 +576,12 @@ class LoadManager:
                 s.fixed_a[i] = c.max_a
             elif fixed:
                 s.fixed_a[i] = t.may_draw_a(now, self._fail_safe_for(c))
+        self._holds = None
+        if site.tariff_hold and self.tier is not None and not self.tier.cheap:
+            # Outside the cheap tier a car is held to what its deadline needs: its maximum this round.
+            holds = deadline_hold_a(s, site.departure_margin_min * 60.0)
+            s.max_a = np.where(np.isnan(holds), s.max_a, holds)
+            self._holds = holds
         c = self._constraints
         ceiling = self.plan.schedule.ceiling_kw(now) if self.plan.schedule is not None else None
         if ceiling is not None:
@@ -538,7 +616,8 @@ class LoadManager:
                 now = self.clock.now()
                 snap, _building, stale = self.snapshot(now)
                 alloc = allocate(snap, self.config.site.policy)
-                decreases, rest = self._plan_sends(snap, alloc.limit_a, alloc.reasons, now, stale)
+                reasons = self._tier_reasons(alloc.limit_a, alloc.reasons, snap, now)
+                decreases, rest = self._plan_sends(snap, alloc.limit_a, reasons, now, stale)
                 if decreases:
                     await self._send_all(decreases, now)
                     continue
@@ -547,6 +626,17 @@ class LoadManager:
             self.rounds += 1
             self._publish_limits()
             self._start_readbacks()
+
+    def _tier_reasons(self, limit_a: np.ndarray, reasons: list[str], snap: Snapshot, now: datetime) -> list[str]:
+        """Name the tariff tier in the reason of every limit the tier's hold decided."""
+        holds, tier = self._holds, self.tier
+        if holds is None or tier is None:
+            return reasons
+        out = list(reasons)
+        for i in np.flatnonzero(~np.isnan(holds) & (limit_a >= holds - 0.15) & (limit_a > 0)):
+            departure = now + timedelta(seconds=float(snap.sessions.departure_s[i]))
+            out[i] = hold_reason(tier, float(limit_a[i]), departure, self.config.site.timezone)
+        return out
 
     def _start_readbacks(self) -> None:
         """Read back the limits of this round in the background (one at a time per charger, chargers at once)."""
@@ -573,6 +663,7 @@ class LoadManager:
         decreases: list[tuple[ConnectorTrack, float, str]] = []
         rest: list[tuple[ConnectorTrack, float, str]] = []
         refresh_before = timedelta(seconds=site.profile_validity_s / 2)
+        self.discharge_a = self._discharge_bounds(now, stale)
         for i, spec in enumerate(self._specs):
             t = self.tracks[(spec.cp_id, spec.connector_id)]
             ctl = self.chargers.get(spec.cp_id)
@@ -598,19 +689,52 @@ class LoadManager:
                 rest.append((t, target, reason))
         return decreases, rest
 
+    def _discharge_bounds(self, now: datetime, stale: bool) -> dict[tuple[str, int], float]:
+        """How much each connector may feed back this round (``discharge`` module): only connectors whose
+        charger declared discharge twice, with a car and an acknowledged limit; the building's fresh load
+        (less the reserve) plus ``[site] export_limit_kw`` shared among them."""
+        site = self.config.site
+        by_id = {c.id: c for c in self.config.chargers}
+        eligible = []
+        for key, t in self.tracks.items():
+            ch = by_id.get(t.spec.cp_id)
+            ctl = self.chargers.get(t.spec.cp_id)
+            if ch is None or not t.active or not t.online or t.unacked or t.assumed_a is None:
+                continue
+            if (ctl is not None and ctl.uncontrollable) or not dis.may_discharge(
+                ch.bidirectional, self.csms.capabilities(t.spec.cp_id)
+            ):
+                continue
+            eligible.append((key, t.spec))
+        if not eligible:
+            return {}
+        # those already discharging first (a thin allowance is not moved from car to car), then a stable order
+        eligible.sort(key=lambda e: (not (self.tracks[e[0]].assumed_a or 0.0) < 0, e[0]))
+        building = 0.0 if stale else max(self.building_kw(now)[0] - site.reserve_kw, 0.0)
+        specs = [s for _, s in eligible]
+        bounds = dis.discharge_bounds_a([s.max_a * s.kw_per_a for s in specs], [s.kw_per_a for s in specs],
+                                        building + site.export_limit_kw,
+                                        [min(site.min_current_a, s.max_a) * s.kw_per_a for s in specs])  # fmt: skip
+        return {key: float(b) for (key, _), b in zip(eligible, bounds, strict=True)}
+
     def _regulated(self, t: ConnectorTrack, target: float, reason: str, now: datetime) -> tuple[float, str]:
         """Apply a fresh regulation setpoint below load management's own limit (never above: it always wins).
 
         A setpoint older than a live profile's validity is ignored (the aggregator stopped); a negative one
-        (discharge) is applied as 0 A, since live profiles here carry no discharge.
+        (discharge) is applied down to the connector's discharge bound of this round, which is 0 (so 0 A is
+        sent) unless its charger declared discharge (``evsite.discharge``).
         """
         if t.regulation_a is None or t.regulation_at is None:
             return target, reason
         if (now - t.regulation_at).total_seconds() > self.config.site.profile_validity_s:
             return target, reason
-        wanted = max(t.regulation_a, 0.0)
+        floor = -self.discharge_a.get((t.spec.cp_id, t.spec.connector_id), 0.0)
+        wanted = max(t.regulation_a, floor)
         if wanted >= target:
             return target, reason
+        if wanted < 0:
+            return wanted, (f"regulation discharge {-wanted:.1f} A within load management's discharge bound "
+                            f"{-floor:.1f} A ({t.regulation_reason})")  # fmt: skip
         return (
             wanted,
             f"regulation setpoint {wanted:.1f} A within load management's {target:.1f} A ({t.regulation_reason})",
@@ -642,7 +766,7 @@ class LoadManager:
         before = t.assumed_a
         t.unconfirmed(amps, reason)
         for stack in stacks:
-            profile = prof.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
+            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
             status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps)
             if status == "Accepted":
                 if stack != ctl.stack:
@@ -667,7 +791,7 @@ class LoadManager:
     def _note_pause(self, t: ConnectorTrack, amps: float, before: float | None) -> None:
         """Remember a pause of a charging car and its resumption, to spot cars that do not resume."""
         minimum = self.config.site.min_current_a
-        if amps < minimum and t.active and t.status == "Charging":
+        if 0 <= amps < minimum and t.active and t.status == "Charging":  # a discharge (< 0) is no pause
             t.paused_mid_session = True
         elif amps >= minimum and t.paused_mid_session and (before or 0.0) < minimum:
             t.resumed_at = self.clock.now()
@@ -765,7 +889,9 @@ class LoadManager:
         limits = {
             # load management's own limit, before a regulation setpoint lowered it (else the grant would ratchet
             # down to the aggregator's last setpoint); never above what the charger may be drawing under it
-            (t.spec.cp_id, t.spec.connector_id): self._grant_a(t)
+            (t.spec.cp_id, t.spec.connector_id): ConnectorEnvelope(
+                self._grant_a(t), self.discharge_a.get((t.spec.cp_id, t.spec.connector_id), 0.0)
+            )
             for t in self.tracks.values()
         }
         if limits != self.last_limits:
@@ -779,7 +905,7 @@ class LoadManager:
             return 0.0
         if t.granted_a is not None and t.regulation_a is not None:
             return t.granted_a
-        return t.assumed_a
+        return max(t.assumed_a, 0.0)
 
     # ------------------------------------------------------------------ state
 
@@ -809,6 +935,7 @@ class LoadManager:
             headroom_kw=(limit - total) if total is not None else None,
             plan_period=period,
             meter_stale=stale,
+            tariff_tier=self.tier.label if self.tier is not None else None,
             connectors=[
                 ConnectorState(
                     t.spec.cp_id,
@@ -875,6 +1002,7 @@ class LoadManager:
             self.bus.subscribe(topics.REGULATION_SETPOINTS),
         ]
         self.seed_from_csms()
+        self.switch_tier(self.clock.now())
         clockwork = Clockwork(self, self.clock)
         self._tasks = [asyncio.create_task(self._pump(s), name=f"loadmgmt-{s.pattern}") for s in subs]
         self._tasks += clockwork.tasks()
@@ -899,6 +1027,8 @@ class LoadManager:
         finally:
             if self._readback_task is not None:
                 self._tasks.append(self._readback_task)
+            if self.replanner.task is not None:
+                self._tasks.append(self.replanner.task)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

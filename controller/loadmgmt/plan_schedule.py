@@ -11,6 +11,11 @@ Two shapes are understood, whichever the file carries for the chosen building:
 
 The conservative building forecast is ``baseload_kw`` (24 kW by local hour) when present, else the plan's
 ``max_demand.kw``; it replaces the meter when the meter is stale.
+
+The daily re-plan (``controller.loadmgmt.replan``) writes ``<plan>.live.json`` beside the user's file and
+never touches the file itself. ``PlanFile.schedule`` is that live plan while it derives from the plan file as
+it is now (its ``base_plan_mtime_ns``), else the file's own plan: editing plan.json makes the edit win at
+once, and a restart picks the live plan up again.
 """
 
 from __future__ import annotations
@@ -105,23 +110,42 @@ def parse_plan(doc: Any, source: str, building: str | None, default_tz: str) -> 
     return PlanSchedule(source, tz, weekday, weekend, building_kw, peak_kw)
 
 
+def live_path(plan_path: Path) -> Path:
+    """Where the daily re-plan writes its result: ``plan-out/plan.json`` -> ``plan-out/plan.live.json``."""
+    return plan_path.with_name(f"{plan_path.stem}.live.json")
+
+
 class PlanFile:
-    """``[site] plan`` read when it changes; ``schedule`` is the last good plan (None: none yet)."""
+    """``[site] plan`` read when it changes; ``schedule`` is the plan in force (None: none yet)."""
 
     def __init__(self, path: Path | None, building: str | None, default_tz: str) -> None:
         self.path = path
         self.building = building
         self.default_tz = default_tz
-        self.schedule: PlanSchedule | None = None
+        self.file_schedule: PlanSchedule | None = None
+        self.live: PlanSchedule | None = None
         self._mtime: float | None = None
+        self.mtime_ns: int | None = None
         self._missing_reported = False
+
+    @property
+    def schedule(self) -> PlanSchedule | None:
+        """The re-planned schedule when there is one for the current file, else the file's."""
+        return self.live if self.live is not None else self.file_schedule
+
+    def set_live(self, schedule: PlanSchedule, base_mtime_ns: int | None) -> bool:
+        """Switch to a re-planned schedule (one assignment); refused (False) if the file changed since."""
+        if base_mtime_ns != self.mtime_ns:
+            return False
+        self.live = schedule
+        return True
 
     def poll(self) -> bool:
         """Re-read the file when its mtime changed; True when a new plan took effect. Raises ``PlanError``."""
         if self.path is None:
             return False
         try:
-            mtime = self.path.stat().st_mtime
+            stat = self.path.stat()
         except FileNotFoundError:
             if self._missing_reported:
                 return False
@@ -129,12 +153,29 @@ class PlanFile:
             self._mtime = None
             raise PlanError(f"{self.path}: plan file not found (run `evsite plan`); previous plan kept") from None
         self._missing_reported = False
-        if mtime == self._mtime:
+        if stat.st_mtime == self._mtime:
             return False
-        self._mtime = mtime
+        self._mtime = stat.st_mtime
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise PlanError(f"{self.path}: not readable JSON ({err}); keeping the previous plan") from None
-        self.schedule = parse_plan(doc, str(self.path), self.building, self.default_tz)
+        self.file_schedule = parse_plan(doc, str(self.path), self.building, self.default_tz)
+        self.mtime_ns = stat.st_mtime_ns
+        self.live = self._live_for_this_file()
         return True
+
+    def _live_for_this_file(self) -> PlanSchedule | None:
+        """The re-plan written for exactly this plan file (after a restart), or None."""
+        assert self.path is not None
+        path = live_path(self.path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None  # no re-plan yet, or an unreadable one: the plan file itself is in force
+        if not isinstance(doc, dict) or doc.get("base_plan_mtime_ns") != self.mtime_ns:
+            return None
+        try:
+            return parse_plan(doc, str(path), None, self.default_tz)
+        except PlanError:
+            return None  # a damaged re-plan never blocks the user's plan; the next re-plan rewrites it

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,8 +133,13 @@ async def run_alms(
     step_s: float = 2.0,
     seed: int = 0,
     series: bool = False,
+    on_started: Callable[[Any, Any, ScaledClock], list[Coroutine[Any, Any, None]]] | None = None,
 ) -> AlmsResult:
-    """Run the load-managed site for ``hours`` simulated at ``speed`` (see the module docstring)."""
+    """Run the load-managed site for ``hours`` simulated at ``speed`` (see the module docstring).
+
+    ``on_started(site, runtime, clock)``: called once the chargers are online; the coroutines it returns run
+    beside the site until the end (e.g. a regulation signal replay, ``regulation_live``).
+    """
     import random
     import time
 
@@ -154,6 +160,8 @@ async def run_alms(
     ch = config.chargers
     specs = charger_specs(len(ch), ch[0].connectors, "SIM", voltage_v=ch[0].voltage_v, phases=ch[0].phases,
                           max_current_a=ch[0].max_current_a, meter_interval_s=30)  # fmt: skip
+    # a charger configured bidirectional is simulated as one (it declares it and takes discharge setpoints)
+    specs = [type(s)(**{**s.__dict__, "bidirectional": c.bidirectional}) for s, c in zip(specs, ch, strict=True)]
     quirky = [
         type(s)(**{**s.__dict__, "capabilities": Capabilities(only_stack_level_0=True)})
         if i < faults.stack0_only
@@ -220,6 +228,8 @@ async def run_alms(
                 extra.append(asyncio.create_task(drop_limit()))
             if faults.controller_restart_at_s is not None:
                 extra.append(asyncio.create_task(restart()))
+            if on_started is not None:
+                extra += [asyncio.create_task(c) for c in on_started(site, state["runtime"], clock)]
             summary = await site.run(hours)
     finally:
         for t in extra:

@@ -67,7 +67,8 @@ def _status(client: ApiClient, args: argparse.Namespace) -> int:
     print(f"site at {site['at']}{stale}")
     print(f"  building {_kw(site['building_kw'])} kW + EV {_kw(site['ev_kw'])} kW = total {_kw(site['total_kw'])} kW")
     print(f"  limit {_kw(site['limit_kw'])} kW, headroom {_kw(site['headroom_kw'])} kW"
-          + (f", plan period {site['plan_period']}" if site["plan_period"] else ""))  # fmt: skip
+          + (f", plan period {site['plan_period']}" if site["plan_period"] else "")
+          + (f", tariff {site['tariff_tier']}" if site.get("tariff_tier") else ""))  # fmt: skip
     print(f"chargers: {online} of {len(chargers)} online; open transactions: {len(open_tx)}")
     for c in chargers:
         print(f"  {c['id']:<16} {'online ' if c['online'] else 'offline'}  " + _connectors(c))

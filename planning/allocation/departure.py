@@ -12,7 +12,9 @@ sessions file (only rows that ended before the session began, so a replay never 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,16 @@ class DepartureHistory:
         self.stay_s = (pd.DatetimeIndex(done["disconnected"]) - pd.DatetimeIndex(done["connected"])).total_seconds()
         self.stay_s = np.asarray(self.stay_s, float)
         self.weekend = _weekend(done["connected"], tz)
+
+    @classmethod
+    def from_stays(cls, stays: Iterable[tuple[str | None, datetime, datetime | None]], tz: str) -> DepartureHistory:
+        """From ``(id_tag, connected, disconnected)`` rows (a live store's transactions; naive times are UTC).
+        Rows still open are ignored: they say nothing about a stay yet."""
+        rows = [(tag, start, stop) for tag, start, stop in stays if stop is not None]
+        frame = pd.DataFrame(rows, columns=["id_tag", "connected", "disconnected"])
+        for col in ("connected", "disconnected"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        return cls(frame, tz)
 
     def estimate(
         self,

@@ -10,20 +10,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from controller.aggregator.core import R_DOWN_CH, R_UP_DIS, R_UP_STOP, RegulationController
-from controller.aggregator.dispatch import (
-    ConnectorRef,
-    DispatchError,
-    ProfileDispatcher,
-    can_discharge_mask,
-    connectors_from_config,
-    limit_a,
-)
+from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher, can_discharge_mask, connectors_from_config
 from controller.aggregator.signal_source import SignalPayloadError, SignalSubscriber, parse_signal_payload
 from evsite.bus import EventBus
 from evsite.config import parse_config_text
-from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
-from planning.ssm_estimate import estimate_model
 from simulators.regulation_signal import SignalFileError, load_signal, publish_signal, signal_payload
 
 
@@ -77,60 +67,36 @@ def test_connectors_from_config(refs: list[ConnectorRef]) -> None:
     assert refs[2].power_kw(32) == pytest.approx(32 * 120 / 1000)
 
 
-@pytest.mark.parametrize(("idx", "mode", "limit"), [(0, CHARGING, 16.0), (0, IDLE, 0.0), (2, DISCHARGING, -32.0)])
-def test_limit_for_mode(refs: list[ConnectorRef], idx: int, mode: int, limit: float) -> None:
-    assert limit_a(refs[idx], mode) == limit
+def _limits(rec: Recorder) -> dict[tuple[str, int], float]:
+    return {(cp, r.connector_id): r.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+            for cp, r, _ in rec.calls}  # fmt: skip
 
 
-def test_discharge_to_a_unidirectional_charger_is_an_error(refs: list[ConnectorRef]) -> None:
-    with pytest.raises(DispatchError, match="UNI connector 1: not bidirectional"):
-        limit_a(refs[0], DISCHARGING)
-
-
-async def test_dispatch_sends_profiles_with_reasons_and_never_discharges_unidirectional(refs) -> None:
+async def test_setpoints_become_current_limits_with_reasons_and_never_discharge_unidirectional(refs) -> None:
+    """kW through each charger's own voltage and phases, clipped to its rating; a negative setpoint for a
+    unidirectional connector is refused and never sent."""
     rec = Recorder()
     d = ProfileDispatcher(rec.send, refs)
-    res = await d.apply(np.array([0, 1, 2]), np.array([IDLE, DISCHARGING, DISCHARGING]),
-                        np.array([R_UP_STOP, R_UP_DIS, R_UP_DIS]))  # fmt: skip
+    res = await d.apply_setpoints(np.array([0, 1, 2]), np.array([0.0, -3.0, -2.4]),
+                                  ["regulation_modulate", "regulation_switch", "regulation_switch"])  # fmt: skip
     assert res.refused == 1 and res.sent == 2 and res.accepted == 2
-    sent = {(cp, req.connector_id): (req, why) for cp, req, why in rec.calls}
-    assert set(sent) == {("UNI", 1), ("V2G", 1)}
-    uni, why = sent[("UNI", 1)]
-    sched = uni.cs_charging_profiles["chargingSchedule"]
-    assert sched["chargingRateUnit"] == "A" and sched["chargingSchedulePeriod"][0]["limit"] == 0.0
+    assert _limits(rec) == {("UNI", 1): 0.0, ("V2G", 1): -20.0}  # 2.4 kW at 120 V single phase
+    uni = next(r for cp, r, _ in rec.calls if cp == "UNI")
     assert uni.cs_charging_profiles["chargingProfilePurpose"] == "TxDefaultProfile"
-    assert why == "regulation_up_stop_charge"
-    v2g, why = sent[("V2G", 1)]
-    assert v2g.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == -32.0
-    assert why == "regulation_up_discharge"
+    assert uni.cs_charging_profiles["chargingSchedule"]["chargingRateUnit"] == "A"
+    assert {why for _, _, why in rec.calls} == {"regulation_modulate", "regulation_switch"}
+    rec.calls.clear()
+    await d.apply_setpoints(np.array([0, 2]), np.array([50.0, -50.0]), ["a", "b"])
+    assert _limits(rec) == {("UNI", 1): 16.0, ("V2G", 1): -32.0}  # never beyond the rating
 
 
 async def test_dispatch_records_rejections_and_transport_errors(refs) -> None:
-    res = await ProfileDispatcher(Recorder(status="Rejected").send, refs).apply(
-        np.array([0]), np.array([CHARGING]), np.array([R_DOWN_CH]))  # fmt: skip
+    res = await ProfileDispatcher(Recorder(status="Rejected").send, refs).apply_setpoints(
+        np.array([0]), np.array([11.0]), ["regulation_switch"])  # fmt: skip
     assert res.accepted == 0 and res.failed == [("UNI", 1, "Rejected")]
-    res = await ProfileDispatcher(Recorder(fail_for="UNI").send, refs).apply(
-        np.array([0, 2]), np.array([CHARGING, CHARGING]), np.array([R_DOWN_CH, R_DOWN_CH]))  # fmt: skip
+    res = await ProfileDispatcher(Recorder(fail_for="UNI").send, refs).apply_setpoints(
+        np.array([0, 2]), np.array([11.0, 3.0]), ["regulation_switch"] * 2)  # fmt: skip
     assert res.accepted == 1 and res.failed[0][:2] == ("UNI", 1) and "not connected" in res.failed[0][2]
-
-
-async def test_controller_and_dispatcher_end_to_end_on_a_small_site(refs) -> None:
-    """A maximal regulation-up request: the unidirectional connectors go idle, only V2G discharges."""
-    f = seed_fleet(3, 0)
-    f.arrival_s[:] = 0
-    f.departure_s[:] = 8 * 3600
-    f.soc[:] = 0.7
-    f.soc_target[:] = 0.5
-    ctrl = RegulationController(
-        f, estimate_model(seed_fleet(200, 1), duration_s=100), can_discharge=can_discharge_mask(refs)
-    )
-    d = ctrl.decide(0.0, target_kw=1e6)
-    rec = Recorder()
-    res = await ProfileDispatcher(rec.send, refs).apply(d.changed, d.new_mode, d.reason)
-    assert res.refused == 0 and res.accepted == 3
-    limits = {(cp, r.connector_id): r.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
-              for cp, r, _ in rec.calls}  # fmt: skip
-    assert limits == {("UNI", 1): 0.0, ("UNI", 2): 0.0, ("V2G", 1): -32.0}
 
 
 # ------------------------------------------------------------------------------------------------ signal
@@ -226,22 +192,31 @@ async def test_dispatch_stays_inside_the_limits_load_management_publishes(refs) 
     from controller.aggregator.limits import LimitGate
     from evsite import topics
     from evsite.bus import EventBus
+    from evsite.site_state import ConnectorEnvelope
 
     bus = EventBus()
     gate = LimitGate(bus)
     rec = Recorder()
     d = ProfileDispatcher(rec.send, refs, gate=gate)
     idx = np.array([0, 1, 2])
-    modes = np.array([CHARGING, CHARGING, DISCHARGING], np.int8)
-    reasons = np.zeros(3, np.int8)
-    res = await d.apply(idx, modes, reasons)  # nothing granted yet: nothing sent
+    setpoints = np.array([11.04, 11.04, -3.84])  # full charge, full charge, full discharge (32 A x 120 V)
+    reasons = ["regulation_switch"] * 3
+    res = await d.apply_setpoints(idx, setpoints, reasons)  # nothing granted yet: nothing sent
     assert rec.calls == [] and res.refused == 3
-    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 20.0, ("V2G", 1): 10.0}))
-    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): 10.0}))  # the latest wins
-    res = await d.apply(idx, modes, reasons)
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 20.0, ("V2G", 1): ConnectorEnvelope(10.0, 8.0)}))
+    bus.publish(topics.LOADMGMT_LIMITS,  # the latest wins
+                MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): ConnectorEnvelope(10.0, 8.0)}))  # fmt: skip
+    res = await d.apply_setpoints(idx, setpoints, reasons)
     sent = {(cp, req.connector_id): req.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
             for cp, req, _ in rec.calls}  # fmt: skip
-    assert sent == {("UNI", 1): 6.0, ("V2G", 1): -10.0}  # UNI 2 has no grant; discharge bounded too
+    assert sent == {("UNI", 1): 6.0, ("V2G", 1): -8.0}  # UNI 2 has no grant; discharge within its own bound
     assert res.refused == 1
     assert all("load_management_limit" in why for _, _, why in rec.calls)
     assert gate.limit_kw(refs).tolist() == pytest.approx([6 * 230 * 3 / 1000, 0.0, 10 * 120 / 1000])
+    assert gate.discharge_kw(refs).tolist() == pytest.approx([0.0, 0.0, 8 * 120 / 1000])
+    # a bare number is a charging grant only: no discharge at all
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({("UNI", 1): 6.0, ("V2G", 1): 10.0}))
+    rec.calls.clear()
+    await d.apply_setpoints(idx, setpoints, reasons)
+    assert [(cp, req.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"])
+            for cp, req, _ in rec.calls if cp == "V2G"] == [("V2G", 0.0)]  # fmt: skip

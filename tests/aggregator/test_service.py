@@ -1,18 +1,18 @@
-"""The live aggregator on a manual clock: bus events in, SetChargingProfile requests out (stand-in send)."""
+"""The live aggregator on a manual clock: bus events in, SetChargingProfile requests or load-management
+setpoints out (a recording send), departures estimated from the store."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
 from controller import events as ev
 from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher
-from controller.aggregator.service import CAPACITY_TOPIC, LiveDefaults, LiveFleet, RegulationService
+from controller.aggregator.service import LiveDefaults, LiveFleet
 from controller.aggregator.signal_source import BUS_TOPIC, SignalSample
 from evsite.bus import EventBus
-from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, seed_fleet
+from evsite.ev_fleet import seed_fleet
 from planning.ssm import StateSpaceModel
 from planning.ssm_estimate import estimate_model
 
@@ -50,69 +50,51 @@ def model():
     return estimate_model(seed_fleet(300, 1), duration_s=200)
 
 
-def _service(bus, clock, model, send) -> RegulationService:
-    live = LiveFleet(REFS, LiveDefaults(soc_target=0.5))
-    return RegulationService(bus, clock, live, model, ProfileDispatcher(send, REFS), step_s=4.0)
-
-
 async def test_live_fleet_follows_ocpp_events() -> None:
-    live = LiveFleet(REFS)
+    live = LiveFleet(REFS, LiveDefaults(dwell_h=2.0))
     assert not live.fleet.online(0.0).any()
     assert live.on_event(ev.TransactionEvent("V2G", 1, 7, "started", "TAG", 0, T), 10.0)
     assert live.on_event(ev.MeterEvent("V2G", 1, 7, T, soc_pct=42.0), 11.0)
     assert not live.on_event(ev.MeterEvent("OTHER", 1, 7, T, soc_pct=42.0), 11.0)
     assert live.fleet.online(12.0).tolist() == [False, False, True] and live.fleet.soc[2] == 0.42
     assert live.fleet.p_charge_kw[0] == pytest.approx(16 * 230 * 3 / 1000)
+    assert live.fleet.p_min_kw[2] == pytest.approx(6 * 230 / 1000)  # the minimum current, single phase
+    assert live.departure_est_s[2] == 10.0 + 2 * 3600.0
+    assert live.fleet.online(10.0 + 5 * 3600.0)[2]  # past its estimated departure it is still plugged in
     live.on_event(ev.ConnectionEvent("V2G", False, T, "closed"), 20.0)
     assert not live.fleet.online(20.0).any()
 
 
-async def test_service_follows_the_signal_up_and_down(manual_clock, model) -> None:
-    bus = EventBus()
-    rec = Recorder()
-    offers = bus.subscribe(CAPACITY_TOPIC)
-    svc = _service(bus, manual_clock, model, rec.send)
-    _plug_in(bus)
-    bus.publish(BUS_TOPIC, SignalSample(T, 1.0))  # full regulation up
-    task = asyncio.create_task(svc.run())
+def test_departures_are_estimated_from_the_stores_history_per_id_tag(tmp_path) -> None:
+    """A tag with three stays of 3 h gets 3 h; an unknown tag gets the site's median once the site has three
+    stays; a fresh store gives ``[site] departure_default_h``."""
+    from datetime import timedelta
+
+    from controller.aggregator.service import departure_estimator
+    from controller.store import Store
+    from evsite.config import parse_config
+
+    cfg = parse_config({"chargers": [{"id": "UNI", "connectors": 2}], "site": {"departure_default_h": 5.0}})
+    store = Store.open(f"sqlite:///{tmp_path / 'h.db'}")
     try:
-        for _ in range(20):  # let the first step and its dispatch run
-            await asyncio.sleep(0)
-        offer = offers.get_nowait()[1]
-        assert offer.online == 3 and offer.capacity_kw > 0
-        assert svc.ctrl.commanded.tolist() == [IDLE, IDLE, DISCHARGING]
-        assert {(cp, c, lim) for cp, c, lim, _ in rec.calls} == {("UNI", 1, 0.0), ("UNI", 2, 0.0), ("V2G", 1, -32.0)}
-        rec.calls.clear()
-        bus.publish(BUS_TOPIC, SignalSample(T, -1.0))  # full regulation down
-        await manual_clock.advance(4.0)
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert svc.ctrl.commanded.tolist() == [CHARGING, CHARGING, CHARGING]
-        assert all(lim > 0 for _, _, lim, _ in rec.calls) and len(rec.calls) == 3
-        assert {why for *_, why in rec.calls} <= {"regulation_down_stop_discharge", "regulation_down_charge"}
+        fresh = departure_estimator(cfg, store)
+        assert fresh("ALICE", T) == (5 * 3600.0, "site default stay")
+        for day, hours in ((7, 3.0), (14, 3.0), (21, 3.0)):  # Mondays, like T
+            start = T - timedelta(days=day)
+            tx, _ = store.start_transaction("UNI", 1, "ALICE", 0, start, "Accepted")
+            store.stop_transaction("UNI", tx, 1000, start + timedelta(hours=hours), "Local", "ALICE")
+        est = departure_estimator(cfg, store)
+        stay, basis = est("ALICE", T)
+        assert stay == pytest.approx(3 * 3600.0) and basis.startswith("tag ALICE weekday median")
+        assert est("BOB", T)[1].startswith("site weekday median")
+        fresh.refresh()  # the live service re-reads the history every hour
+        assert fresh("ALICE", T)[0] == pytest.approx(3 * 3600.0)
+        live = LiveFleet(REFS, LiveDefaults(), est)
+        live.on_event(ev.TransactionEvent("UNI", 2, 9, "started", "ALICE", 0, T), 100.0)
+        assert live.departure_est_s[1] == pytest.approx(100.0 + 3 * 3600.0)
+        assert live.departure_basis[1].startswith("tag ALICE")
     finally:
-        task.cancel()
-
-
-async def test_stale_signal_holds_the_base_point(manual_clock, model) -> None:
-    bus = EventBus()
-    svc = _service(bus, manual_clock, model, Recorder().send)
-    _plug_in(bus)
-    bus.publish(BUS_TOPIC, SignalSample(T, 1.0))
-    d = await svc.step_once()
-    assert d.target_kw == pytest.approx(svc.offer.base_kw + svc.offer.capacity_kw)
-    await manual_clock.advance(60.0)  # no sample for a minute
-    d = await svc.step_once()
-    assert d.target_kw == pytest.approx(svc.offer.base_kw)
-
-
-async def test_failed_profile_keeps_the_previous_mode(manual_clock, model) -> None:
-    bus = EventBus()
-    svc = _service(bus, manual_clock, model, Recorder(fail_for=("V2G", 1)).send)
-    _plug_in(bus)
-    bus.publish(BUS_TOPIC, SignalSample(T, 1.0))
-    await svc.step_once()
-    assert svc.ctrl.commanded.tolist() == [IDLE, IDLE, CHARGING]  # V2G did not take the discharge profile
+        store.close()
 
 
 async def test_service_from_config(manual_clock) -> None:
@@ -137,6 +119,7 @@ async def test_live_market_acts_only_inside_the_load_management_envelope(manual_
     from controller.aggregator.live_market import MarketService
     from controller.aggregator.tracker import TrackerSettings
     from evsite import topics
+    from evsite.site_state import ConnectorEnvelope
 
     bus = EventBus()
     rec = Recorder()
@@ -149,7 +132,8 @@ async def test_live_market_acts_only_inside_the_load_management_envelope(manual_
     await svc.step_once()
     assert rec.calls == []  # no grant yet
     grant = {("UNI", 1): 10.0, ("UNI", 2): 16.0, ("V2G", 1): 20.0}
-    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType(grant))
+    bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType({k: ConnectorEnvelope(a, a if k[0] == "V2G" else 0.0)
+                                                          for k, a in grant.items()}))  # fmt: skip
     await manual_clock.advance(3600.0)  # next hour: a fresh offer inside the grant
     seen: dict[tuple[str, int], float] = {}
     for value in (1.0, -1.0, 0.5, -0.5):
@@ -179,3 +163,48 @@ async def test_live_market_acts_only_inside_the_load_management_envelope(manual_
         await svc.step_once()
     assert ("UNI", 1) in attempts  # it was asked to move ...
     assert svc.tracker.sent_kw[0] == kept  # ... failed, and the view did not pretend otherwise
+
+
+async def test_live_market_discharges_only_within_the_discharge_bound(manual_clock, model) -> None:
+    """The bidirectional car is never commanded to feed back while load management's envelope gives it no
+    discharge bound; once it does, discharge stays within that bound (and only at the bidirectional one)."""
+    from types import MappingProxyType
+
+    from controller.aggregator.limits import LimitGate
+    from controller.aggregator.live_market import MarketService
+    from controller.aggregator.tracker import TrackerSettings
+    from evsite import topics
+    from evsite.site_state import ConnectorEnvelope
+
+    bus = EventBus()
+    rec = Recorder()
+    gate = LimitGate(bus)
+    live = LiveFleet(REFS, LiveDefaults(soc_target=0.9, dwell_h=12.0))
+    svc = MarketService(bus, manual_clock, live, model, ProfileDispatcher(rec.send, REFS, gate=gate), gate,
+                        settings=TrackerSettings(min_hold_s=0.0))  # fmt: skip
+    _plug_in(bus, soc_pct=30.0)
+
+    def grant(discharge_a: float) -> None:
+        env = {("UNI", 1): ConnectorEnvelope(16.0), ("UNI", 2): ConnectorEnvelope(16.0),
+               ("V2G", 1): ConnectorEnvelope(32.0, discharge_a)}  # fmt: skip
+        bus.publish(topics.LOADMGMT_LIMITS, MappingProxyType(env))
+
+    async def follow(values: tuple[float, ...]) -> list[tuple[str, int, float, str | None]]:
+        calls = []
+        for value in values:
+            bus.publish(BUS_TOPIC, SignalSample(T, value))
+            await manual_clock.advance(2.0)
+            await svc.step_once()
+            calls += rec.calls
+            rec.calls.clear()
+        return calls
+
+    grant(0.0)
+    calls = await follow((1.0, -1.0) * 3)
+    assert calls and all(lim >= 0 for _, _, lim, _ in calls)
+    assert not svc.tracker.can_discharge.any()
+    grant(12.0)
+    await manual_clock.advance(3600.0)  # the next hour's plan may use the bound
+    calls = await follow((1.0, -1.0) * 3)
+    negative = [(cp, lim) for cp, _, lim, _ in calls if lim < 0]
+    assert negative and all(cp == "V2G" and lim >= -12.0 for cp, lim in negative)

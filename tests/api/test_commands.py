@@ -9,6 +9,7 @@ import pytest
 from ocpp.v16 import call
 
 from evsite import topics
+from evsite.departure_update import DepartureUpdate
 from evsite.site_state import SiteLimitOverride
 from tests.api.conftest import Site
 from tests.controller.ocpp_client import charge_point
@@ -159,3 +160,34 @@ async def test_chargers_added_through_the_api_can_connect_and_be_removed(site: S
     with pytest.raises(InvalidStatus):
         async with charge_point(site.csms.url, "CP-NEW"):
             pass
+
+
+async def test_departure_is_validated_and_published_for_an_open_session(site: Site) -> None:
+    store = site.csms.store
+    now = site.clock.now()
+    open_tx, _ = store.start_transaction("CP1", 1, "TAG-OK", 0, now - timedelta(hours=1), "Accepted")
+    closed_tx, _ = store.start_transaction("CP1", 2, "TAG-OK", 0, now - timedelta(hours=2), "Accepted")
+    store.stop_transaction("CP1", closed_tx, 5000, now - timedelta(minutes=30), "Local", "TAG-OK")
+    sub = site.runtime.bus.subscribe(topics.LOADMGMT_DEPARTURE)
+    leave = (now + timedelta(hours=3)).isoformat()
+    async with site.client() as c:
+        r = await c.post(f"/api/transactions/{open_tx + 99}/departure", json={"departure_at": leave})
+        assert r.status_code == 404 and f"no transaction {open_tx + 99}" in r.json()["message"]
+        r = await c.post(f"/api/transactions/{closed_tx}/departure", json={"departure_at": leave})
+        assert r.status_code == 409 and "ended at" in r.json()["message"]
+        r = await c.post(f"/api/transactions/{open_tx}/departure", json={"departure_at": "2026-01-01T10:00:00"})
+        assert r.status_code == 422 and r.json()["message"].startswith("departure_at: give the UTC offset")
+        past = (now - timedelta(minutes=1)).isoformat()
+        r = await c.post(f"/api/transactions/{open_tx}/departure", json={"departure_at": past})
+        assert r.status_code == 422 and "is not after now" in r.json()["message"]
+        r = await c.post(f"/api/transactions/{open_tx}/departure", json={"departure_at": leave, "energy_kwh": -1})
+        assert r.status_code == 422 and r.json()["message"].startswith("body.energy_kwh")
+        assert sub.get_nowait() is None  # nothing refused was published
+        r = await c.post(f"/api/transactions/{open_tx}/departure", json={"departure_at": leave, "energy_kwh": 12.5})
+        assert r.status_code == 200 and r.json()["cp_id"] == "CP1" and r.json()["who"] == "alice"
+    published = sub.get_nowait()
+    assert published is not None and sub.get_nowait() is None
+    assert published[1] == DepartureUpdate("CP1", open_tx, now + timedelta(hours=3), 12.5, "alice")
+    await site.csms.flush()
+    outcomes = [e.data["transaction_id"] for e in site.csms.store.events(kind="api_departure")]
+    assert outcomes == [open_tx]

@@ -38,6 +38,7 @@ async def test_boot_answers_rfc3339_reads_capabilities_and_configures_sampling(c
             "ChargingScheduleMaxPeriods",
             "MaxChargingProfilesInstalled",
             "NumberOfConnectors",
+            "BidirectionalCharging",  # the vendor key by which a charger declares discharge (evsite.discharge)
         }
         assert cp.configuration["MeterValueSampleInterval"] == "60"
         assert cp.configuration["MeterValuesSampledData"] == (
@@ -53,6 +54,7 @@ async def test_boot_answers_rfc3339_reads_capabilities_and_configures_sampling(c
         "ChargingScheduleMaxPeriods": 24,
         "MaxChargingProfilesInstalled": 8,
         "NumberOfConnectors": 2,
+        "BidirectionalCharging": None,  # a charger without the vendor key: it never gets a discharge
     }
     assert caps_event.capabilities == row.capabilities == csms.capabilities("CP1")
     assert csms.capabilities("CP2") is None

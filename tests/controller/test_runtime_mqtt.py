@@ -40,6 +40,7 @@ enabled = true
     await site.start()
     try:
         assert site.regulation is not None
+        assert site.regulation.live.estimate.store is site.store  # departures estimated from the site's history
         reading = {"ts": "2026-03-02T08:00:00+00:00", "power_kw": 182.4, "meter_id": "main"}
         signal = {"ts": "2026-03-02T08:00:02+00:00", "value": 0.5}
         async with aiomqtt.Client(host, port) as client:

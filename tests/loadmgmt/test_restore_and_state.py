@@ -74,6 +74,8 @@ async def test_site_state_is_published_on_mqtt(tmp_path: Path, mqtt_broker) -> N
     bus = EventBus()
     manager = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
     manager.handle("meter/site", MeterReading(clock.now(), 42.5))
+    switched_at = clock.now()
+    manager.switch_tier(switched_at)  # the default [tariff]: the seed study's business prices, site time UTC
     async with aiomqtt.Client(host, port) as client:
         await client.subscribe(topic)
         task = asyncio.create_task(publish_site_state(manager, cfg.mqtt, cfg.site, clock))
@@ -84,6 +86,7 @@ async def test_site_state_is_published_on_mqtt(tmp_path: Path, mqtt_broker) -> N
             task.cancel()
     doc = json.loads(message.payload)
     assert doc["building_kw"] == 42.5 and doc["meter_stale"] is False
+    assert doc["tariff_tier"] == ("off-peak 1.38 c/kWh" if switched_at.hour < 8 else "peak 18.62 c/kWh")
     assert doc["limit_kw"] == round(100 * 400 * 3**0.5 / 1000 * 0.8, 3)
     assert {(c["cp_id"], c["connector_id"]) for c in doc["connectors"]} == {("CP1", 1), ("CP1", 2)}
     store.close()
