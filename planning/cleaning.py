@@ -96,7 +96,7 @@ def similar_day_stats(v: np.ndarray, grid: pd.DatetimeIndex, window_days: int = 
     """Median and maximum of the readings at the same time of day on similar days (per sample).
 
     Similar days: the same day type (weekday or weekend) within ``window_days`` either side, the day itself
-    excluded. Vectorised as a (days x slots) matrix shifted by each day offset; missing values are ignored.
+    excluded; missing values are ignored. Vectorised over a (days x slots x window) array (see below).
     """
     day = grid.normalize()
     days, day_idx = np.unique(day.to_numpy(), return_inverse=True)  # datetime64: keeps the index's own unit
@@ -106,29 +106,28 @@ def similar_day_stats(v: np.ndarray, grid: pd.DatetimeIndex, window_days: int = 
     m = np.full((days.size, per_day), np.nan)
     m[day_idx, slot] = v
     weekend = pd.DatetimeIndex(days).day_of_week.to_numpy() >= 5  # (an asi8 round trip would lose the unit)
-    shifted = []
-    for off in range(-window_days, window_days + 1):
-        if off == 0 or abs(off) >= days.size:
-            continue
-        s = np.full_like(m, np.nan)
-        src = slice(max(0, off), days.size + min(0, off))
-        dst = slice(max(0, -off), days.size + min(0, -off))
-        s[dst] = m[src]
-        w_src = np.zeros(days.size, dtype=bool)
-        w_src[dst] = weekend[src] == weekend[dst]
-        s[~w_src] = np.nan
-        shifted.append(s)
-    if not shifted:
-        nan = np.full(v.size, np.nan)
-        return nan, nan
+    w = window_days
+    # Every day's similar days side by side: pad the (days x slots) matrix with w NaN days at both ends and take
+    # a sliding window over days, so cell [d, s, j] is day d + j - w at slot s. The window is laid out last,
+    # so each cell's 2w + 1 candidates are contiguous for the sort below (sorting along a leading axis of a
+    # stacked copy cost twice as much). The day itself and days of the other type are masked to NaN.
+    padded = np.full((days.size + 2 * w, per_day), np.nan)
+    padded[w : w + days.size] = m
+    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1, axis=0)  # (days, slots, 2w + 1)
+    wk_pad = np.full(days.size + 2 * w, -1, dtype=np.int8)
+    wk_pad[w : w + days.size] = weekend
+    same_type = np.lib.stride_tricks.sliding_window_view(wk_pad, 2 * w + 1) == weekend[:, None].astype(np.int8)
+    same_type[:, w] = False  # the day itself
     # NaN-aware median by one sort (NaN sorts last) and the middle of each cell's finite count: np.nanmedian
     # goes through masked arrays and cost ten times as much here.
-    stack = np.sort(np.stack(shifted), axis=0)
-    count = np.isfinite(stack).sum(axis=0)
-    lo = np.take_along_axis(stack, np.maximum(count - 1, 0)[None] // 2, axis=0)[0]
-    hi = np.take_along_axis(stack, (count // 2)[None], axis=0)[0]
+    stack = np.where(same_type[:, None, :], window, np.nan)
+    stack.sort(axis=-1)
+    count = np.isfinite(stack).sum(axis=-1)
+    last = np.maximum(count - 1, 0)[..., None]
+    lo = np.take_along_axis(stack, last // 2, axis=-1)[..., 0]
+    hi = np.take_along_axis(stack, (count // 2)[..., None], axis=-1)[..., 0]
     med = np.where(count > 0, 0.5 * (lo + hi), np.nan)
-    mx = np.where(count > 0, np.take_along_axis(stack, np.maximum(count - 1, 0)[None], axis=0)[0], np.nan)
+    mx = np.where(count > 0, np.take_along_axis(stack, last, axis=-1)[..., 0], np.nan)
     return med[day_idx, slot], mx[day_idx, slot]
 
 

@@ -22,29 +22,67 @@ import pandas as pd
 from planning.errors import PlanningError
 
 HOURS = 24
+_THREADPOOLS: list = []  # one threadpoolctl controller per process (see _one_thread)
+
+
+def _one_thread():
+    """Limit BLAS/OpenMP to one thread for the block (a context manager).
+
+    Why cached: ``threadpool_limits(1)`` scans the loaded shared libraries on every call (about 3 ms, as much
+    as the final k-means); the controller found once per process gives the same limit for a dictionary
+    look-up. A library loaded after the first call would be missed, so the first call happens at the first
+    fit, after sklearn (and with it numpy's and scipy's BLAS and sklearn's OpenMP) is imported.
+    """
+    if not _THREADPOOLS:
+        from threadpoolctl import ThreadpoolController
+
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1)
+
+
+def is_hourly_grid(idx: pd.DatetimeIndex) -> bool:
+    """True when the index is a regular grid of whole clock hours (what ``clean_series`` returns for an hourly
+    meter): then each value is its own hourly mean, and pandas' ``resample("h")`` can be skipped."""
+    if idx.size < 2 or idx[0] != idx[0].floor("h"):
+        return False
+    steps = np.diff(idx.asi8)
+    return bool((steps == steps[0]).all()) and idx[1] - idx[0] == pd.Timedelta(hours=1)
 
 
 def daily_profiles(kw: pd.Series) -> tuple[pd.DataFrame, int]:
     """Hourly means pivoted to one row per local day (24 columns); days with any missing hour are dropped.
 
     Returns the profiles and the number of days dropped (incomplete or touched by an unfilled gap).
+
+    Speed: the input is the cleaned series on its regular naive-local grid, so hour ``i`` after the first
+    midnight is row ``i // 24``, column ``i % 24`` of the day matrix: one reshape replaces pandas'
+    ``pivot_table`` (a third of the ingest stage). A sub-hourly series is first averaged per clock hour with
+    pandas' ``resample`` (its compensated mean, so the values are the ones the pivot used to see).
     """
     if kw.empty:
         raise PlanningError("no readings left after cleaning")
-    step = kw.index[1] - kw.index[0] if kw.size > 1 else pd.Timedelta(hours=1)
-    per_hour = max(1, round(pd.Timedelta(hours=1) / step))
-    grouped = kw.resample("h")
-    hourly = grouped.mean()
-    counts = grouped.count()
-    hourly[counts < per_hour] = np.nan  # an hour with a missing sample is not a measured hour
-    day = hourly.index.normalize()
-    frame = pd.DataFrame({"day": day, "hour": hourly.index.hour, "kw": hourly.to_numpy()})
-    wide = frame.pivot_table(index="day", columns="hour", values="kw", aggfunc="mean", dropna=False)
-    wide = wide.reindex(columns=range(HOURS))
-    all_days = pd.date_range(day.min(), day.max(), freq="D")
-    wide = wide.reindex(all_days)
-    complete = wide.notna().all(axis=1)
-    return wide[complete].astype(float), int((~complete).sum())
+    idx = pd.DatetimeIndex(kw.index)
+    one_hour = pd.Timedelta(hours=1)
+    step = idx[1] - idx[0] if kw.size > 1 else one_hour
+    if is_hourly_grid(idx):
+        first_hour = idx[0]
+        hourly = kw.to_numpy(dtype=float)  # already one value per clock hour: the hourly mean is the value
+    else:
+        per_hour = max(1, round(one_hour / step))
+        grouped = kw.resample("h")
+        counts = grouped.count().to_numpy()
+        hourly = grouped.mean().to_numpy(dtype=float, copy=True)
+        hourly[counts < per_hour] = np.nan  # an hour with a missing sample is not a measured hour
+        first_hour = idx[0].floor("h")
+    first_day = first_hour.normalize()
+    offset = int((first_hour - first_day) // one_hour)
+    n_days = -(-(offset + hourly.size) // HOURS)
+    flat = np.full(n_days * HOURS, np.nan)
+    flat[offset : offset + hourly.size] = hourly
+    days = pd.date_range(first_day, periods=n_days, freq="D")
+    wide = pd.DataFrame(flat.reshape(n_days, HOURS), index=days, columns=pd.RangeIndex(HOURS, name="hour"))
+    complete = np.isfinite(flat).reshape(n_days, HOURS).all(axis=1)
+    return wide[complete], int((~complete).sum())
 
 
 def minmax_scale(x: np.ndarray) -> np.ndarray:
@@ -119,12 +157,11 @@ class LoadStudy:
         """Choose k by silhouette and cluster the days. ``timer()`` returns seconds (perf counter)."""
         import sklearn
         from sklearn.cluster import KMeans
-        from threadpoolctl import threadpool_limits
 
         # Tiny matrices: BLAS/OpenMP threads cost more than they save. The profiles are complete days (checked
         # finite by daily_profiles) and the parameters are ours, so sklearn's per-fit re-validation (about 15%
         # of the search) is skipped.
-        with threadpool_limits(1), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        with _one_thread(), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return self._fit(profiles, timer, KMeans)
 
     def _fit(self, profiles: pd.DataFrame, timer, kmeans_cls) -> LoadStudy:

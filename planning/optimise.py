@@ -64,6 +64,36 @@ def evsite_bounds(headroom_kw: np.ndarray, energy_kwh: float) -> int:
     return math.floor(float(np.clip(headroom_kw, 0, None).sum()) / energy_kwh + 1e-9)
 
 
+def energy_bound_chargers(
+    headroom_kw: np.ndarray, energy_kwh: float, evse_kw: float, occupancy: np.ndarray, rel_tol: float = 1e-9
+) -> int:
+    """The largest N of the evsite model (module docstring) in closed form: what ``solve_evsite_milp`` maximises.
+
+    Why no solver: N is feasible iff some P with ``0 <= P_t <= min(headroom_t, evse_kw * occ_t * N)`` sums to
+    ``e * N``, i.e. iff ``g(N) = sum_t min(headroom_t, evse_kw * occ_t * N) - e * N >= 0``. g is concave with
+    g(0) = 0, so the feasible N form one interval from 0 and the answer is its largest integer, found by
+    bisection on 0..(the energy bound) instead of a MILP (tested equal to HiGHS' answer). The cost-minimising
+    schedule for that N is GEKKO's cost model, cross-checked by HiGHS on every plan.
+    """
+    h = np.clip(np.asarray(headroom_kw, dtype=float), 0.0, None)
+    occ = np.asarray(occupancy, dtype=float)
+    _check_inputs(h, np.zeros(24), occ)
+    per_charger = evse_kw * occ
+
+    def feasible(n: int) -> bool:
+        need = energy_kwh * n
+        return float(np.minimum(h, per_charger * n).sum()) >= need - rel_tol * max(1.0, need)
+
+    lo, hi = 0, evsite_bounds(h, energy_kwh)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if feasible(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def solve_evsite_gekko(
     headroom_kw: np.ndarray, prices: np.ndarray, energy_kwh: float, evse_kw: float, occupancy: np.ndarray
 ) -> Schedule:

@@ -146,7 +146,7 @@ def csv_row(r: BuildingPlan | BuildingFailure) -> dict:
         "max_demand_at": r.max_demand["at"],
         "service": r.service.get("description", ""),
         "chargers_without_lm": r.nec["chargers_without_lm"],
-        "chargers_with_lm": r.chargers_with_lm,
+        "chargers_with_lm": r.chargers_with_lm_text(),
         "cost_per_day_usd": round(r.cost_per_day, 2),
         "warnings": " | ".join(r.warnings),
         "method": r.method,
@@ -284,7 +284,7 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
     ax.set_ylabel("chargers drawing power")
     ax.set_title(
         f"{plan.name} on {plan.service.get('description', '')}\nchargers drawing power per hour "
-        f"(peak {max(plan.active_chargers, default=0)} of {plan.chargers_with_lm} with LM)",
+        f"(peak {max(plan.active_chargers, default=0)} of {plan.chargers_with_lm_text()} with LM)",
         fontsize=8,
     )
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
@@ -297,7 +297,9 @@ def write_plots(plan: BuildingPlan, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5, 3))
         ns = [r["chargers"] for r in curve]
         ax.plot(ns, [100 * r["service_level"] for r in curve], marker="o", ms=3)
-        ax.axvline(plan.sizing["chargers"], color="C3", ls="--", label=f"{plan.sizing['chargers']} chargers")
+        limit = " (search limit)" if plan.chargers_with_lm_is_lower_bound else ""
+        label = f"{plan.chargers_with_lm_text()} chargers{limit}"
+        ax.axvline(plan.sizing["chargers"], color="C3", ls="--", label=label)
         ax.set_ylim(0, 101)
         ax.set_xlabel("chargers")
         ax.set_ylabel("% sessions served")

@@ -119,8 +119,8 @@ def print_summary(results: list, file=None) -> None:
         with_lm = f"{r.chargers_with_lm} (energy bound)"
         if r.sizing:
             with_lm = f"{r.chargers_with_lm} (simulated)"
-            if r.sizing["chargers"] >= r.sizing["searched_up_to"]:
-                with_lm = f">= {r.sizing['chargers']} (search limit)"
+            if r.chargers_with_lm_is_lower_bound:
+                with_lm = f"{r.chargers_with_lm_text()} (search limit)"
         table.add_row(
             r.name,
             f"{md['kw']:.1f} kW ({md['at']}, {md['interval_min']:g}-min)",
@@ -250,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
                 max_demand_kw=round(r.max_demand["kw"], 1),
                 chargers_without_lm=r.nec["chargers_without_lm"],
                 chargers_with_lm=r.chargers_with_lm,
+                chargers_with_lm_is_lower_bound=r.chargers_with_lm_is_lower_bound,
                 cost_per_day=r.cost_per_day,
                 peak_ev_limit_kw=round(max(r.schedule_kw), 1),
                 reason=f"{r.ev_ceiling_kw.get('basis')}; EV limit <= {cfg.service.continuous_load_factor} x service "

@@ -117,7 +117,8 @@ def test_real_session_pool_loads(shared_data: Path) -> None:
 def _reference_year(load_kw, svc, pool, n, days, seed):
     """Brute force: ``allocate`` in every hour for every present session (what simulate_year must equal)."""
     from planning.allocation import Constraints, Sessions, Snapshot, allocate
-    from planning.sizing import assign_chargers, draw_sessions
+    from planning.sizing import draw_sessions
+    from tests.planning.reference import assign_chargers
 
     arr, dep, want = draw_sessions(pool, n, days, seed)
     placed = assign_chargers(arr, dep, n) >= 0
