@@ -89,9 +89,11 @@ class MessageEffects:
         connector_id = body.get("connectorId")
         profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
         now = self.clock.now()
-        self.db.submit_logged(
-            self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now, valid_until
-        )
+        self.db.batch.profiles.append(
+            {"cp_id": cp_id, "action": action, "connector_id": connector_id, "profile": profile,
+             "status": status, "reason": reason, "sent_at": now, "valid_until": valid_until}
+        )  # fmt: skip
+        self.db.commit_if_unbuffered()
         self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
         log_event(
             log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason

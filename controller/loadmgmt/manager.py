@@ -29,10 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -77,12 +77,34 @@ from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
 log = logging.getLogger("controller.loadmgmt")
+T = TypeVar("T")
 
 #: Real seconds a SetChargingProfile may take before it counts as unacknowledged.
 CALL_TIMEOUT_S = 10.0
 #: A charger's stamps (meter values, transaction start) are moved to our clock only when its clock is off by
 #: more than this (real seconds): ``LoadManager._ours``.
 STAMP_SHIFT_S = 60.0
+#: Chargers a round talks to at once. Why a bound: a round over 10,000 chargers started 10,000 tasks in one go,
+#: and every message the chargers sent meanwhile waited behind all of their first steps (MeterValues answered
+#: after 1-3 s). With 500 at a time the calls still overlap far more than a charger's round trip needs (500
+#: calls in flight at 300 ms over a cellular link is ~1,700 calls/s), and the chargers' own messages take
+#: turns with them.
+CHARGERS_AT_ONCE = 500
+
+
+async def for_each_bounded(items: list[T], work: Callable[[T], Awaitable[None]], limit: int) -> None:
+    """``await work(item)`` for every item, at most ``limit`` at once, in order of the list.
+
+    A fixed pool of workers instead of one task per item: the event loop never holds more than ``limit`` of
+    them. The first exception propagates at once and the other workers go on with the rest (as with ``gather``).
+    """
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
 
 
 @dataclass
@@ -116,6 +138,9 @@ class LoadManager:
         self.clock = clock
         self.on_replan = on_replan
         self.tracks: dict[tuple[str, int], ConnectorTrack] = {}
+        #: The same tracks by charger: connection and profile events name a charger, and scanning every track
+        #: for each of them was quadratic in a reconnect storm (10,000 chargers, 40,000 events).
+        self._tracks_of: dict[str, list[ConnectorTrack]] = {}
         self.chargers: dict[str, ChargerControl] = {}
         self.reading: MeterReading | None = None
         self.override: SiteLimitOverride | None = None
@@ -158,7 +183,7 @@ class LoadManager:
         for s in specs:
             key = (s.cp_id, s.connector_id)
             if key not in self.tracks:
-                self.tracks[key] = ConnectorTrack(s)
+                self._add_track(ConnectorTrack(s))
             else:
                 self.tracks[key].spec = s
         self._specs = specs
@@ -167,6 +192,10 @@ class LoadManager:
             self._specs_by_cp.setdefault(spec.cp_id, []).append(spec)
         self._constraints = build_constraints(self.config, specs, self.limit_kw())
         self.fail_safe_a = self._size_fail_safe()
+
+    def _add_track(self, t: ConnectorTrack) -> None:
+        self.tracks[(t.spec.cp_id, t.spec.connector_id)] = t
+        self._tracks_of.setdefault(t.spec.cp_id, []).append(t)
 
     def limit_kw(self) -> float:
         ov = self.override
@@ -314,9 +343,8 @@ class LoadManager:
         elif isinstance(payload, ev.ConnectionEvent | ev.ChargerOnlineEvent):
             # A socket that closed, or a charger silent past its heartbeat timeout: its draw is fixed until back.
             online = payload.connected if isinstance(payload, ev.ConnectionEvent) else payload.online
-            for (cp, _c), t in self.tracks.items():
-                if cp == payload.cp_id:
-                    t.online = online
+            for t in self._tracks_of.get(payload.cp_id, ()):
+                t.online = online
             self.chargers.setdefault(payload.cp_id, self._control(payload.cp_id))
             self.wake()
         elif isinstance(payload, ev.BootEvent):
@@ -337,8 +365,8 @@ class LoadManager:
                 t.regulation_a, t.regulation_at, t.regulation_reason = payload.limit_a, payload.at, payload.reason
                 self.wake()
         elif isinstance(payload, DepartureUpdate):
-            for t in self.tracks.values():
-                if t.spec.cp_id == payload.cp_id and t.tx_id == payload.transaction_id:
+            for t in self._tracks_of.get(payload.cp_id, ()):
+                if t.tx_id == payload.transaction_id:
                     t.departure = payload.departure_at
                     if payload.energy_kwh is not None:
                         t.energy_requested_kwh = payload.energy_kwh
@@ -351,7 +379,7 @@ class LoadManager:
     def _track(self, cp_id: str, connector_id: int) -> ConnectorTrack | None:
         key = (cp_id, connector_id)
         if key not in self.tracks and connector_id >= 1:
-            self.tracks[key] = ConnectorTrack(specs_for(self.config, [key])[-1], online=cp_id in self.csms.connected)
+            self._add_track(ConnectorTrack(specs_for(self.config, [key])[-1], online=cp_id in self.csms.connected))
             # Rebuilt once before the next allocation, not per connector: a storm of N new chargers would
             # otherwise rebuild the site model N times (quadratic; 18.7 s for 2,000 connectors).
             self._stale_model = True
@@ -376,7 +404,7 @@ class LoadManager:
 
     def _on_transaction(self, e: ev.TransactionEvent) -> None:
         if e.connector_id is None:
-            t = next((t for t in self.tracks.values() if t.spec.cp_id == e.cp_id and t.tx_id == e.transaction_id), None)
+            t = next((t for t in self._tracks_of.get(e.cp_id, ()) if t.tx_id == e.transaction_id), None)
         else:
             t = self._track(e.cp_id, e.connector_id)
         if t is None:
@@ -475,7 +503,7 @@ class LoadManager:
         if (e.reason or "").startswith("load management:") or e.status != "Accepted":
             return
         targets = [
-            t for (cp, c), t in self.tracks.items() if cp == e.cp_id and (not e.connector_id or c == e.connector_id)
+            t for t in self._tracks_of.get(e.cp_id, ()) if not e.connector_id or t.spec.connector_id == e.connector_id
         ]
         if e.action == "ClearChargingProfile":
             for t in targets:
@@ -695,7 +723,7 @@ class LoadManager:
                 await self._read_back(t, shape)
 
         async def all_chargers() -> None:
-            await asyncio.gather(*(one(v) for v in by_cp.values()))
+            await for_each_bounded(list(by_cp.values()), one, CHARGERS_AT_ONCE)
 
         self._readback_task = asyncio.create_task(all_chargers(), name="loadmgmt-readback")
 
@@ -828,7 +856,7 @@ class LoadManager:
             for t, amps, reason in items:
                 await self._send_live(t, amps, reason)
 
-        await asyncio.gather(*(one_charger(v) for v in by_cp.values()))
+        await for_each_bounded(list(by_cp.values()), one_charger, CHARGERS_AT_ONCE)
 
     def _shape(self, spec: ConnectorSpec, ctl: ChargerControl) -> prof.Shape:
         caps = self.csms.capabilities(spec.cp_id)
@@ -938,7 +966,8 @@ class LoadManager:
             t.flags.discard("readback mismatch")
 
     async def _send_fail_safes(self) -> None:
-        async def one(cp_id: str, ctl: ChargerControl) -> None:
+        async def one(item: tuple[str, ChargerControl]) -> None:
+            cp_id, ctl = item
             specs = self._specs_by_cp.get(cp_id, [])
             if not specs:
                 return
@@ -960,7 +989,9 @@ class LoadManager:
             await self._send_ceiling(cp_id, ctl, specs, shape)
 
         connected = self.csms.connected
-        await asyncio.gather(*(one(cp, ctl) for cp, ctl in list(self.chargers.items()) if cp in connected))
+        await for_each_bounded(
+            [(cp, ctl) for cp, ctl in self.chargers.items() if cp in connected], one, CHARGERS_AT_ONCE
+        )
 
     async def _send_ceiling(self, cp_id: str, ctl: ChargerControl, specs: list[ConnectorSpec], shape: Any) -> None:
         """ChargePointMaxProfile only where the charger's own circuit cannot carry all its connectors."""
@@ -1093,9 +1124,8 @@ class LoadManager:
                         self._estimate_departure(t)
             if cp_id in self.csms.connected:
                 self.chargers.setdefault(cp_id, self._control(cp_id))
-                for (cp, _c), t in self.tracks.items():
-                    if cp == cp_id:
-                        t.online = True
+                for t in self._tracks_of.get(cp_id, ()):
+                    t.online = True
         self.rebuild()  # new connectors, and a fail-safe the meter history may now size
 
     async def run(self) -> None:
