@@ -2,6 +2,7 @@
 
     python benchmarks/alms_bench.py --quick     # under a minute: 10 chargers for 1 h, limit drop on 50 chargers
     python benchmarks/alms_bench.py             # 50 chargers for 24 h; limit drop on 50, 200 and 1,000 chargers
+    python benchmarks/alms_bench.py --faults    # the 24 h site twice more, with the faults of issue 9
 
 Part 1 (site): simulated chargers (2 x 11 kW connectors each) on a service that cannot carry them at full
 power, beside a real building's hourly load (Cambridge b33, scaled to 40 % of the continuous limit), with
@@ -11,13 +12,20 @@ Part 2 (latency): N chargers with a car on every connector; an operator drops th
 (one allocation round: decreases sent to all chargers concurrently and acknowledged; the GetCompositeSchedule
 readback runs after it, in the background). ``--sizes 200,1000`` picks the charger counts, ``--skip-site``
 runs only part 2 (the last line is then ``violations: 0`` of part 1 not run, so it is omitted).
-The last line is ``violations: N`` (part 1's count).
+``--faults`` runs part 1 at full size twice with faults instead (``FAULT_RUNS``): chargers dropping their
+connection every 30 simulated minutes, 5 accepting only stack level 0, 3 rejecting every profile, every 5th car
+not resuming after a pause and an operator's limit drop to half for two hours; then the building meter silent
+for two hours and the controller killed and restarted 10 simulated minutes later. The last line is
+``violations: N`` (part 1's count; with ``--faults`` the sum over both runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import dataclasses
+import logging
 import sys
 import time
 import uuid
@@ -27,7 +35,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evsite.cli.alms_run import alms_config, arriving_fleet, free_port, run_alms, scaled_building  # noqa: E402
+from evsite.cli.alms_run import (  # noqa: E402
+    AlmsFaults,
+    alms_config,
+    arriving_fleet,
+    free_port,
+    run_alms,
+    scaled_building,
+)
 
 DATA = REPO.parent / "shared" / "data" / "buildings" / "cambridge" / "cambridge_electricity_hourly_kwh_2018_2019.csv"
 
@@ -44,16 +59,30 @@ def site_base(chargers: int) -> dict:
     }
 
 
-async def site_run(chargers: int, hours: float, speed: float, tmp: Path) -> dict:
-    db, topic = f"sqlite:///{tmp / f'site{chargers}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
+H = 3600.0
+#: The faults of issue 9 at the full size (50 chargers, 24 simulated hours), in simulated seconds.
+FAULT_RUNS = {
+    "drops, stack level 0 only, rejects, no-resume cars, limit drop": AlmsFaults(
+        drop_every_s=1800.0, stack0_only=5, reject_profiles=3, no_resume_every=5, limit_drop=(10 * H, 12 * H, 0.0)
+    ),
+    "meter silent 2 h, controller killed and restarted": AlmsFaults(
+        meter_silent=(8 * H, 10 * H), controller_restart_at_s=14 * H, controller_down_s=600.0
+    ),
+}
+
+
+async def site_run(chargers: int, hours: float, speed: float, tmp: Path, faults: AlmsFaults | None = None) -> dict:
+    db, topic = f"sqlite:///{tmp / f'site{chargers}-{uuid.uuid4().hex[:6]}.db'}", f"alms-bench/{uuid.uuid4().hex[:8]}"
     cfg = alms_config(site_base(chargers), chargers=chargers, connectors=2, max_a=16.0, port=free_port(), db=db,
                       topic=topic, drivers=3 * chargers)  # fmt: skip
     limit = cfg.service.rating_kw * 0.8
     building = scaled_building(DATA, "b33", 0.4 * limit)
     start = datetime(2026, 3, 2, 0, tzinfo=UTC)
     fleet = arriving_fleet(3 * chargers, hours, seed=1)
+    if faults is not None and faults.limit_drop is not None:  # half the continuous limit
+        faults = dataclasses.replace(faults, limit_drop=(*faults.limit_drop[:2], limit / 2))
     result = await run_alms(cfg, building, fleet, hours=hours, speed=speed, start=start,
-                            replay_from=datetime(2018, 3, 5, tzinfo=UTC))  # fmt: skip
+                            replay_from=datetime(2018, 3, 5, tzinfo=UTC), faults=faults)  # fmt: skip
     r = result.report
     print(
         f"site: {chargers} chargers x 2 x 11 kW, {hours:g} h at {speed:g}x ({result.wall_s:.0f} s wall): limit "
@@ -120,28 +149,57 @@ async def drop_latency(chargers: int, tmp: Path) -> float:
             print(f"not settled: {sum(t.active for t in lm.tracks.values())} active, {lm.rounds} rounds")
         await asyncio.sleep(1.0)
         active = sum(t.active for t in lm.tracks.values())
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         lm.handle(
             "loadmgmt/site_limit", SiteLimitOverride(lm.limit_kw() / 2, clock.now() + timedelta(hours=1), "bench")
         )
         await lm.rebalance()
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         pending = sum(t.unacked for t in lm.tracks.values())
     finally:
         child.terminate()
         await child.wait()
         await runtime.stop()
     print(f"limit drop: {chargers} chargers ({2 * chargers} connectors, {active} with a car): all decreases "
-          f"acknowledged in {elapsed:.2f} s wall ({pending} unacknowledged)")  # fmt: skip
+          f"acknowledged in {elapsed:.2f} s wall ({pending} unacknowledged); controller process CPU {cpu:.2f} s "
+          f"(all its threads; the chargers run in a child process)")  # fmt: skip
     return elapsed
 
 
-async def main(quick: bool, sizes: list[int] | None, skip_site: bool) -> int:
+class WarningCounter(logging.Handler):
+    """Counts the controller's warning events by name (printed once per run instead of one line each)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[str(record.msg)] += 1
+
+    def flush_counts(self) -> None:
+        if self.counts:
+            print("  warning events: " + ", ".join(f"{k} x{v}" for k, v in self.counts.most_common()))
+        self.counts.clear()
+
+
+async def main(quick: bool, sizes: list[int] | None, skip_site: bool, faults: bool) -> int:
     import os
     import tempfile
 
+    counter = WarningCounter()
+    logging.getLogger().addHandler(counter)
+
     tmp = Path(tempfile.mkdtemp(prefix="alms-bench-"))
     print(f"load average: {os.getloadavg()[0]:.2f} (2 cores shared with parallel work)")
+    if faults:
+        total = 0
+        for name, f in FAULT_RUNS.items():
+            print(f"faults: {name}")
+            total += (await site_run(50, 24.0, 600.0, tmp, f))["violations"]
+            counter.flush_counts()
+        print(f"violations: {total}")
+        return 0
     r = None if skip_site else await (site_run(10, 1.0, 300.0, tmp) if quick else site_run(50, 24.0, 600.0, tmp))
     for n in sizes or ([50] if quick else [50, 200, 1000]):
         await drop_latency(n, tmp)
@@ -155,10 +213,11 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true")
     p.add_argument("--sizes", help="comma-separated charger counts for the limit-drop part")
     p.add_argument("--skip-site", action="store_true", help="run only the limit-drop part")
+    p.add_argument("--faults", action="store_true", help="the 24 h site with faults (twice), no limit-drop part")
     p.add_argument("--sim-only", nargs=4, metavar=("CHARGERS", "PORT", "SIM_START", "WALL0"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.sim_only:
         n, port, sim_start, wall0 = args.sim_only
         raise SystemExit(asyncio.run(simulated_chargers(int(n), int(port), sim_start, float(wall0))))
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else None
-    raise SystemExit(asyncio.run(main(args.quick, sizes, args.skip_site)))
+    raise SystemExit(asyncio.run(main(args.quick, sizes, args.skip_site, args.faults)))

@@ -7,7 +7,9 @@ pre-built, no per-message coroutine), so what is measured is the server.
 Phases:
 
 1. connect ``--chargers`` charge points; each sends BootNotification and StatusNotification and answers the
-   central system's GetConfiguration / ChangeConfiguration (first boot: capabilities are read);
+   central system's GetConfiguration / ChangeConfiguration (first boot: capabilities are read) and load
+   management's SetChargingProfile / ClearChargingProfile (Accepted) and GetCompositeSchedule (Rejected);
+   the steady phase starts once the server's own calls have stopped for 2 s;
 2. steady: every charge point sends MeterValues every ``chargers / rate`` seconds for ``--steady-s`` seconds;
 3. storm: every connection is dropped, then all charge points reconnect at once and each sends Boot, Status,
    5 × MeterValues and a Heartbeat back to back (each call after the previous answer, as OCPP-J requires).
@@ -95,6 +97,10 @@ ANSWERS = {
         "unknownKey": ["ChargingScheduleAllowedChargingRateUnit", "MaxChargingProfilesInstalled", "NumberOfConnectors"],
     },
     "ChangeConfiguration": {"status": "Accepted"},
+    # Load management (on unless --no-load-management): limits accepted, the read-back refused (as many do).
+    "SetChargingProfile": {"status": "Accepted"},
+    "ClearChargingProfile": {"status": "Accepted"},
+    "GetCompositeSchedule": {"status": "Rejected"},
 }
 STORM = ["BootNotification", "StatusNotification", *["MeterValues"] * 5, "Heartbeat"]
 
@@ -225,18 +231,20 @@ async def worker_main(
 
     await asyncio.gather(*(boot(cp) for cp in cps))
     first_boot = (first_t0, time.time(), sum(len(v) for v in stats.latency.values()))
-    # The central system answers each first boot with GetConfiguration and ChangeConfiguration calls (thousands
-    # in all): wait until they have stopped arriving, so the steady phase measures the steady state, not the
-    # tail of the boot burst.
-    # evsite sends three per first boot (GetConfiguration, two ChangeConfiguration); a central system that
-    # sends none (the Node.js reference) is taken as settled after 10 s of silence.
+    # The central system answers each first boot with GetConfiguration and ChangeConfiguration calls, and load
+    # management then sends every charger its fail-safe and first limits (and reads them back): tens of
+    # thousands of calls in all. Wait until they have stopped arriving (2 s without one, once the three probe
+    # calls per charger are in), so the steady phase measures the steady state, not the tail of the boot burst.
+    # A central system that sends none (the Node.js reference) is taken as settled after 10 s of silence.
     boot_t0 = time.perf_counter()
     last, quiet_since = -1, time.perf_counter()
-    while time.perf_counter() - boot_t0 < 180.0 and stats.server_calls < 3 * len(cps):
+    while time.perf_counter() - boot_t0 < 180.0:
         await asyncio.sleep(0.25)
         if stats.server_calls != last:
             last, quiet_since = stats.server_calls, time.perf_counter()
-        elif time.perf_counter() - quiet_since >= 10.0:
+            continue
+        quiet = time.perf_counter() - quiet_since
+        if quiet >= 10.0 or (quiet >= 2.0 and stats.server_calls >= 3 * len(cps)):
             break
     boot_settle_s = quiet_since - boot_t0
     held = sum(1 for cp in cps if not cp.transport.is_closing())
@@ -429,7 +437,12 @@ def main() -> int:
         p.join()
     rss = _peak_rss_mb(server.pid)
     server.send_signal(2)
-    server.wait(timeout=60)
+    try:
+        server.wait(timeout=60)
+        stopped = f"server stopped after SIGINT (exit {server.returncode})"
+    except subprocess.TimeoutExpired:
+        server.kill()
+        stopped = "server did NOT stop within 60 s of SIGINT: killed"
 
     def merged(key: str) -> dict[str, list[float]]:
         acc: dict[str, list[float]] = defaultdict(list)
@@ -457,8 +470,8 @@ def main() -> int:
     boot_calls = sum(r["server_calls"][0] for r in results)
     settle = max(r["boot_settle_s"] for r in results)
     storm_calls = sum(r["server_calls"][1] for r in results)
-    print(f"central-system calls answered (capability probe, sampling config): {boot_calls} at first boot "
-          f"(settled {settle:.1f} s after the last boot), {storm_calls} in the storm")  # fmt: skip
+    print(f"central-system calls answered (capability probe, sampling config, load management): {boot_calls} "
+          f"after the first boots (the last {settle:.1f} s after the boots), {storm_calls} in the storm")  # fmt: skip
     storm = merged("storm_lat")
     t0 = min(r["storm_t"][0] for r in results)
     t1 = max(r["storm_t"][1] for r in results)
@@ -478,7 +491,7 @@ def main() -> int:
           f"load generator(s) {sum(r['storm_cpu'][1] for r in results):.2f} s")  # fmt: skip
     print(f"  = {calls / srv_cpu:.0f} calls per server CPU-second (independent of other load on the machine)")
     print(f"  server event loop runnable but waiting for a CPU: {results[0]['storm_wait']:.2f} s")
-    print(f"server peak RSS: {rss:.0f} MB")
+    print(f"server peak RSS: {rss:.0f} MB; {stopped}")
     for name, us in validation_cost().items():
         print(f"schema validation of one MeterValues, {name}: {us:.1f} µs")
     return 0

@@ -9,6 +9,7 @@ Public API (used by load management, the regulation dispatcher, the simulators' 
     csms.capabilities("CP1")               # smart-charging keys read at boot, or None
     csms.open_transactions("CP1")          # {transaction id: connector id}
     csms.connector_status[("CP1", 1)]      # latest StatusEvent per connector
+    csms.clock_estimate("CP1")             # its clock against ours (controller.clock_skew), None until heard
     result = await csms.send("CP1", call.SetChargingProfile(...), reason="site_headroom")
     await csms.flush()                     # commit buffered writes (tests read the store after this)
     await csms.stop()
@@ -35,8 +36,8 @@ offline sweep is ``controller.liveness``; capability probing after boot is ``con
 charger message stores, publishes and logs is ``controller.message_effects`` (exposed here under the names
 ``controller.ocpp.session`` calls: ``touch``, ``record_event``, ``id_tag_info``, ``on_boot``, ``on_status``,
 ``on_meter_values``, ``on_start_transaction``, ``on_stop_transaction``, ``on_data_transfer``,
-``on_cp_status_field``, plus ``config``, ``clock``, ``spawn`` and ``validate_responses``); retention is
-``controller.store.retention``. This module keeps the lifecycle, the connection loop and ``send``. A second
+``on_cp_status_field``, ``clock_sample``, plus ``config``, ``clock``, ``spawn`` and ``validate_responses``);
+retention is ``controller.store.retention``. This module keeps the lifecycle, the connection loop and ``send``. A second
 connection with the same id replaces the first (closed with 1000 "replaced").
 """
 
@@ -118,6 +119,7 @@ class CentralSystem:
         self.on_boot, self.on_status, self.on_meter_values = fx.on_boot, fx.on_status, fx.on_meter_values
         self.on_start_transaction, self.on_stop_transaction = fx.on_start_transaction, fx.on_stop_transaction
         self.on_data_transfer, self.on_cp_status_field = fx.on_data_transfer, fx.on_cp_status_field
+        self.clock_sample, self.clock_estimate = fx.clock_sample, fx.clock_estimate
         self._server: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -234,6 +236,9 @@ class CentralSystem:
         self.effects.id_tags = {r.id_tag: (r.status, r.expiry_date, r.parent_id_tag) for r in tags}
         for tx in open_tx:
             self.effects.open_tx.setdefault(tx.cp_id, {})[tx.id] = tx.connector_id
+        for r in rows:
+            if r.clock_offset_s is not None and r.clock_offset_at is not None and r.id in known:
+                self.effects.seed_clock(r.id, r.clock_offset_s, r.clock_offset_at)
 
     async def _register_unknown(self, cp_id: str) -> None:
         """Auto-registration (``allow_unknown_chargers``): stored and recorded as such."""
@@ -346,11 +351,14 @@ class CentralSystem:
         request: Any,
         timeout: float | None = None,  # noqa: ASYNC109 (per-call timeout, part of the API)
         reason: str | None = None,
+        valid_until: datetime | None = None,
     ) -> Any:
         """Send a central-system-initiated OCPP 1.6 request (an ``ocpp.v16.call`` dataclass).
 
         Returns the matching ``ocpp.v16.call_result`` dataclass; raises a ``CsmsError`` otherwise.
-        ``reason`` says why (kept with charging profiles in the store and the ``ocpp/profile`` event).
+        ``reason`` says why (kept with charging profiles in the store and the ``ocpp/profile`` event);
+        ``valid_until`` is when a profile stops applying in our clock (stored beside it: its ``validTo`` may be
+        written in the charger's clock).
         """
         session = self.session(cp_id)
         action = type(request).__name__
@@ -358,10 +366,11 @@ class CentralSystem:
             result = await session.call(request, timeout=timeout)
         except CsmsError as err:
             if action in _PROFILE_ACTIONS:
-                self.effects.record_profile(cp_id, action, request, f"error: {err}"[:60], reason)
+                self.effects.record_profile(cp_id, action, request, f"error: {err}"[:60], reason, valid_until)
             raise
         if action in _PROFILE_ACTIONS:
-            self.effects.record_profile(cp_id, action, request, str(getattr(result, "status", "")), reason)
+            status = str(getattr(result, "status", ""))
+            self.effects.record_profile(cp_id, action, request, status, reason, valid_until)
         return result
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from controller import events as ev
+from controller.clock_skew import ClockEstimate, ClockSkew
 from controller.liveness import Liveness
 from controller.ocpp.session import summarize_meter_value
 from controller.probing import probe_needed
@@ -32,6 +33,9 @@ from evsite.log import log_event
 from evsite.ocppj.payloads import to_wire
 
 log = logging.getLogger("controller.csms")
+
+#: A charger's clock estimate is written to the store when it moves (as it is logged) and at least this often.
+CLOCK_STORE_EVERY = timedelta(hours=1)
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[str, str | None]]
 
@@ -63,14 +67,33 @@ class MessageEffects:
         self.id_tags: dict[str, tuple[str, datetime | None, str | None]] = {}
         self.open_tx: dict[str, dict[int, int | None]] = {}  # cp_id -> {transaction id: connector id}
         self._connectors_of: dict[str, set[int]] = {}  # cp_id -> connector ids in connector_status
+        #: each charger's clock against ours, from the timestamps it sends (``controller.clock_skew``)
+        self.clocks: dict[str, ClockSkew] = {}
+        self._clock_logged: dict[str, float] = {}  # cp_id -> offset last logged (s)
+        #: the estimate as of each charger's newest sample (it carries itself forward: ``charger_time``)
+        self._clock_est: dict[str, ClockEstimate] = {}
+        self._clock_stored: dict[str, datetime] = {}  # cp_id -> when its estimate was last written to the store
 
-    def record_profile(self, cp_id: str, action: str, request: Any, status: str, reason: str | None) -> None:
-        """A charging-profile request sent and its answer: stored, published on ``ocpp/profile``, logged."""
+    def record_profile(
+        self,
+        cp_id: str,
+        action: str,
+        request: Any,
+        status: str,
+        reason: str | None,
+        valid_until: datetime | None = None,
+    ) -> None:
+        """A charging-profile request sent and its answer: stored, published on ``ocpp/profile``, logged.
+        ``valid_until``: when the profile stops applying, in our clock (its ``validTo`` is the charger's)."""
         body = to_wire(request)
         connector_id = body.get("connectorId")
         profile = body.get("csChargingProfiles") if action == "SetChargingProfile" else body
         now = self.clock.now()
-        self.db.submit_logged(self.store.add_profile, cp_id, action, connector_id, profile, status, reason, now)
+        self.db.batch.profiles.append(
+            {"cp_id": cp_id, "action": action, "connector_id": connector_id, "profile": profile,
+             "status": status, "reason": reason, "sent_at": now, "valid_until": valid_until}
+        )  # fmt: skip
+        self.db.commit_if_unbuffered()
         self.bus.publish(ev.TOPIC_PROFILE, ev.ProfileEvent(cp_id, action, connector_id, profile, status, reason, now))
         log_event(
             log, "profile_sent", cp_id=cp_id, action=action, connector_id=connector_id, status=status, reason=reason
@@ -81,6 +104,55 @@ class MessageEffects:
         self.db.batch.last_seen[cp_id] = now
         self.db.changed()
         self._liveness().heard(cp_id, now)
+
+    def clock_sample(self, cp_id: str, theirs: datetime, received: datetime) -> None:
+        """A timestamp the charger sent, received at our ``received``: one more sample of its clock.
+
+        The estimate is logged (``charger_clock_offset``) when first known and when it moves by a second or
+        more (a warning from a minute off), so every ``validTo`` written in a charger's clock can be traced to
+        the offset it used; ``limit_set`` carries the offset too.
+        """
+        skew = self.clocks.setdefault(cp_id, ClockSkew())
+        skew.add(theirs, received)
+        est = skew.estimate(received)
+        assert est is not None
+        self._clock_est[cp_id] = est
+        # Thresholds in real seconds: on an accelerated clock, network delays stretch by the speed too.
+        speed = float(getattr(self.clock, "speed", 1.0))
+        last = self._clock_logged.get(cp_id)
+        if last is None or abs(est.offset_s - last) >= 1.0 * speed:
+            self._clock_logged[cp_id] = est.offset_s
+            level = logging.WARNING if abs(est.offset_s) >= 60.0 * speed else logging.INFO
+            self._store_clock(cp_id, est)
+            log_event(log, "charger_clock_offset", level,
+                      cp_id=cp_id, offset_s=round(est.offset_s, 3), drift_ppm=round(est.drift * 1e6, 1),
+                      drift_fitted=est.drift_fitted, margin_s=round(est.margin_s, 3), samples=est.samples)  # fmt: skip
+
+        elif received - self._clock_stored.get(cp_id, received) >= CLOCK_STORE_EVERY:
+            self._store_clock(cp_id, est)
+
+    def _store_clock(self, cp_id: str, est: ClockEstimate) -> None:
+        """The estimate into the store (write-behind), margin taken off: what a restart starts from."""
+        fields = self.db.batch.cp_fields.setdefault(cp_id, {})
+        fields["clock_offset_s"], fields["clock_offset_at"] = est.offset_s - est.margin_s, est.at
+        self._clock_stored[cp_id] = est.at
+        self.db.changed()
+
+    def seed_clock(self, cp_id: str, offset_s: float, at: datetime) -> None:
+        """After a restart: a charger's stored offset as one sample (its margin grows with its age); no-op once
+        the charger was heard."""
+        if cp_id in self.clocks:
+            return
+        skew = self.clocks[cp_id] = ClockSkew()
+        skew.add(at + timedelta(seconds=offset_s), at)
+        est = skew.estimate(at)
+        assert est is not None
+        self._clock_est[cp_id] = est
+
+    def clock_estimate(self, cp_id: str) -> ClockEstimate | None:
+        """The charger's clock as of its newest sample, valid for any instant through ``charger_time`` (its
+        margin grows with the time since); None: no timestamp heard since it booted or we started."""
+        return self._clock_est.get(cp_id)
 
     def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
         """Online state into the store; offline makes every last connector status of the charger stale."""
@@ -129,7 +201,13 @@ class MessageEffects:
 
     async def on_boot(self, cp_id: str, vendor: str, model: str, kw: dict[str, Any], now: datetime) -> None:
         fw = kw.get("firmware_version")
+        # Chargers commonly set their clock from the BootNotification answer: older samples may no longer hold.
+        self.clocks.pop(cp_id, None)
+        self._clock_logged.pop(cp_id, None)
+        self._clock_est.pop(cp_id, None)
         fields = {
+            "clock_offset_s": None,  # (forgotten in the store too: a restart must not start from it)
+            "clock_offset_at": None,
             "vendor": vendor,
             "model": model,
             "firmware_version": fw,

@@ -40,7 +40,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,6 +102,9 @@ class ChargerSpec:
     meter_interval_s: int = 60
     heartbeat_interval_s: int = 300  # until the central system says otherwise
     transaction_attempts: int = 3  # TransactionMessageAttempts: CallErrors before a message is given up
+    #: how far the charger's own clock is ahead of the site's (negative: behind), in seconds. It stamps its
+    #: messages and evaluates its profiles (``validTo``, ``startSchedule``) in its own clock, as a real one does.
+    clock_offset_s: float = 0.0
     #: reports ``BidirectionalCharging = true`` and takes a negative limit as a discharge setpoint
     #: (``evsite.discharge``); otherwise a negative limit is rejected
     bidirectional: bool = False
@@ -280,6 +283,10 @@ class SimChargePoint:
         self.firmware_version = "evsite-sim-1"
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+
+    def now(self) -> datetime:
+        """The charger's own clock: the site's plus ``spec.clock_offset_s``."""
+        return self.clock.now() + timedelta(seconds=self.spec.clock_offset_s)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -461,14 +468,19 @@ class SimChargePoint:
         self._outbox_changed.set()
 
     def _purge_offline(self) -> None:
+        """Drop what is not kept while offline. A drop can queue a message (an Authorize nobody answered starts
+        the transaction on the local decision), so the outbox is swapped out first and what was queued meanwhile
+        goes after what was kept (was: "deque mutated during iteration", the charger's session ended)."""
         kept: deque[Outgoing] = deque()
-        for item in self._outbox:
+        pending, self._outbox = self._outbox, deque()
+        for item in pending:
             if item.transactional:
                 kept.append(item)
             else:
                 self.counters.messages_dropped_offline += 1
                 if item.on_drop:
                     item.on_drop()
+        kept.extend(self._outbox)
         self._outbox = kept
 
     async def _sender(self) -> None:
@@ -514,7 +526,7 @@ class SimChargePoint:
 
     def _send_status(self, conn: int) -> None:
         status = STATUS_NAMES[self.status[conn]]
-        ts = self.clock.now().isoformat()
+        ts = self.now().isoformat()
         self.enqueue(
             Outgoing(
                 "StatusNotification",
@@ -579,7 +591,7 @@ class SimChargePoint:
         local = self._flag("LocalAuthorizeOffline")
         return self.local_auth.offline_decision(
             id_tag,
-            self.clock.now(),
+            self.now(),
             list_enabled=local and self._flag("LocalAuthListEnabled"),
             cache_enabled=local and self._flag("AuthorizationCacheEnabled"),
             allow_unknown=self._flag("AllowOfflineTxForUnknownId"),
@@ -611,7 +623,7 @@ class SimChargePoint:
             local_id=next(_local_ids),
             connector_id=conn,
             id_tag=id_tag,
-            started_at=self.clock.now(),
+            started_at=self.now(),
             meter_start_wh=int(self.arrays.energy_wh[i]),
             last_meter_s=self.clock.monotonic(),
             reservation_id=reservation_id,
@@ -655,7 +667,7 @@ class SimChargePoint:
         self.counters.transactions_stopped += 1
         self.completed.append(tx)
         meter_stop = int(self.arrays.energy_wh[i])
-        ts = self.clock.now().isoformat()
+        ts = self.now().isoformat()
         self.profiles.end_transaction(conn)
         # transactionData: the register at start and stop, what billing needs (OCPP 1.6 §6.49).
         data = [
@@ -713,7 +725,7 @@ class SimChargePoint:
         if not self.profiles.profiles:  # the common case at scale: the connector rating, nothing to evaluate
             self.arrays.limit_w[self.index0 : self.index0 + self.spec.connectors] = self.elec.rating_w
             return
-        now = self.clock.now()
+        now = self.now()
         for conn in range(1, self.spec.connectors + 1):
             tx = self.tx.get(conn)
             lim = connector_limit(self.profiles.profiles, conn, now, self.elec, tx.started_at if tx else None)
@@ -721,7 +733,7 @@ class SimChargePoint:
 
     def charge_point_cap_w(self) -> float:
         """The ChargePointMaxProfile limit now (the whole charger), or its rating sum when none."""
-        lim = charge_point_max(self.profiles.profiles, self.clock.now(), self.elec)
+        lim = charge_point_max(self.profiles.profiles, self.now(), self.elec)
         return lim.power_w if lim is not None else self.elec.rating_w * self.spec.connectors
 
     def apply_step(self, codes: Any) -> None:
@@ -800,7 +812,7 @@ class SimChargePoint:
                 }
             )
         sampled = [sv for sv in sampled if sv["measurand"] in self.sampled_data or sv["measurand"].endswith("Export")]
-        return {"timestamp": self.clock.now().isoformat(), "sampledValue": sampled}
+        return {"timestamp": self.now().isoformat(), "sampledValue": sampled}
 
     def send_meter_values(self, conn: int, tx: Transaction | None, context: str = "Sample.Periodic") -> None:
         sample = self.meter_sample(conn, context)
@@ -848,7 +860,7 @@ class SimChargePoint:
         self._require_smart_charging()
         why: str | None
         try:
-            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.clock.now(),
+            profile = parse_profile(to_snake(cs_charging_profiles), connector_id, self.now(),
                                     allow_negative=self.spec.bidirectional)  # fmt: skip
             why = "fault injection: reject_profiles" if self.faults.reject_profiles else None
             why = why or self.profiles.check(profile, self.spec.connectors, self._running_tx())
@@ -894,7 +906,7 @@ class SimChargePoint:
         if connector_id < 0 or connector_id > self.spec.connectors:
             return call_result.GetCompositeSchedule(status="Rejected")
         unit = charging_rate_unit or self.spec.capabilities.allowed_units[0]
-        now = self.clock.now()
+        now = self.now()
         starts = {c: (self.tx[c].started_at if c in self.tx else None) for c in range(1, self.spec.connectors + 1)}
         periods = composite(self.profiles.profiles, connector_id, now, duration, self.elec, unit, starts)
         return call_result.GetCompositeSchedule(
@@ -998,7 +1010,7 @@ class SimChargePoint:
         self.start_transaction(conn, id_tag)
         if charging_profile is not None and self.spec.capabilities.smart_charging:
             try:
-                profile = parse_profile(to_snake(charging_profile), conn, self.clock.now(),
+                profile = parse_profile(to_snake(charging_profile), conn, self.now(),
                                         allow_negative=self.spec.bidirectional)  # fmt: skip
                 if self.profiles.check(profile, self.spec.connectors, self._running_tx()) is None:
                     self.profiles.install(profile)
@@ -1077,7 +1089,7 @@ class SimChargePoint:
     ) -> Any:
         expiry = _parse_time(expiry_date)
         # Connector 0 (any connector) is not supported: ReserveConnectorZeroSupported is false.
-        if not 1 <= connector_id <= self.spec.connectors or expiry <= self.clock.now():
+        if not 1 <= connector_id <= self.spec.connectors or expiry <= self.now():
             return call_result.ReserveNow(status="Rejected")
         for conn, r in list(self.reservations.items()):
             if r.reservation_id == reservation_id:  # same id: this request replaces that reservation (5.13)
@@ -1104,7 +1116,7 @@ class SimChargePoint:
         return call_result.CancelReservation(status="Rejected")
 
     def _expire_reservations(self) -> None:
-        now = self.clock.now()
+        now = self.now()
         for conn, r in list(self.reservations.items()):
             if r.expiry <= now:
                 self._end_reservation(conn, "expired")
@@ -1187,7 +1199,7 @@ class SimChargePoint:
         self, location: str, retrieve_date: str, retries: int | None = None, retry_interval: int | None = None
     ) -> None:
         """Download at ``retrieve_date``, install, reboot; the clock paces it (a simulated hour is fast)."""
-        wait_s = (_parse_time(retrieve_date) - self.clock.now()).total_seconds()
+        wait_s = (_parse_time(retrieve_date) - self.now()).total_seconds()
         if wait_s > 0:
             await self.clock.sleep(wait_s)
         self._notify("FirmwareStatusNotification", "Downloading")
@@ -1213,7 +1225,7 @@ class SimChargePoint:
         start_time: str | None = None,
         stop_time: str | None = None,
     ) -> Any:
-        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
         return call_result.GetDiagnostics(file_name=f"{self.id}-{stamp}.log")
 
     @after("GetDiagnostics")

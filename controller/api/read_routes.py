@@ -96,6 +96,7 @@ async def _chargers(ctx: Ctx, cp_id: str | None = None) -> list[ChargerOut]:
                 capabilities=r.capabilities,
                 open_transactions=sorted(ctx.csms.open_transactions(r.id)),
                 connectors=connectors,
+                clock_offset_s=None if (clock := ctx.csms.clock_estimate(r.id)) is None else round(clock.offset_s, 3),
             )
         )
     return out

@@ -39,6 +39,11 @@ class ChargerOut(BaseModel):
     capabilities: dict[str, Any] | None
     open_transactions: list[int]
     connectors: list[ConnectorOut]
+    clock_offset_s: float | None = Field(
+        None,
+        description="how far the charger's clock is ahead of ours (negative: behind), a lower bound estimated "
+        "from the timestamps it sent since it booted; None until one was heard",
+    )
 
 
 class TransactionOut(BaseModel):

@@ -20,7 +20,6 @@ Pure functions; the manager calls them once per allocation round.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -65,9 +64,10 @@ def _water_fill(cap: np.ndarray, total: float) -> np.ndarray:
     return share
 
 
-def live_profile(shape: prof.Shape, connector_id: int, amps: float, now: datetime, valid_s: float, stack: int) -> dict:
-    """``profiles.live_profile`` with a signed limit: a negative ``amps`` is a discharge setpoint."""
-    profile = prof.live_profile(shape, connector_id, amps, now, valid_s, stack)
+def live_profile(shape: prof.Shape, connector_id: int, amps: float, *when: Any, **kw: Any) -> dict[str, Any]:
+    """``profiles.live_profile`` (the same arguments after ``amps``: ``now, valid_s, stack`` and the charger's
+    ``clock``) with a signed limit: a negative ``amps`` is a discharge setpoint."""
+    profile = prof.live_profile(shape, connector_id, amps, *when, **kw)
     if amps < 0:
         period = profile["chargingSchedule"]["chargingSchedulePeriod"][0]
         period["limit"] = signed_rate(amps, shape.unit, shape.voltage_v, shape.phases)

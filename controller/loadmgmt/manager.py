@@ -29,18 +29,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from controller import events as ev
+from controller.clock_skew import ClockEstimate
 from controller.errors import CallErrorReceived, ChargePointNotConnected, CsmsError
 from controller.loadmgmt import discharge as dis
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.connector_track import ConnectorTrack
+from controller.loadmgmt.history_peak import HistoryPeak
 from controller.loadmgmt.meter_history import LoadBuckets
 from controller.loadmgmt.plan_schedule import PlanError, PlanFile
 from controller.loadmgmt.replan import LiveReplanner
@@ -75,9 +77,34 @@ from planning.allocation.model import Constraints, Sessions, Snapshot
 from planning.allocation.policies import allocate
 
 log = logging.getLogger("controller.loadmgmt")
+T = TypeVar("T")
 
 #: Real seconds a SetChargingProfile may take before it counts as unacknowledged.
 CALL_TIMEOUT_S = 10.0
+#: A charger's stamps (meter values, transaction start) are moved to our clock only when its clock is off by
+#: more than this (real seconds): ``LoadManager._ours``.
+STAMP_SHIFT_S = 60.0
+#: Chargers a round talks to at once. Why a bound: a round over 10,000 chargers started 10,000 tasks in one go,
+#: and every message the chargers sent meanwhile waited behind all of their first steps (MeterValues answered
+#: after 1-3 s). With 500 at a time the calls still overlap far more than a charger's round trip needs (500
+#: calls in flight at 300 ms over a cellular link is ~1,700 calls/s), and the chargers' own messages take
+#: turns with them.
+CHARGERS_AT_ONCE = 500
+
+
+async def for_each_bounded(items: list[T], work: Callable[[T], Awaitable[None]], limit: int) -> None:
+    """``await work(item)`` for every item, at most ``limit`` at once, in order of the list.
+
+    A fixed pool of workers instead of one task per item: the event loop never holds more than ``limit`` of
+    them. The first exception propagates at once and the other workers go on with the rest (as with ``gather``).
+    """
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
 
 
 @dataclass
@@ -111,6 +138,9 @@ class LoadManager:
         self.clock = clock
         self.on_replan = on_replan
         self.tracks: dict[tuple[str, int], ConnectorTrack] = {}
+        #: The same tracks by charger: connection and profile events name a charger, and scanning every track
+        #: for each of them was quadratic in a reconnect storm (10,000 chargers, 40,000 events).
+        self._tracks_of: dict[str, list[ConnectorTrack]] = {}
         self.chargers: dict[str, ChargerControl] = {}
         self.reading: MeterReading | None = None
         self.override: SiteLimitOverride | None = None
@@ -124,6 +154,9 @@ class LoadManager:
         #: id tags whose car did not resume after a 0 A pause: their sessions get the minimum instead of a pause
         self.no_resume_tags: set[str] = set()
         self.departures: Any = None  # planning.allocation.departure.DepartureHistory, from the store
+        #: the building peak the meter's stored history supports (``meter_history``), read at start and replan
+        self.history_peak: HistoryPeak | None = None
+        self.fail_safe_source = "none"
         self._specs: list[ConnectorSpec] = []
         self._constraints: Constraints | None = None
         self._stale_model = False
@@ -150,7 +183,7 @@ class LoadManager:
         for s in specs:
             key = (s.cp_id, s.connector_id)
             if key not in self.tracks:
-                self.tracks[key] = ConnectorTrack(s)
+                self._add_track(ConnectorTrack(s))
             else:
                 self.tracks[key].spec = s
         self._specs = specs
@@ -159,6 +192,10 @@ class LoadManager:
             self._specs_by_cp.setdefault(spec.cp_id, []).append(spec)
         self._constraints = build_constraints(self.config, specs, self.limit_kw())
         self.fail_safe_a = self._size_fail_safe()
+
+    def _add_track(self, t: ConnectorTrack) -> None:
+        self.tracks[(t.spec.cp_id, t.spec.connector_id)] = t
+        self._tracks_of.setdefault(t.spec.cp_id, []).append(t)
 
     def limit_kw(self) -> float:
         ov = self.override
@@ -170,21 +207,70 @@ class LoadManager:
 
         Sized on the site's configured limit, not on an operator's temporary override: a fail-safe is a
         permanent profile, and re-sending it to every charger would delay the decreases an override needs.
+        The building's peak comes from ``[site] building_peak_kw``, else the plan, else the building meter's
+        stored history (``meter_history``: long and complete enough, plus a margin), else it is unknown and the
+        fail-safe is 0 A; which one was used is logged (``fail_safe_sized``) when it changes.
         """
         site = self.config.site
-        peak = site.building_peak_kw
-        if peak is None and self.plan.schedule is not None:
-            sched = self.plan.schedule
-            peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
-        if site.ev_only_meter:
-            peak = 0.0
+        peak, source = self._building_peak()
         if peak is None or self._constraints is None or not self._specs:
-            return 0.0
-        c = build_constraints(self.config, self._specs, site_limit_kw(self.config))
-        safe = uniform_safe_current_a(c, building_load(c, self.config, peak + site.reserve_kw), site.min_current_a)
+            safe = 0.0
+        else:
+            c = build_constraints(self.config, self._specs, site_limit_kw(self.config))
+            load = building_load(c, self.config, peak + site.reserve_kw)
+            safe = uniform_safe_current_a(c, load, site.min_current_a)
         if site.fail_safe_a is not None and site.fail_safe_a < safe:
-            safe = site.fail_safe_a
+            safe, source = site.fail_safe_a, f"[site] fail_safe_a (below what {source} allows)"
+        if source != self.fail_safe_source or abs(safe - self.fail_safe_a) > 1e-9:
+            log_event(log, "fail_safe_sized", logging.INFO if peak is not None else logging.WARNING,
+                      fail_safe_a=round(safe, 2), building_peak_kw=None if peak is None else round(peak, 3),
+                      source=source)  # fmt: skip
+        self.fail_safe_source = source
         return safe
+
+    def _building_peak(self) -> tuple[float | None, str]:
+        """The building's expected peak (kW) for the fail-safe, and where it comes from."""
+        site = self.config.site
+        if site.ev_only_meter:
+            return 0.0, "[site] ev_only_meter (no building on this service)"
+        if site.building_peak_kw is not None:
+            return site.building_peak_kw, "[site] building_peak_kw"
+        sched = self.plan.schedule
+        if sched is not None:
+            peak = sched.building_peak_kw or (max(sched.building_kw) if sched.building_kw else None)
+            if peak is not None:
+                return peak, f"plan {sched.source}"
+        hist = self.history_peak
+        if hist is not None and hist.peak_kw is not None:
+            return hist.peak_kw, hist.why
+        missing = hist.why if hist is not None else "no building meter history read"
+        return None, f"none (no building_peak_kw, no plan, {missing}): 0 A"
+
+    def load_meter_history(self) -> None:
+        """The building peak the stored meter history supports (at start and with the daily re-plan): one
+        aggregate query over its 15-minute rows (``meter_history.peak_summary``)."""
+        from controller.loadmgmt.history_peak import HISTORY_DAYS, peak_from_history
+        from controller.loadmgmt.meter_history import BUCKET_S, peak_summary
+
+        store = getattr(self.csms, "store", None)
+        if store is None:
+            return
+        now = self.clock.now()
+        first, seen_kw, buckets = peak_summary(store, now - timedelta(days=HISTORY_DAYS))
+        self.history_peak = peak_from_history(first, seen_kw, buckets, now, bucket_s=BUCKET_S)
+
+    def _store_later(self, method: str, *args: Any) -> None:
+        """A store write that nothing waits for: on the central system's writer thread (write-behind) when
+        running in the event loop, else (a caller without a loop) at once."""
+        store, db = getattr(self.csms, "store", None), getattr(self.csms, "db", None)
+        if store is None or db is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            getattr(store, method)(*args)
+            return
+        db.submit_logged(getattr(store, method), *args)
 
     def _poll_plan(self) -> bool:
         try:
@@ -221,6 +307,8 @@ class LoadManager:
                 candidates.append(forecast)
         if self.config.site.building_peak_kw is not None:
             candidates.append(self.config.site.building_peak_kw)
+        if self.history_peak is not None and self.history_peak.peak_kw is not None:
+            candidates.append(self.history_peak.peak_kw)
         if not candidates:
             return self.limit_kw(), True  # nothing known: the building is assumed to take the whole limit
         # No meter at all (no MQTT meter, and none ever heard on the bus): the conservative figure is all there
@@ -255,9 +343,8 @@ class LoadManager:
         elif isinstance(payload, ev.ConnectionEvent | ev.ChargerOnlineEvent):
             # A socket that closed, or a charger silent past its heartbeat timeout: its draw is fixed until back.
             online = payload.connected if isinstance(payload, ev.ConnectionEvent) else payload.online
-            for (cp, _c), t in self.tracks.items():
-                if cp == payload.cp_id:
-                    t.online = online
+            for t in self._tracks_of.get(payload.cp_id, ()):
+                t.online = online
             self.chargers.setdefault(payload.cp_id, self._control(payload.cp_id))
             self.wake()
         elif isinstance(payload, ev.BootEvent):
@@ -278,8 +365,8 @@ class LoadManager:
                 t.regulation_a, t.regulation_at, t.regulation_reason = payload.limit_a, payload.at, payload.reason
                 self.wake()
         elif isinstance(payload, DepartureUpdate):
-            for t in self.tracks.values():
-                if t.spec.cp_id == payload.cp_id and t.tx_id == payload.transaction_id:
+            for t in self._tracks_of.get(payload.cp_id, ()):
+                if t.tx_id == payload.transaction_id:
                     t.departure = payload.departure_at
                     if payload.energy_kwh is not None:
                         t.energy_requested_kwh = payload.energy_kwh
@@ -292,12 +379,23 @@ class LoadManager:
     def _track(self, cp_id: str, connector_id: int) -> ConnectorTrack | None:
         key = (cp_id, connector_id)
         if key not in self.tracks and connector_id >= 1:
-            self.tracks[key] = ConnectorTrack(specs_for(self.config, [key])[-1], online=cp_id in self.csms.connected)
+            self._add_track(ConnectorTrack(specs_for(self.config, [key])[-1], online=cp_id in self.csms.connected))
             # Rebuilt once before the next allocation, not per connector: a storm of N new chargers would
             # otherwise rebuild the site model N times (quadratic; 18.7 s for 2,000 connectors).
             self._stale_model = True
             self.wake()
         return self.tracks.get(key)
+
+    def _ours(self, cp_id: str, stamped: datetime) -> datetime:
+        """A time the charger stamped, in our clock: shifted by its clock's offset once that is known to exceed
+        ``STAMP_SHIFT_S`` (real seconds), else as stamped. The estimate is a lower bound, short of the true offset
+        by the least message delay, so shifting every stamp would place samples later than they were taken by
+        that delay (on an accelerated clock, delays of minutes: a car flagged over a limit it had seconds to
+        meet); a clock that far off is a larger error than the delay."""
+        clock = self.csms.clock_estimate(cp_id)
+        if clock is None or abs(clock.offset_s) < STAMP_SHIFT_S * float(getattr(self.clock, "speed", 1.0)):
+            return stamped
+        return clock.ours(stamped)
 
     def _ensure_model(self) -> None:
         """Rebuild the site model if connectors appeared since the last build."""
@@ -306,13 +404,13 @@ class LoadManager:
 
     def _on_transaction(self, e: ev.TransactionEvent) -> None:
         if e.connector_id is None:
-            t = next((t for t in self.tracks.values() if t.spec.cp_id == e.cp_id and t.tx_id == e.transaction_id), None)
+            t = next((t for t in self._tracks_of.get(e.cp_id, ()) if t.tx_id == e.transaction_id), None)
         else:
             t = self._track(e.cp_id, e.connector_id)
         if t is None:
             return
         if e.kind == "started":
-            t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, e.at
+            t.tx_id, t.id_tag, t.tx_start = e.transaction_id, e.id_tag, self._ours(e.cp_id, e.at)
             t.meter_start_wh = float(e.meter_wh) if e.meter_wh is not None else t.energy_wh
             self._estimate_departure(t)
         else:
@@ -356,8 +454,13 @@ class LoadManager:
             t.flags.add("car did not resume after a pause")
             if t.id_tag:
                 self.no_resume_tags.add(t.id_tag)
+                self._persist_no_resume(t.id_tag, e.cp_id, e.connector_id)
             log_event(log, "car_does_not_resume", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                       id_tag=t.id_tag)  # fmt: skip
+
+    def _persist_no_resume(self, id_tag: str, cp_id: str, connector_id: int) -> None:
+        """Kept in the store (write-behind) so a restarted controller still gives this car the minimum."""
+        self._store_later("remember_no_resume", id_tag, cp_id, connector_id, self.clock.now())
 
     def _on_meter(self, e: ev.MeterEvent) -> None:
         if e.connector_id < 1:
@@ -372,13 +475,14 @@ class LoadManager:
         if e.current_a is None:
             return
         response_s = self.sim_s(self.config.site.response_s)
-        limit = t.limit_for_compliance(e.at, response_s)
+        at = self._ours(e.cp_id, e.at)  # the charger stamped it; limits changed on our clock
+        limit = t.limit_for_compliance(at, response_s)
         limit = None if limit is None else max(limit, 0.0)  # a discharge limit allows no import at all
         tol = self.config.site.noncompliance_tolerance_a
         if limit is not None and e.current_a > limit + tol:
             if t.over_since is None:
-                t.over_since = e.at
-            elif (e.at - t.over_since).total_seconds() >= response_s and not t.noncompliant:
+                t.over_since = at
+            elif (at - t.over_since).total_seconds() >= response_s and not t.noncompliant:
                 t.noncompliant = True
                 log_event(log, "charger_noncompliant", logging.WARNING, cp_id=e.cp_id, connector_id=e.connector_id,
                           measured_a=e.current_a, limit_a=limit)  # fmt: skip
@@ -399,7 +503,7 @@ class LoadManager:
         if (e.reason or "").startswith("load management:") or e.status != "Accepted":
             return
         targets = [
-            t for (cp, c), t in self.tracks.items() if cp == e.cp_id and (not e.connector_id or c == e.connector_id)
+            t for t in self._tracks_of.get(e.cp_id, ()) if not e.connector_id or t.spec.connector_id == e.connector_id
         ]
         if e.action == "ClearChargingProfile":
             for t in targets:
@@ -465,8 +569,9 @@ class LoadManager:
         if self.on_replan is not None:
             self.on_replan(who)
         self.load_departure_history()
-        if self._poll_plan():
-            self.rebuild()
+        self.load_meter_history()
+        self._poll_plan()
+        self.rebuild()  # the plan or the meter history may size the fail-safe differently
         self.replanner.start(who)
         self.wake()
 
@@ -482,14 +587,8 @@ class LoadManager:
             return
         kw = r.power_kw - (self.ev_kw_in_reading(r.ts) if site.meter_includes_evs else 0.0)
         rows = self.history.add(r.meter_id, r.ts, kw)
-        if not rows:
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # fed outside the event loop (a tool, a test): write now
-            db.store.add_events(rows)
-            return
-        db.submit_logged(db.store.add_events, rows)
+        if rows:
+            self._store_later("add_events", rows)
 
     @staticmethod
     def _tier_calendar(config: Config) -> TierCalendar | None:
@@ -624,7 +723,7 @@ class LoadManager:
                 await self._read_back(t, shape)
 
         async def all_chargers() -> None:
-            await asyncio.gather(*(one(v) for v in by_cp.values()))
+            await for_each_bounded(list(by_cp.values()), one, CHARGERS_AT_ONCE)
 
         self._readback_task = asyncio.create_task(all_chargers(), name="loadmgmt-readback")
 
@@ -640,6 +739,7 @@ class LoadManager:
             t = self.tracks[(spec.cp_id, spec.connector_id)]
             ctl = self.chargers.get(spec.cp_id)
             if not t.online or spec.cp_id not in self.csms.connected or (ctl is not None and ctl.uncontrollable):
+                self._describe(t, self._held_reason(t, ctl, now))
                 continue
             if t.assumed_a is None:
                 decreases.append((t, 0.0, "controller (re)start: state unknown, paused until acknowledged"))
@@ -649,8 +749,9 @@ class LoadManager:
                 continue
             current = t.in_force_a(now, self._fail_safe_for(spec))
             assert current is not None
-            target = float(limit_a[i]) if np.isnan(snap.sessions.fixed_a[i]) else current
-            reason = reasons[i]
+            fixed = not np.isnan(snap.sessions.fixed_a[i])
+            target = current if fixed else float(limit_a[i])
+            reason = self._held_reason(t, ctl, now) if fixed else reasons[i]
             if stale and target > current:
                 target, reason = current, "meter stale: no increase until fresh data"
             t.granted_a = target  # the envelope the regulation aggregator may use (``loadmgmt/limits``)
@@ -659,7 +760,41 @@ class LoadManager:
                 decreases.append((t, target, reason))
             elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
                 rest.append((t, target, reason))
+            else:
+                self._describe(t, reason)  # the limit in force is kept: it is this round's decision now
         return decreases, rest
+
+    def _describe(self, t: ConnectorTrack, reason: str) -> None:
+        """Say why a limit that is not re-sent is what it is now (logged when that changes, so the limit in
+        force stays traceable to the decision that keeps it, not to the one that sent it)."""
+        if reason == t.reason:
+            return
+        t.reason = reason
+        log_event(log, "limit_kept", cp_id=t.spec.cp_id, connector_id=t.spec.connector_id, limit_a=t.assumed_a,
+                  reason=reason)  # fmt: skip
+
+    def _held_reason(self, t: ConnectorTrack, ctl: ChargerControl | None, now: datetime) -> str:
+        """Why a connector the allocation cannot change draws what it is assumed to draw, now."""
+        if ctl is not None and ctl.uncontrollable and ctl.fallback:
+            return ctl.fallback
+        fail_safe = self._fail_safe_for(t.spec)
+        if t.assumed_a is None:
+            why = f"state unknown: its maximum {t.spec.max_a:.1f} A is reserved"
+        elif t.valid_until is not None and now >= t.valid_until:
+            why = f"live limit expired: {max(t.assumed_a, fail_safe):.1f} A reserved (the fail-safe or its last limit)"
+        elif t.valid_until is not None:
+            why = f"its last limit {t.assumed_a:.1f} A holds until {t.valid_until:%H:%M:%S} UTC, then its fail-safe"
+        else:
+            why = f"its last limit {t.assumed_a:.1f} A"
+        if not t.online or t.spec.cp_id not in self.csms.connected:
+            return f"charger offline: {why}"
+        if t.unacked:
+            return f"not acknowledged: {why}"
+        if t.noncompliant:
+            return f"drawing over its limit: {t.measured_a or 0.0:.1f} A measured is reserved"
+        if t.foreign_a is not None:
+            return f"a profile sent outside load management allows {t.foreign_a:.1f} A: reserved ({why})"
+        return why
 
     def _discharge_bounds(self, now: datetime, stale: bool) -> dict[tuple[str, int], float]:
         """How much each connector may feed back this round (``discharge`` module): only connectors whose
@@ -721,7 +856,7 @@ class LoadManager:
             for t, amps, reason in items:
                 await self._send_live(t, amps, reason)
 
-        await asyncio.gather(*(one_charger(v) for v in by_cp.values()))
+        await for_each_bounded(list(by_cp.values()), one_charger, CHARGERS_AT_ONCE)
 
     def _shape(self, spec: ConnectorSpec, ctl: ChargerControl) -> prof.Shape:
         caps = self.csms.capabilities(spec.cp_id)
@@ -737,16 +872,19 @@ class LoadManager:
         sent_at = self.clock.now()
         before = t.assumed_a
         t.unconfirmed(amps, reason)
+        # validTo in the charger's own clock (early side of the estimate), the expiry in ours beside it
+        clock = self.csms.clock_estimate(spec.cp_id)
+        valid_until = sent_at + timedelta(seconds=validity)
         for stack in stacks:
-            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack)
-            status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps)
+            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack, clock)
+            status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps, valid_until, clock)
             if status == "Accepted":
                 if stack != ctl.stack:
                     ctl.stack = stack
                     ctl.fallback = f"stack level {stack}"
                     log_event(log, "profile_fallback", logging.WARNING, cp_id=spec.cp_id, fallback=ctl.fallback)
                 self._note_pause(t, amps, before)
-                t.set_limit(amps, self.clock.now(), sent_at + timedelta(seconds=validity), reason)
+                t.set_limit(amps, self.clock.now(), valid_until, reason)
                 # Read back what changed (a refresh of the same limit needs no second call).
                 if self.config.site.readback and (before is None or abs(before - amps) > 1e-9):
                     self._readbacks[t.spec.key] = (t, shape)
@@ -768,7 +906,18 @@ class LoadManager:
         elif amps >= minimum and t.paused_mid_session and (before or 0.0) < minimum:
             t.resumed_at = self.clock.now()
 
-    async def _set(self, cp_id: str, connector_id: int, profile: dict[str, Any], reason: str, amps: float) -> str:
+    async def _set(
+        self,
+        cp_id: str,
+        connector_id: int,
+        profile: dict[str, Any],
+        reason: str,
+        amps: float,
+        valid_until: datetime | None = None,
+        clock: ClockEstimate | None = None,
+    ) -> str:
+        """SetChargingProfile; ``valid_until`` (our clock) is stored beside it, ``clock`` is the charger clock
+        estimate its times were written in (logged: None means they are in ours)."""
         from ocpp.v16 import call
 
         try:
@@ -777,6 +926,7 @@ class LoadManager:
                 call.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile),
                 timeout=CALL_TIMEOUT_S,
                 reason=f"load management: {reason}"[:250],
+                valid_until=valid_until,
             )
         except CallErrorReceived as err:
             log_event(log, "limit_refused", logging.WARNING, cp_id=cp_id, connector_id=connector_id, error=str(err))
@@ -787,7 +937,8 @@ class LoadManager:
             return "lost"
         status = str(res.status)
         log_event(log, "limit_set", cp_id=cp_id, connector_id=connector_id, limit_a=amps, status=status,
-                  stack_level=profile["stackLevel"], reason=reason)  # fmt: skip
+                  stack_level=profile["stackLevel"], reason=reason, valid_to=profile.get("validTo"),
+                  clock_offset_s=None if clock is None else round(clock.offset_s, 3))  # fmt: skip
         return status
 
     async def _read_back(self, t: ConnectorTrack, shape: prof.Shape) -> None:
@@ -815,7 +966,8 @@ class LoadManager:
             t.flags.discard("readback mismatch")
 
     async def _send_fail_safes(self) -> None:
-        async def one(cp_id: str, ctl: ChargerControl) -> None:
+        async def one(item: tuple[str, ChargerControl]) -> None:
+            cp_id, ctl = item
             specs = self._specs_by_cp.get(cp_id, [])
             if not specs:
                 return
@@ -824,8 +976,10 @@ class LoadManager:
                 return
             shape = prof.Shape.from_capabilities(self.csms.capabilities(cp_id), specs[0].voltage_v,
                                                  specs[0].phases, 0)  # fmt: skip
-            profile = prof.fail_safe_profile(shape, amps, self.clock.now())
-            status = await self._set(cp_id, 0, profile, f"fail-safe {amps:.1f} A (every connector at it fits)", amps)
+            clock = self.csms.clock_estimate(cp_id)
+            profile = prof.fail_safe_profile(shape, amps, self.clock.now(), clock)
+            status = await self._set(cp_id, 0, profile, f"fail-safe {amps:.1f} A (every connector at it fits)", amps,
+                                     clock=clock)  # fmt: skip
             if status == "Accepted":
                 ctl.fail_safe_a, ctl.fail_safe_rejected = amps, False
             elif status != "lost":
@@ -835,7 +989,9 @@ class LoadManager:
             await self._send_ceiling(cp_id, ctl, specs, shape)
 
         connected = self.csms.connected
-        await asyncio.gather(*(one(cp, ctl) for cp, ctl in list(self.chargers.items()) if cp in connected))
+        await for_each_bounded(
+            [(cp, ctl) for cp, ctl in self.chargers.items() if cp in connected], one, CHARGERS_AT_ONCE
+        )
 
     async def _send_ceiling(self, cp_id: str, ctl: ChargerControl, specs: list[ConnectorSpec], shape: Any) -> None:
         """ChargePointMaxProfile only where the charger's own circuit cannot carry all its connectors."""
@@ -850,8 +1006,9 @@ class LoadManager:
         if ceiling >= sum(s.max_a for s in specs):
             return
         full = prof.Shape(shape.unit, 0, specs[0].voltage_v, specs[0].phases)
-        status = await self._set(cp_id, 0, prof.ceiling_profile(full, ceiling, self.clock.now()),
-                                 f"circuit {circuit} ceiling {ceiling:.1f} A", ceiling)  # fmt: skip
+        clock = self.csms.clock_estimate(cp_id)
+        status = await self._set(cp_id, 0, prof.ceiling_profile(full, ceiling, self.clock.now(), clock),
+                                 f"circuit {circuit} ceiling {ceiling:.1f} A", ceiling, clock=clock)  # fmt: skip
         ctl.ceiling_sent = status == "Accepted"
 
     def _publish_limits(self) -> None:
@@ -929,6 +1086,7 @@ class LoadManager:
         if store is None:
             return
         live, safe = last_accepted(store)
+        self.no_resume_tags |= {row.id_tag for row in store.no_resume_tags()}
         now = self.clock.now()
         for sent in live:
             t = self.tracks.get((sent.cp_id, sent.connector_id))
@@ -942,22 +1100,33 @@ class LoadManager:
             if specs:
                 spec = specs[0]
                 ctl.fail_safe_a = sent.limit if sent.unit == "A" else sent.limit / (spec.voltage_v * spec.phases)
-        log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe))
+        log_event(log, "loadmgmt_restored", live_limits=len(live), fail_safes=len(safe),
+                  no_resume_tags=len(self.no_resume_tags))  # fmt: skip
 
     def seed_from_csms(self) -> None:
         """After a (re)start: open transactions and connected chargers the central system already knows."""
         self.restore()
         self.load_departure_history()
+        self.load_meter_history()
+        # Each open transaction's id tag, start and meter start too (one query): a car known not to resume after
+        # a pause is known by its tag, and the departure estimate counts from the real start, not the restart.
+        store = getattr(self.csms, "store", None)
+        stored = {tx.id: tx for tx in store.transactions(open_only=True)} if store is not None else {}
         for cp_id in {s.cp_id for s in self._specs} | set(self.csms.connected):
             for tx_id, conn in self.csms.open_transactions(cp_id).items():
                 if conn is not None and (t := self._track(cp_id, conn)) is not None:
                     t.tx_id, t.tx_start = tx_id, self.clock.now()
+                    row = stored.get(tx_id)
+                    if row is not None:
+                        t.id_tag = row.id_tag
+                        t.tx_start = row.start_time or t.tx_start
+                        t.meter_start_wh = float(row.meter_start) if row.meter_start is not None else None
+                        self._estimate_departure(t)
             if cp_id in self.csms.connected:
                 self.chargers.setdefault(cp_id, self._control(cp_id))
-                for (cp, _c), t in self.tracks.items():
-                    if cp == cp_id:
-                        t.online = True
-        self._ensure_model()
+                for t in self._tracks_of.get(cp_id, ()):
+                    t.online = True
+        self.rebuild()  # new connectors, and a fail-safe the meter history may now size
 
     async def run(self) -> None:
         """Consume events and rebalance (debounced, and every ``period_s``) until cancelled."""

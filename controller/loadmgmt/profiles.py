@@ -14,6 +14,11 @@ ChargePointMaxProfile and the Tx/TxDefault profile in force):
 - **circuit ceiling**: a ChargePointMaxProfile only where the charger's own circuit cannot carry all its
   connectors at full current.
 
+Times (``validTo``, ``startSchedule``) are written in the *charger's* clock when its offset is known
+(``controller.clock_skew.ClockEstimate``, passed as ``clock``), on the early side of the estimate's margin: a
+charger whose clock is behind ours still drops a live limit within ``profile_validity_s`` of our send, and one
+ahead does not drop it early. Without an estimate they are written in ours.
+
 Units: ``A`` per phase when the charger accepts Current, else ``W`` through the charger's real voltage and
 phases. Limits are rounded down (whole watts, 0.1 A), never up.
 """
@@ -25,13 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.clock_skew import ClockEstimate
+
 FAIL_SAFE_PROFILE_ID = 7000
 CEILING_PROFILE_ID = 7001
 LIVE_PROFILE_ID0 = 7100  # + connector id
 #: How far before our "now" every schedule starts. A charger applies an Absolute schedule only once its own
 #: clock passes startSchedule, and charger clocks can be behind ours: a fail-safe starting a minute ago would
 #: not protect a charger whose clock is two minutes slow. A day covers any plausible drift (validTo, not the
-#: start, bounds a live limit; charger clock offsets for validTo are a known gap, see the README).
+#: start, bounds a live limit; validTo is written in the charger's clock where its offset is known).
 SCHEDULE_LEAD = timedelta(days=1)
 
 
@@ -63,45 +70,59 @@ def _stamp(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _schedule(shape: Shape, amps: float, start: datetime) -> dict[str, Any]:
+def _theirs(t: datetime, clock: ClockEstimate | None) -> datetime:
+    """Our instant ``t`` in the charger's clock (early side), or ours when its clock is unknown."""
+    return t if clock is None else clock.charger_time(t)
+
+
+def _schedule(shape: Shape, amps: float, now: datetime, clock: ClockEstimate | None) -> dict[str, Any]:
     return {
-        "startSchedule": _stamp(start),
+        "startSchedule": _stamp(_theirs(now, clock) - SCHEDULE_LEAD),
         "chargingRateUnit": shape.unit,
         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": shape.rate(amps)}],
     }
 
 
-def fail_safe_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any]:
+def fail_safe_profile(shape: Shape, amps: float, now: datetime, clock: ClockEstimate | None = None) -> dict[str, Any]:
     """Permanent TxDefaultProfile, stack level 0, connector 0 (sent with ``connectorId = 0``)."""
     return {
         "chargingProfileId": FAIL_SAFE_PROFILE_ID,
         "stackLevel": 0,
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
+        "chargingSchedule": _schedule(shape, amps, now, clock),
     }
 
 
-def live_profile(shape: Shape, connector_id: int, amps: float, now: datetime, valid_s: float, stack: int) -> dict:
-    """Connector-specific TxDefaultProfile at ``stack`` valid until ``now + valid_s``."""
+def live_profile(
+    shape: Shape,
+    connector_id: int,
+    amps: float,
+    now: datetime,
+    valid_s: float,
+    stack: int,
+    clock: ClockEstimate | None = None,
+) -> dict[str, Any]:
+    """Connector-specific TxDefaultProfile at ``stack`` valid until our ``now + valid_s`` (in the charger's
+    clock when ``clock`` is given; whole seconds rounded down, so never later)."""
     return {
         "chargingProfileId": LIVE_PROFILE_ID0 + connector_id,
         "stackLevel": stack,
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
-        "validTo": _stamp(now + timedelta(seconds=valid_s)),
-        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
+        "validTo": _stamp(_theirs(now + timedelta(seconds=valid_s), clock)),
+        "chargingSchedule": _schedule(shape, amps, now, clock),
     }
 
 
-def ceiling_profile(shape: Shape, amps: float, now: datetime) -> dict[str, Any]:
+def ceiling_profile(shape: Shape, amps: float, now: datetime, clock: ClockEstimate | None = None) -> dict[str, Any]:
     """ChargePointMaxProfile for a charger whose own circuit cannot carry every connector at full current."""
     return {
         "chargingProfileId": CEILING_PROFILE_ID,
         "stackLevel": 0,
         "chargingProfilePurpose": "ChargePointMaxProfile",
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": _schedule(shape, amps, now - SCHEDULE_LEAD),
+        "chargingSchedule": _schedule(shape, amps, now, clock),
     }
 
 

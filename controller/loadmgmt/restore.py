@@ -2,7 +2,8 @@
 
 Why: a restarted controller that knew nothing would have to assume every connector at its maximum and pause
 every car until each acknowledged a new limit. The store already keeps every profile sent with its answer,
-so the last *accepted* live limit of each connector (with its ``validTo``) and each charger's fail-safe are
+so the last *accepted* live limit of each connector (with when it expires, in our clock: the stored
+``valid_until``, not its ``validTo``, which is in the charger's clock) and each charger's fail-safe are
 read back; a connector is then known to draw at most that limit until ``validTo``, then its fail-safe.
 Only profiles this package sends are read (their ids, ``profiles`` module).
 """
@@ -36,7 +37,11 @@ def _parse(row: ChargingProfileRow) -> SentLimit | None:
         sched = doc["chargingSchedule"]
         limit = float(sched["chargingSchedulePeriod"][0]["limit"])
         unit = str(sched["chargingRateUnit"])
-        valid_to = datetime.fromisoformat(doc["validTo"].replace("Z", "+00:00")) if doc.get("validTo") else None
+        # Ours, stored beside the profile: its validTo is in the charger's clock. Rows stored before that
+        # column existed wrote validTo in our clock.
+        valid_to = row.valid_until
+        if valid_to is None and doc.get("validTo"):
+            valid_to = datetime.fromisoformat(doc["validTo"].replace("Z", "+00:00"))
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     return SentLimit(row.cp_id, row.connector_id, limit, unit, valid_to)

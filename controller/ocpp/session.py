@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ocpp.v16 import call_result
@@ -37,7 +37,7 @@ log = logging.getLogger("controller.ocpp")
 #: Unit multipliers to SI (W, Wh, A) for the convenience fields of ``MeterEvent``.
 _TO_SI = {"kW": 1000.0, "kWh": 1000.0, "W": 1.0, "Wh": 1.0, "A": 1.0}
 #: Measurands summed over phases, with their default unit.
-_SUMMED = {"Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh"}
+_SUMMED = {"Power.Active.Import": "W", "Power.Active.Export": "W", "Energy.Active.Import.Register": "Wh"}
 
 
 def rfc3339(dt: datetime) -> str:
@@ -47,13 +47,18 @@ def rfc3339(dt: datetime) -> str:
 
 def parse_time(text: str | None, fallback: datetime) -> datetime:
     """A charger's timestamp as an aware datetime (one without a zone is taken as UTC)."""
-    if not text:
-        return fallback
+    return stamp_of(text, fallback.tzinfo) or fallback
+
+
+def stamp_of(text: Any, tz: Any = UTC) -> datetime | None:
+    """A charger's timestamp as an aware datetime (no zone: ``tz``), None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        return fallback
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=fallback.tzinfo)
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=tz)
 
 
 @runtime_checkable
@@ -70,6 +75,8 @@ class SessionHost(Protocol):
     validate_responses: bool
 
     def touch(self, cp_id: str, now: datetime) -> None: ...
+
+    def clock_sample(self, cp_id: str, theirs: datetime, received: datetime) -> None: ...
 
     def record_event(self, cp_id: str | None, kind: str, **data: Any) -> None: ...
 
@@ -228,11 +235,13 @@ class ChargePointSession:
     def on_status_notification(self, connector_id: int, error_code: str, status: str, **kw: Any) -> Any:
         now = self.clock.now()
         at = parse_time(kw.get("timestamp"), now)
+        self._clock_sample(kw.get("timestamp"), now)
         self.csms.on_status(self.id, connector_id, status, error_code, kw.get("info"), kw.get("vendor_error_code"), at)
         return call_result.StatusNotification()
 
     @handles("MeterValues")
     def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kw: Any) -> Any:
+        self._clock_samples(meter_value)
         self.csms.on_meter_values(self.id, connector_id, kw.get("transaction_id"), meter_value)
         return call_result.MeterValues()
 
@@ -247,6 +256,7 @@ class ChargePointSession:
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kw: Any
     ) -> Any:
         info = self.csms.id_tag_info(id_tag)
+        self._clock_sample(timestamp, self.clock.now())
         tx_id = await self.csms.on_start_transaction(
             self.id,
             connector_id,
@@ -261,6 +271,8 @@ class ChargePointSession:
     @handles("StopTransaction")
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any) -> Any:
         id_tag = kw.get("id_tag")
+        self._clock_sample(timestamp, self.clock.now())
+        self._clock_samples(kw.get("transaction_data") or [])
         await self.csms.on_stop_transaction(
             self.id,
             transaction_id,
@@ -271,6 +283,18 @@ class ChargePointSession:
             kw.get("transaction_data") or [],
         )
         return call_result.StopTransaction(id_tag_info=self.csms.id_tag_info(id_tag) if id_tag else None)
+
+    def _clock_sample(self, text: Any, received: datetime) -> None:
+        """A timestamp the charger sent, against our receive time (``controller.clock_skew``)."""
+        theirs = stamp_of(text)
+        if theirs is not None:
+            self.csms.clock_sample(self.id, theirs, received)
+
+    def _clock_samples(self, meter_value: list[dict[str, Any]]) -> None:
+        """Only the newest stamp of a meter-value list counts: older ones give looser bounds."""
+        stamps = [t for mv in meter_value if isinstance(mv, dict) and (t := stamp_of(mv.get("timestamp")))]
+        if stamps:
+            self.csms.clock_sample(self.id, max(stamps), self.clock.now())
 
     @handles("DataTransfer")
     def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
@@ -293,7 +317,9 @@ def summarize_meter_value(
 ) -> tuple[ev.MeterEvent, list[dict[str, Any]]]:
     """One ``meterValue`` element (camelCase, as received) → the bus event and the store rows.
 
-    Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases; current
+    Power and energy: the total (no phase) when the charger sends one, else the sum of the line phases. Power is
+    net of export (``Power.Active.Import`` minus ``Power.Active.Export``), so a discharging bidirectional
+    charger counts as negative EV load, as the site meter sees it; current
     is the largest phase current (what a circuit limit cares about). The measurand defaults to
     Energy.Active.Import.Register and the unit to the spec's default for it.
     """
@@ -341,6 +367,9 @@ def summarize_meter_value(
         elif measurand == "SoC":
             soc = value
     power = total.get("Power.Active.Import", phased.get("Power.Active.Import"))
+    export = total.get("Power.Active.Export", phased.get("Power.Active.Export"))
+    if export is not None:
+        power = (power or 0.0) - export
     energy = total.get("Energy.Active.Import.Register", phased.get("Energy.Active.Import.Register"))
     return (
         ev.MeterEvent(cp_id, connector_id, transaction_id, at, tuple(samples), power, current, energy, soc),

@@ -7,6 +7,7 @@ from controller.store.models import (
     EventRow,
     IdTagRow,
     MeterValueRow,
+    NoResumeRow,
     TransactionRow,
 )
 from controller.store.store import REBOOT_CLOSED, Store, WriteBatch
@@ -19,6 +20,7 @@ __all__ = [
     "EventRow",
     "IdTagRow",
     "MeterValueRow",
+    "NoResumeRow",
     "Store",
     "TransactionRow",
     "WriteBatch",

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, text
 
 #: the newest migration's revision id (tests/controller/test_migrations.py checks it)
-HEAD = "0002_liveness"
+HEAD = "0003_lm_memory"
 BASELINE = "0001_baseline"
 MIGRATIONS = Path(__file__).parent / "migrations"
 

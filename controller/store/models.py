@@ -59,6 +59,10 @@ class ChargePointRow(Base):
     #: Listed in the config's ``[[chargers]]``; ``removed_at``: when it left the config (then refused).
     from_config: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: its clock's offset from ours (s, a lower bound, margin taken off) as estimated at ``clock_offset_at``
+    #: (``controller.clock_skew``): a restarted controller starts from it instead of knowing nothing
+    clock_offset_s: Mapped[float | None] = mapped_column(Float)
+    clock_offset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConnectorRow(Base):
@@ -146,6 +150,21 @@ class ChargingProfileRow(Base):
     status: Mapped[str] = mapped_column(String(60))
     reason: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: when the profile stops applying, in *our* clock (its ``validTo`` is in the charger's own clock, which
+    #: may differ from ours; a restarted controller reads this, not ``validTo``)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NoResumeRow(Base):
+    """A car (by id tag) that did not resume charging after a 0 A pause: load management gives its sessions
+    the minimum current instead of a pause, also after a restart. Where and when it was last seen so."""
+
+    __tablename__ = "no_resume_tags"
+
+    id_tag: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cp_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventRow(Base):

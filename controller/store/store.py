@@ -11,13 +11,14 @@ Every query method returns detached ORM rows (``controller.store.models``), olde
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import JSON, Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -30,6 +31,7 @@ from controller.store.models import (
     EventRow,
     IdTagRow,
     MeterValueRow,
+    NoResumeRow,
     TransactionRow,
     UTCDateTime,
 )
@@ -60,6 +62,9 @@ class WriteBatch:
     cp_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Chargers that went offline: every stored connector status of theirs becomes stale (before the upserts).
     stale_chargers: set[str] = field(default_factory=set)
+    #: Charging-profile requests sent and their answers (``charging_profiles`` rows): a limit drop sends one per
+    #: connector, and a commit each made the writer thread contend with the event loop for the whole round.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -69,6 +74,7 @@ class WriteBatch:
             + len(self.last_seen)
             + len(self.cp_fields)
             + len(self.stale_chargers)
+            + len(self.profiles)
         )
 
 
@@ -423,7 +429,9 @@ class Store:
         status: str,
         reason: str | None,
         sent_at: datetime,
+        valid_until: datetime | None = None,
     ) -> None:
+        """One profile request and its answer; ``valid_until``: when it stops applying, in our clock."""
         with self.session() as s:
             s.add(
                 ChargingProfileRow(
@@ -434,8 +442,22 @@ class Store:
                     status=status,
                     reason=reason,
                     sent_at=sent_at,
+                    valid_until=valid_until,
                 )
             )
+
+    def remember_no_resume(self, id_tag: str, cp_id: str, connector_id: int, at: datetime) -> None:
+        """A car that did not resume after a 0 A pause (kept across restarts; the latest sighting wins)."""
+        with self.session() as s:
+            row = s.get(NoResumeRow, id_tag)
+            if row is None:
+                s.add(NoResumeRow(id_tag=id_tag, cp_id=cp_id, connector_id=connector_id, seen_at=at))
+            else:
+                row.cp_id, row.connector_id, row.seen_at = cp_id, connector_id, at
+
+    def no_resume_tags(self) -> list[NoResumeRow]:
+        with self.session() as s:
+            return list(s.scalars(select(NoResumeRow).order_by(NoResumeRow.id_tag)))
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         rows = list(events)
@@ -447,9 +469,9 @@ class Store:
         """Commit a ``WriteBatch`` in one transaction (bulk inserts, one upsert per connector)."""
         with self.session() as s:
             if batch.cp_fields:
-                s.execute(update(ChargePointRow), [{"id": k, **v} for k, v in batch.cp_fields.items()])
+                self._bulk_update(s, ChargePointRow, [{"id": k, **v} for k, v in batch.cp_fields.items()])
             if batch.last_seen:
-                s.execute(update(ChargePointRow), [{"id": k, "last_seen": v} for k, v in batch.last_seen.items()])
+                self._bulk_update(s, ChargePointRow, [{"id": k, "last_seen": v} for k, v in batch.last_seen.items()])
             if batch.stale_chargers:
                 s.execute(update(ConnectorRow).where(ConnectorRow.cp_id.in_(batch.stale_chargers)).values(stale=True))
             if batch.connectors:
@@ -457,21 +479,73 @@ class Store:
             if batch.meter_values:
                 self._bulk_insert(s, MeterValueRow, batch.meter_values)
             if batch.events:
-                s.execute(insert(EventRow), batch.events)
+                self._bulk_insert(s, EventRow, batch.events)
+            if batch.profiles:
+                self._bulk_insert(s, ChargingProfileRow, batch.profiles)
 
     def _bulk_insert(self, s: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-        """Append rows; on SQLite straight through the driver's executemany (about twice as fast as Core,
-        and this is the write-behind thread's main cost under load), elsewhere through Core."""
+        """Append rows (every row with the keys of the first); on SQLite straight through the driver's
+        executemany (about twice as fast as Core, and this is the write-behind thread's main cost under load),
+        elsewhere through Core."""
         if self.engine.dialect.name != "sqlite":
             s.execute(insert(model), rows)
             return
         table = model.__table__
-        cols = [c.name for c in table.columns if c.name in rows[0]]
-        times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
-        getters = [(c, c in times) for c in cols]
-        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        params = [tuple(_sqlite_time(r[c]) if is_time else r[c] for c, is_time in getters) for r in rows]
-        s.connection().exec_driver_sql(sql, params)
+        names = [c.name for c in table.columns if c.name in rows[0]]
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        s.connection().exec_driver_sql(sql, self._driver_params(table, names, rows))
+
+    def _bulk_update(self, s: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+        """Update rows by primary key ``id`` (each row: ``id`` and the columns to set); on SQLite through the
+        driver's executemany, one statement per set of columns (the ORM's bulk update by primary key cost
+        ~40 % of the writer thread in a reconnect storm: every charger's ``last_seen``), elsewhere the ORM's."""
+        if self.engine.dialect.name != "sqlite":
+            s.execute(update(model), rows)
+            return
+        table = model.__table__
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(tuple(k for k in r if k != "id"), []).append(r)
+        conn = s.connection()
+        for columns, group in groups.items():
+            sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+            conn.exec_driver_sql(sql, self._driver_params(table, [*columns, "id"], group))
+
+    def _driver_params(self, table: Any, names: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows as the SQLite driver's parameter tuples, stored as Core would store them: times through
+        ``_sqlite_time`` (once per distinct value: the samples of one meter value share a timestamp), JSON
+        through the column type's own bind processor."""
+        dialect = self.engine.dialect
+        times: dict[datetime, str | None] = {}
+
+        def as_text(dt: datetime | None) -> str | None:
+            if dt is None:
+                return None
+            text = times.get(dt)
+            if text is None:
+                text = times[dt] = _sqlite_time(dt)
+            return text
+
+        convert: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, name in enumerate(names):
+            col_type = table.columns[name].type
+            if isinstance(col_type, UTCDateTime):
+                convert.append((i, as_text))
+            elif isinstance(col_type, JSON):
+                convert.append((i, col_type.dialect_impl(dialect).bind_processor(dialect)))
+            # text, numbers and booleans go to the driver as they are, as Core sends them
+        get = itemgetter(*names)
+        if len(names) == 1:
+            return [(get(r),) for r in rows] if not convert else [(convert[0][1](get(r)),) for r in rows]
+        if not convert:
+            return [get(r) for r in rows]
+        params: list[tuple[Any, ...]] = []
+        for r in rows:
+            values = list(get(r))
+            for i, f in convert:
+                values[i] = f(values[i])
+            params.append(tuple(values))
+        return params
 
     def _upsert_connectors(self, s: Session, rows: list[dict[str, Any]]) -> None:
         if self.engine.dialect.name == "postgresql":

@@ -93,13 +93,20 @@ def _chargers(client: ApiClient, args: argparse.Namespace) -> int:
     print(f"{'charger':<16} {'online':<7} {'conn':>4} {'status':<14} {'limit A':>8} {'power kW':>9}  why / last seen")
     for c in chargers:
         print(f"{c['id']:<16} {'yes' if c['online'] else 'no':<7} {'':>4} {'':<14} {'':>8} {'':>9}  "
-              f"last seen {c['last_seen'] or 'never'}, {c['owner']}")  # fmt: skip
+              f"last seen {c['last_seen'] or 'never'}, {c['owner']}, {_clock(c.get('clock_offset_s'))}")  # fmt: skip
         for k in c["connectors"]:
             if k["connector_id"] == 0:
                 continue
             print(f"{'':<16} {'':<7} {k['connector_id']:>4} {k['status'] or '-':<14} {_kw(k['limit_a']):>8} "
                   f"{_kw(k['power_kw'], 2):>9}  {k['limit_reason'] or ''}")  # fmt: skip
     return 0
+
+
+def _clock(offset_s: float | None) -> str:
+    """The charger's clock against the controller's (estimated from the timestamps it sends)."""
+    if offset_s is None:
+        return "clock not heard yet"
+    return f"clock {offset_s:+.1f} s vs controller"
 
 
 def _transactions(client: ApiClient, args: argparse.Namespace) -> int:

@@ -18,11 +18,10 @@ GenericError / InternalError    a handler refused for another reason / a handler
 from __future__ import annotations
 
 import decimal
-import enum
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from ocpp.exceptions import OCPPError
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -77,24 +76,25 @@ Frame = CallFrame | ResultFrame | ErrorFrame
 def _default(o: Any) -> Any:
     if isinstance(o, decimal.Decimal):
         return float(o)
-    if isinstance(o, enum.Enum):
-        return o.value
     raise TypeError(f"cannot encode {type(o).__name__} in an OCPP frame")
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default).encode
+#: Why orjson: parsing a MeterValues frame took 9.6 µs with ``json`` and 3.3 µs with orjson, encoding an answer
+#: 5.7 µs against 0.5 µs (see benchmarks/RESULTS.md). Dataclasses and datetimes are passed to ``_default``,
+#: which refuses them as ``json`` did: a payload reaches the wire only as plain JSON values (``payloads.to_wire``).
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON as OCPP-J frames are sent."""
-    return _dumps(obj)
+    """Compact JSON as OCPP-J frames are sent (a text frame: ``str``); enums as their values."""
+    return orjson.dumps(obj, default=_default, option=_OPTIONS).decode()
 
 
 def parse_frame(raw: str | bytes) -> Frame:
     """Decode one WebSocket message into a frame, or raise ``OcppViolation`` saying what the spec wants."""
     try:
-        msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise OcppViolation("FormationViolation", "frame is not valid JSON") from None
     if not isinstance(msg, list):
         raise OcppViolation("FormationViolation", f"frame must be a JSON array, got {type(msg).__name__}")

@@ -4,15 +4,21 @@ setpoints out (a recording send), departures estimated from the store."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
 from controller import events as ev
 from controller.aggregator.dispatch import ConnectorRef, ProfileDispatcher
+from controller.aggregator.limits import LimitGate
+from controller.aggregator.live_market import MarketService
 from controller.aggregator.service import LiveDefaults, LiveFleet
 from controller.aggregator.signal_source import BUS_TOPIC, SignalSample
+from controller.aggregator.tracker import TrackerSettings
+from evsite import topics
 from evsite.bus import EventBus
 from evsite.ev_fleet import seed_fleet
+from evsite.site_state import ConnectorEnvelope
 from planning.ssm import StateSpaceModel
 from planning.ssm_estimate import estimate_model
 
@@ -43,6 +49,17 @@ def _plug_in(bus: EventBus, soc_pct: float = 70.0) -> None:
     for i, r in enumerate(REFS):
         bus.publish(ev.TOPIC_TRANSACTION, ev.TransactionEvent(r.cp_id, r.connector_id, i + 1, "started", "TAG", 0, T))
         bus.publish(ev.TOPIC_METER, ev.MeterEvent(r.cp_id, r.connector_id, i + 1, T, soc_pct=soc_pct))
+
+
+def _market(clock, model, defaults: LiveDefaults) -> tuple[EventBus, Recorder, MarketService]:
+    """A live market service on ``clock`` whose profiles go to a recorder, gated by load management's grants."""
+    bus = EventBus()
+    rec = Recorder()
+    gate = LimitGate(bus)
+    live = LiveFleet(REFS, defaults)
+    svc = MarketService(bus, clock, live, model, ProfileDispatcher(rec.send, REFS, gate=gate), gate,
+                        settings=TrackerSettings(min_hold_s=0.0))  # fmt: skip
+    return bus, rec, svc
 
 
 @pytest.fixture(scope="module")
@@ -113,20 +130,7 @@ async def test_service_from_config(manual_clock) -> None:
 async def test_live_market_acts_only_inside_the_load_management_envelope(manual_clock, model) -> None:
     """Nothing is commanded before load management grants limits; then every limit sent stays within the
     latest grant, discharge goes only to the bidirectional charger, and the signal moves the setpoints."""
-    from types import MappingProxyType
-
-    from controller.aggregator.limits import LimitGate
-    from controller.aggregator.live_market import MarketService
-    from controller.aggregator.tracker import TrackerSettings
-    from evsite import topics
-    from evsite.site_state import ConnectorEnvelope
-
-    bus = EventBus()
-    rec = Recorder()
-    gate = LimitGate(bus)
-    live = LiveFleet(REFS, LiveDefaults(soc_target=0.6, dwell_h=8.0))
-    svc = MarketService(bus, manual_clock, live, model, ProfileDispatcher(rec.send, REFS, gate=gate), gate,
-                        settings=TrackerSettings(min_hold_s=0.0))  # fmt: skip
+    bus, rec, svc = _market(manual_clock, model, LiveDefaults(soc_target=0.6, dwell_h=8.0))
     _plug_in(bus, soc_pct=50.0)
     bus.publish(BUS_TOPIC, SignalSample(T, 0.0))
     await svc.step_once()
@@ -168,20 +172,7 @@ async def test_live_market_acts_only_inside_the_load_management_envelope(manual_
 async def test_live_market_discharges_only_within_the_discharge_bound(manual_clock, model) -> None:
     """The bidirectional car is never commanded to feed back while load management's envelope gives it no
     discharge bound; once it does, discharge stays within that bound (and only at the bidirectional one)."""
-    from types import MappingProxyType
-
-    from controller.aggregator.limits import LimitGate
-    from controller.aggregator.live_market import MarketService
-    from controller.aggregator.tracker import TrackerSettings
-    from evsite import topics
-    from evsite.site_state import ConnectorEnvelope
-
-    bus = EventBus()
-    rec = Recorder()
-    gate = LimitGate(bus)
-    live = LiveFleet(REFS, LiveDefaults(soc_target=0.9, dwell_h=12.0))
-    svc = MarketService(bus, manual_clock, live, model, ProfileDispatcher(rec.send, REFS, gate=gate), gate,
-                        settings=TrackerSettings(min_hold_s=0.0))  # fmt: skip
+    bus, rec, svc = _market(manual_clock, model, LiveDefaults(soc_target=0.9, dwell_h=12.0))
     _plug_in(bus, soc_pct=30.0)
 
     def grant(discharge_a: float) -> None:

@@ -37,6 +37,8 @@ async def test_status_chargers_transactions_and_send(site: Site, capsys) -> None
         # (the site runs without load management here: the API's own view names no profile sent yet)
         code, out, _ = await run_cli(site, capsys, "chargers", role="read")
         assert code == 0 and "Charging" in out and "no profile sent" in out and "last seen never" in out
+        # CP1 stamped its StartTransaction 07:00 at the site's 08:00: its clock is an hour behind ours
+        assert "clock -3600.0 s vs controller" in out and "clock not heard yet" in out  # CP2 never connected
 
         code, out, _ = await run_cli(site, capsys, "transactions", "--open", "--json", role="read")
         assert code == 0 and [t["id"] for t in json.loads(out)] == [tx.transaction_id]

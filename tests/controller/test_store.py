@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -86,6 +86,41 @@ def test_write_batch_upserts_connectors_and_appends_rows(store: Store) -> None:
     store.add_profile("CP1", "SetChargingProfile", 1, {"x": 1}, "Rejected", "why", T0)
     (p,) = store.charging_profiles("CP1")
     assert (p.status, p.reason, p.profile, p.sent_at) == ("Rejected", "why", {"x": 1}, T0)
+
+
+def test_write_batch_stores_mixed_updates_json_times_and_profiles_as_written(store: Store) -> None:
+    """The batch's bulk paths (the SQLite driver's executemany) read back exactly what was buffered."""
+    for cp in ("CP1", "CP2"):
+        store.register_charge_point(cp, T0)
+    later = datetime(2026, 3, 2, 10, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=2)))  # 08:00:00.25 UTC
+    caps = {"ChargeProfileMaxStackLevel": 3, "units": ["A", "W"]}
+    store.write_batch(
+        WriteBatch(
+            cp_fields={"CP1": {"capabilities": caps, "online": True, "last_boot": later, "vendor": "V"},
+                       "CP2": {"online": False}},
+            last_seen={"CP1": later, "CP2": T0},
+            events=[{"at": later, "cp_id": "CP1", "kind": "boot", "data": None},
+                    {"at": T0, "cp_id": None, "kind": "boot", "data": {"n": 1.5}}],
+            profiles=[{"cp_id": "CP2", "action": "ClearChargingProfile", "connector_id": None, "profile": None,
+                       "status": "Accepted", "reason": None, "sent_at": later}],
+        )
+    )  # fmt: skip
+    cp1, cp2 = store.charge_point("CP1"), store.charge_point("CP2")
+    assert (cp1.capabilities, cp1.online, cp1.last_boot, cp1.last_seen, cp1.vendor) == (caps, True, later, later, "V")
+    assert (cp2.online, cp2.last_seen, cp2.capabilities, cp2.vendor) == (False, T0, None, None)
+    assert [(e.cp_id, e.at, e.data) for e in store.events(kind="boot")] == [
+        ("CP1", later, None),
+        (None, T0, {"n": 1.5}),
+    ]
+    (p,) = store.charging_profiles("CP2")
+    assert (p.action, p.connector_id, p.profile, p.status, p.reason, p.sent_at) == (
+        "ClearChargingProfile",
+        None,
+        None,
+        "Accepted",
+        None,
+        later,
+    )
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:

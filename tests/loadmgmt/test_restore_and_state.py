@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from controller import events as ev
 from controller.csms import CentralSystem
 from controller.loadmgmt import profiles as prof
 from controller.loadmgmt.manager import LoadManager
@@ -89,4 +90,50 @@ async def test_site_state_is_published_on_mqtt(tmp_path: Path, mqtt_broker) -> N
     assert doc["tariff_tier"] == ("off-peak 1.38 c/kWh" if switched_at.hour < 8 else "peak 18.62 c/kWh")
     assert doc["limit_kw"] == round(100 * 400 * 3**0.5 / 1000 * 0.8, 3)
     assert {(c["cp_id"], c["connector_id"]) for c in doc["connectors"]} == {("CP1", 1), ("CP1", 2)}
+    store.close()
+
+
+async def test_a_car_that_did_not_resume_is_remembered_across_a_restart(tmp_path: Path) -> None:
+    cfg = site_config(tmp_path, "building_peak_kw = 25")
+    clock = ManualClock(NOW)
+    store = Store.open(cfg.store.url)
+    tx_id, _ = store.start_transaction("CP1", 1, "TAG", 0, NOW, "Accepted", None)
+    bus = EventBus()
+    before = LoadManager(cfg, CentralSystem(cfg, store, clock, bus), bus, clock)
+    before.handle("ocpp/connection", ev.ConnectionEvent("CP1", True, NOW))
+    before.handle("ocpp/status", ev.StatusEvent("CP1", 1, "Charging", "NoError", NOW))
+    before.handle("ocpp/transaction", ev.TransactionEvent("CP1", 1, tx_id, "started", "TAG", 0, NOW))
+    t = before.tracks[("CP1", 1)]
+    before._note_pause(t, 0.0, 16.0)  # paused while charging ...
+    before._note_pause(t, 16.0, 0.0)  # ... given current again ...
+    before.handle("ocpp/status", ev.StatusEvent("CP1", 1, "SuspendedEV", "NoError", NOW))  # ... and takes nothing
+    assert before.no_resume_tags == {"TAG"}
+    await before.csms.flush()
+    assert [(r.id_tag, r.cp_id, r.connector_id) for r in store.no_resume_tags()] == [("TAG", "CP1", 1)]
+
+    # A restarted controller: the transaction is still open; its car gets the minimum instead of a pause.
+    after_csms = CentralSystem(cfg, store, clock, EventBus())
+    after_csms.effects.open_tx = {"CP1": {tx_id: 1}}
+    after = LoadManager(cfg, after_csms, after_csms.bus, clock)
+    after.seed_from_csms()
+    assert after.no_resume_tags == {"TAG"}
+    assert after.tracks[("CP1", 1)].id_tag == "TAG"
+    snap, _, _ = after.snapshot(clock.now())
+    assert snap.sessions.no_pause.tolist() == [True, False]
+    store.close()
+
+
+def test_a_restart_reads_the_expiry_in_our_clock_not_the_chargers_valid_to(tmp_path: Path) -> None:
+    from controller.clock_skew import ClockEstimate
+
+    cfg = site_config(tmp_path, "building_peak_kw = 10")
+    store = Store.open(cfg.store.url)
+    behind = ClockEstimate(NOW, -600.0, 0.0, 1.0, 0.0, 10, False)  # the charger's clock is 10 minutes slow
+    shape = prof.Shape("A", 2, 230.0, 3)
+    profile = prof.live_profile(shape, 1, 20.0, NOW, 120, 2, behind)
+    assert profile["validTo"] == "2026-03-02T07:51:59Z"  # 08:02:00 ours, in its clock, 1 s early
+    store.add_profile("CP1", "SetChargingProfile", 1, profile, "Accepted", "load management: equal share",
+                      NOW, NOW + timedelta(seconds=120))  # fmt: skip
+    ((sent,), _) = last_accepted(store)
+    assert sent.valid_to == NOW + timedelta(seconds=120)
     store.close()

@@ -113,3 +113,15 @@ async def test_profiles_keep_applying_while_offline(manual_clock: ManualClock) -
             assert site.arrays.power_w[0] == pytest.approx(8 * 230 * 3)
         finally:
             await site.stop()
+
+
+def test_a_connection_lost_with_an_authorize_queued_starts_the_transaction_offline(manual_clock: ManualClock) -> None:
+    site = SimulatedSite("ws://127.0.0.1:9", manual_clock, charger_specs(1, 1), small_fleet(1))
+    cp = site.chargers[0]
+    cp.online.set()
+    cp.ev_arrived(1, "SIM-TAG")  # StatusNotification (Preparing) and Authorize queued
+    assert [m.action for m in cp.pending] == ["StatusNotification", "Authorize"]
+    cp.online.clear()
+    cp._purge_offline()  # the unanswered Authorize is decided locally: the transaction starts offline
+    assert [m.action for m in cp.pending] == ["StartTransaction"]
+    assert 1 in cp.tx
