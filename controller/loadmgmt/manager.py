@@ -436,7 +436,7 @@ class LoadManager:
         est = self.departures.estimate(
             t.id_tag or "", pd.Timestamp(t.tx_start), site_default_s=self.config.site.departure_default_h * 3600.0
         )
-        t.departure_estimate, t.departure_basis = est.departure.to_pydatetime(), est.basis
+        t.departure_estimate, t.departure_basis = est.departure.floor("us").to_pydatetime(), est.basis
 
     def _on_status(self, e: ev.StatusEvent) -> None:
         if e.connector_id < 1:
