@@ -121,15 +121,6 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda s=sig: (got.append(s), stop.set()))
     gc.freeze()  # everything loaded so far lives until exit: keep it out of every future collection
-    # And once the chargers' connections have settled, their sessions too (undone when they churn).
-    from evsite import topics
-    from evsite.gc_settle import run_settle_freeze
-
-    published = csms.bus.published
-    settle = asyncio.create_task(
-        run_settle_freeze(site.clock, lambda: published[topics.OCPP_CONNECTION], lambda: len(csms.connected)),
-        name="gc-settle-freeze",
-    )
     lines = [f"evsite serve: listening on {csms.url}<chargePointId>"]
     if site.api is not None:
         lines.append(f"evsite serve: dashboard and API on {site.api.url} (OpenAPI at {site.api.url}docs)")
@@ -144,7 +135,6 @@ async def _serve(
     await stop.wait()
     connected = len(csms.connected)
     log_event(log, "shutdown_requested", connected=connected, signal=got[0].name)
-    settle.cancel()
     await site.stop()
     store.close()
     if got[0] == signal.SIGINT:
