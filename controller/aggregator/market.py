@@ -14,7 +14,8 @@ What the controller does *not* get here (issue 12, "the cars as they are"):
   charge below its charger's minimum current (``evsite.ev_fleet.apply_setpoints``).
 
 Per hour: the offer (base, capacity, the SSM-forecast up/down headroom), what the fleet could actually have
-delivered (the smallest headroom around the base over the hour, from the true state: ``deliverable``), and
+delivered (the smallest headroom around the base over the hour, from the true state: ``deliverable``; a
+car that needs nothing more never has to draw), and
 the PJM score of the hour. The capacity forecasts of the SSM are compared with persistence (last hour's
 deliverable) and seasonal-naive (same hour the day before) in ``forecast_errors``.
 
@@ -304,6 +305,7 @@ def run_market(
             # cars at their ceiling, each other car ceil x (1 - slack / time left), the dischargeable discharging
             left = max(t_end - t, dt_s)
             must = ceil * np.clip(1.0 - lax / left, 0.0, 1.0)
+            must[tr.need_kwh() <= 0.0] = 0.0  # a car that needs nothing more is never forced
             must[tr.forced] = ceil[tr.forced]
             hour_lo.append(float(must.sum() - fleet.p_discharge_kw[dis].sum()))
             hour_hi.append(float(ceil.sum()))

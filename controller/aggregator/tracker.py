@@ -121,6 +121,7 @@ class Tracker:
         self.limit_kw = np.full(n, np.inf)
         self.offer_: Offer | None = None
         self.arrivals_kw: dict[int, float] = {}  # rated kW of the cars that arrived, per clock hour
+        self.arrivals_floor_kw: dict[int, float] = {}  # and what they had to draw on arrival (``_floor_kw``, 0 s)
 
     # ----------------------------------------------------------------------------------- observation
 
@@ -131,6 +132,8 @@ class Tracker:
         if t_s is not None and came.any():
             key = int(t_s // 3600.0)
             self.arrivals_kw[key] = self.arrivals_kw.get(key, 0.0) + float(self.fleet.p_charge_kw[came].sum())
+            floor = self._floor_kw(t_s, came, self.ceiling_kw(), came & (self.soc < self.s.soc_force_charge), 0.0)
+            self.arrivals_floor_kw[key] = self.arrivals_floor_kw.get(key, 0.0) + float(floor.sum())
         gone = self.online & ~online
         self.mode[gone] = IDLE
         self.sent_kw[gone] = 0.0
@@ -201,10 +204,7 @@ class Tracker:
         base = s.energy_lead * base_need
 
         lax = self.laxity_s(t_s)
-        # a car may discharge for the hour when it still has slack after the hour and the recharge of it
-        recharge_s = 3600.0 * (f.p_discharge_kw / np.maximum(f.p_charge_kw, 1e-9)) / f.efficiency**2
-        dis_ok = flex & self.can_discharge & (self.soc > max(s.soc_force_charge, SOC_MIN) + 0.05)
-        dis_ok &= lax > hour_s + recharge_s
+        dis_ok = flex & self._dischargeable(lax, hour_s)
 
         pmin = f.p_min_kw
         mid_c = np.where(flex, (pmin + ceil) / 2.0, 0.0)
@@ -256,14 +256,43 @@ class Tracker:
         top_end = float((ceil * self.stay_probability(t_s + hour_s))[online].sum()) * shrink_all
         top_end += self.arrivals_kw.get(int(t_s // 3600.0) - 24, 0.0)
         top = min(float(ceil[online].sum()), top_end)
-        # a car with slack under an hour must draw ceil x (1 - slack / hour) on average not to be forced
-        soon = online & ~forced & (ceil >= f.p_min_kw)
-        must = float((ceil * np.clip(1.0 - lax / hour_s, 0.0, 1.0))[soon].sum())
-        bottom = fixed_kw + must - float(f.p_discharge_kw[dis_ok].sum())
+        # down to what the cars must draw not to be forced (``_floor_kw``), now and at the hour's end (then only
+        # the forced cars likely to stay, and the arrivals of the same hour the day before that came forced)
+        floor = self._floor_kw(t_s, online, ceil, forced, hour_s)
+        floor_end = self._floor_kw(t_s, online, ceil, forced, 0.0) * self.stay_probability(t_s + hour_s)
+        key = int(t_s // 3600.0) - 24
+        bottom = max(float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(key, 0.0))
         self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
                             int(flex.sum()))  # fmt: skip
         step = self._setpoints(t_s, base, ceil, switched, R_PLAN)
         return self.offer_, step
+
+    def _floor_kw(
+        self, t_s: float, cars: BoolArray, ceil: FloatArray, forced: BoolArray, horizon_s: float, hour_s: float = 3600.0
+    ) -> FloatArray:
+        """The least each of ``cars`` can draw on average over ``horizon_s`` without being forced (kW; 0 for
+        the others): 0 s is the instant (only forced cars, and cars with no slack, must draw).
+
+        Forced cars draw their ceiling; a car with slack under the horizon must draw ceil x (1 - slack /
+        horizon) (cars leaving this hour included: the base holds them at their ceiling, but the fleet could
+        hold them lower); a car behind a bidirectional charger that can afford an hour of discharge and its
+        recharge counts at minus its discharge power. The deliverable in ``market.run_market`` applies the
+        same rules to the true state from each instant to the hour's end.
+        """
+        f = self.fleet
+        lax = self.laxity_s(t_s)
+        must = np.where(forced | (lax <= 0.0), ceil, ceil * np.clip(1.0 - lax / max(horizon_s, 1e-9), 0.0, 1.0))
+        must[~forced & ((ceil < f.p_min_kw) | (self.need_kwh() <= 0.0))] = 0.0  # cannot draw, or needs nothing
+        dis = ~forced & self._dischargeable(lax, hour_s)
+        return np.where(cars, must - f.p_discharge_kw * dis, 0.0)
+
+    def _dischargeable(self, lax: FloatArray, hour_s: float) -> BoolArray:
+        """Cars that may discharge for the hour: behind a bidirectional charger, above the force-charge SoC,
+        and with slack left after the hour and the time to recharge what it gave."""
+        f, s = self.fleet, self.s
+        recharge_s = hour_s * (f.p_discharge_kw / np.maximum(f.p_charge_kw, 1e-9)) / f.efficiency**2
+        ok = self.can_discharge & (self.soc > max(s.soc_force_charge, SOC_MIN) + 0.05)
+        return ok & (lax > hour_s + recharge_s)
 
     def stay_probability(self, t_s: float) -> FloatArray:
         """Probability that each car is still plugged in at ``t_s``, from its estimated departure and the

@@ -5,10 +5,11 @@ so its schedulers cannot run a simulated day in a minute. Its triggers are pure 
 (``get_next_fire_time(previous, now)``, DST-aware in the site's zone), so each job here asks its trigger for
 the next fire time and sleeps until then on ``evsite.clock``: the same code runs live and accelerated.
 
-Jobs: every hour on the hour in the site's time zone (plan periods switch), every half profile validity
-(live profiles are refreshed before their ``validTo``), ``[site] replan_cron`` (the daily re-plan from the
-stored meter, ``replan``) and, with a ``[tariff]``, each local hour where a time-of-use price changes (the
-tier in force is published and the allocation uses it, ``tariff_tiers``).
+Jobs: every hour on the hour in the site's time zone (plan periods switch); every half profile validity on
+the live limits' common expiry grid (live profiles are refreshed before their ``validTo``); ``[site]
+replan_cron`` (the daily re-plan from the stored meter, ``replan``); and, with a ``[tariff]``, each local
+hour where a time-of-use price changes (the tier in force is published and the allocation uses it,
+``tariff_tiers``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from controller.loadmgmt.profiles import grid_start
 from evsite.clock import Clock
 from evsite.log import log_event
 
@@ -63,7 +65,9 @@ class Clockwork:
         site = manager.config.site
         tz = ZoneInfo(site.timezone)
         self.hourly = CronTrigger(minute=0, second=0, timezone=tz)
-        self.refresh = IntervalTrigger(seconds=site.profile_validity_s / 2, start_date=clock.now(), timezone=tz)
+        # on the live limits' expiry grid (``profiles.common_expiry``): every limit is refreshed in one wave
+        first = grid_start(clock.now(), site.profile_validity_s)
+        self.refresh = IntervalTrigger(seconds=site.profile_validity_s / 2, start_date=first, timezone=tz)
         self.replan = CronTrigger.from_crontab(site.replan_cron, timezone=tz)
         tiers = getattr(manager, "tiers", None)
         self.tier = None if tiers is None else CronTrigger(hour=tiers.cron_hours(), minute=0, second=0, timezone=tz)

@@ -758,7 +758,7 @@ class LoadManager:
             target, reason = self._regulated(t, target, reason, now)
             if target < current - 1e-6:
                 decreases.append((t, target, reason))
-            elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now < refresh_before:
+            elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now <= refresh_before:
                 rest.append((t, target, reason))
             else:
                 self._describe(t, reason)  # the limit in force is kept: it is this round's decision now
@@ -874,9 +874,10 @@ class LoadManager:
         t.unconfirmed(amps, reason)
         # validTo in the charger's own clock (early side of the estimate), the expiry in ours beside it
         clock = self.csms.clock_estimate(spec.cp_id)
-        valid_until = sent_at + timedelta(seconds=validity)
+        valid_until = prof.common_expiry(sent_at, validity)
+        valid_s = (valid_until - sent_at).total_seconds()
         for stack in stacks:
-            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, validity, stack, clock)
+            profile = dis.live_profile(shape, spec.connector_id, amps, sent_at, valid_s, stack, clock)
             status = await self._set(spec.cp_id, spec.connector_id, profile, reason, amps, valid_until, clock)
             if status == "Accepted":
                 if stack != ctl.stack:

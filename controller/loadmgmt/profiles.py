@@ -8,7 +8,8 @@ ChargePointMaxProfile and the Tx/TxDefault profile in force):
   gone. It cannot be a ChargePointMaxProfile: that would cap every live limit too.
 - **live limit**: a TxDefaultProfile on the connector itself (a connector-specific default wins over the
   connector-0 one) at a higher stack level, with a short ``validTo``; refreshed before it expires, so a
-  controller that disappears leaves the charger on its fail-safe within ``profile_validity_s``. A
+  controller that disappears leaves the charger on its fail-safe within ``profile_validity_s``. Every live
+  limit expires on one grid (``common_expiry``), so all connectors fall to their fail-safes together. A
   TxDefaultProfile, not a TxProfile, so it holds from the instant a car plugs in (no race with the
   transaction id) and also when a transaction ends.
 - **circuit ceiling**: a ChargePointMaxProfile only where the charger's own circuit cannot carry all its
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.clock_skew import ClockEstimate
@@ -64,6 +65,26 @@ class Shape:
         if self.unit == "A":
             return math.floor(max(amps, 0.0) * 10.0 + 1e-6) / 10.0
         return float(math.floor(max(amps, 0.0) * self.voltage_v * self.phases + 1e-6))
+
+
+def common_expiry(now: datetime, validity_s: float) -> datetime:
+    """When a live limit sent at ``now`` expires: the second grid boundary after ``now`` on a grid of
+    ``validity_s / 2`` counted from the Unix epoch, so within ``(now + validity_s / 2, now + validity_s]``.
+
+    Why one grid for every connector: if each live limit expired ``validity_s`` after its own send, a controller
+    that dies leaves a mix for up to ``validity_s``: some connectors already back on their fail-safe (above a
+    paused or small live limit) while the others still hold live limits that used the whole headroom, and that
+    sum can exceed the site limit although each part alone fits. Limits that share an expiry all fall to the
+    fail-safe at once, and every connector at its fail-safe fits. The clockwork refreshes on the same grid.
+    """
+    half = validity_s / 2.0
+    return datetime.fromtimestamp((math.floor(now.timestamp() / half) + 2) * half, tz=UTC)
+
+
+def grid_start(now: datetime, validity_s: float) -> datetime:
+    """The grid boundary at or before ``now`` (the refresh trigger's first fire time is aligned to it)."""
+    half = validity_s / 2.0
+    return datetime.fromtimestamp(math.floor(now.timestamp() / half) * half, tz=UTC)
 
 
 def _stamp(t: datetime) -> str:

@@ -223,6 +223,9 @@ class LiveReplanner:
             return None
         out = live_path(plan.path)
         config, building, now = m.config, plan.building, m.clock.now()
+        db = getattr(m.csms, "db", None)
+        if db is not None:
+            await db.flush()  # every reading received so far is in the store before the history is read
 
         def job() -> Replan:
             history = read_history(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.aggregator.market import Conditions, departures, run_market
+from controller.aggregator.market import Conditions, MarketRun, departures, run_market
 from controller.aggregator.tracker import Tracker, TrackerSettings
 from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, CarPhysics, apply_setpoints, multi_day_fleet, seed_fleet
 from planning.ssm import StateSpaceModel
@@ -73,16 +73,22 @@ def test_departures_spread_around_the_estimate_with_early_leavers() -> None:
     assert 0.15 < early.mean() < 0.3 and np.all(truth >= f.arrival_s + 900.0)
 
 
-def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -> None:
+def _closed_loop(shared_data, n: int, from_h: int, to_h: int) -> MarketRun:
+    """``run_market`` for ``n`` seed-study EVs (fleet seed 5, half bidirectional) on RegD from ``from_h``."""
     import pandas as pd
 
-    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
-    fleet = multi_day_fleet(300, 1, 5)
     from planning.ssm_estimate import estimate_model
 
-    model = estimate_model(fleet.take(np.arange(300)), duration_s=600.0, dt_s=4.0, seed=0)
+    sig = pd.read_csv(shared_data / "regulation" / "pjm_regd_2s_2020-07-16_17.csv")["regd"].to_numpy()
+    fleet = multi_day_fleet(n, 1, 5)
+    model = estimate_model(fleet.take(np.arange(n)), duration_s=600.0, dt_s=4.0, seed=0)
     can = np.random.default_rng(1).random(len(fleet)) < 0.5
-    r = run_market(fleet, sig[17 * 1800 : 19 * 1800], model, t0_s=17 * 3600.0, can_discharge=can, seed=2)
+    return run_market(fleet, sig[from_h * 1800 : to_h * 1800], model, t0_s=from_h * 3600.0, can_discharge=can,
+                      seed=2)  # fmt: skip
+
+
+def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -> None:
+    r = _closed_loop(shared_data, 300, 17, 19)
     assert len(r.hours) == 2 and all(h.offer.capacity_kw > 0 for h in r.hours)
     assert r.score.composite > 0.8
     st = r.switch_stats()
@@ -90,3 +96,83 @@ def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -
     assert r.commands > 0 and r.car_hours > 0
     # the hour's base and capacity never move within the hour
     assert np.unique(r.base_kw[:1800]).size == 1 and np.unique(r.capacity_kw[1800:]).size == 1
+
+
+def _four_cars() -> tuple[Tracker, float]:
+    """Four cars at 10:00, departing (by estimate) 12:00, slack margin 45 min: one done, one with half an hour
+    of slack, one below the force-charge SoC, one behind a bidirectional charger with hours of slack."""
+    f = seed_fleet(4, 0)
+    t = 10 * 3600.0
+    f.arrival_s[:] = t - 600.0
+    f.p_charge_kw[:] = f.p_discharge_kw[:] = 6.0
+    f.efficiency[:] = 1.0
+    f.capacity_kwh[:] = 20.0
+    f.soc_target[:] = 0.8
+    # need 0 kWh; 6 kWh (1 h at 6 kW: slack 1.25 h - 1 h = 15 min); forced (SoC 0.1); need 0 kWh
+    f.soc[:] = [0.85, 0.5, 0.1, 0.8]
+    f.departure_s[:] = [t + 2 * 3600.0, t + 2 * 3600.0, t + 2 * 3600.0, t + 6 * 3600.0]
+    can = np.array([False, False, False, True])
+    tr = Tracker(f, StateSpaceModel(20), TrackerSettings(), departure_est_s=f.departure_s, can_discharge=can)
+    tr.observe_online(f.online(t))
+    return tr, t
+
+
+def test_floor_counts_what_cars_must_draw_and_not_the_cars_that_are_done() -> None:
+    tr, t = _four_cars()
+    forced = tr._update_forced(t)
+    assert forced.tolist() == [False, False, True, False]
+    ceil = tr.ceiling_kw()
+    floor = tr._floor_kw(t, tr.online, ceil, forced, 3600.0)
+    # done car: nothing, though its slack (1.25 h less the hour) is short; 15 min slack in the hour: 3/4 of
+    # its ceiling; forced: its ceiling; bidirectional with hours of slack: minus its discharge power
+    assert floor == pytest.approx([0.0, 0.75 * ceil[1], ceil[2], -6.0])
+    # at the instant only the forced car must draw
+    assert tr._floor_kw(t, tr.online, ceil, forced, 0.0) == pytest.approx([0.0, 0.0, ceil[2], -6.0])
+
+
+def test_up_forecast_counts_yesterdays_forced_arrivals() -> None:
+    tr, t = _four_cars()
+    up_alone = tr.offer(t)[0].up_kw
+    tr2, _ = _four_cars()
+    # yesterday, in this clock hour, cars drawing 8 kW arrived with no slack: the floor at the hour's end
+    tr2.arrivals_floor_kw[int(t // 3600.0) - 24] = 8.0
+    offer = tr2.offer(t)[0]
+    assert offer.up_kw < up_alone
+    ceil = tr2.ceiling_kw()
+    now = tr2._floor_kw(t, tr2.online, ceil, tr2.forced, 3600.0).sum()
+    end = (tr2._floor_kw(t, tr2.online, ceil, tr2.forced, 0.0) * tr2.stay_probability(t + 3600.0)).sum() + 8.0
+    assert end > now  # the arrivals make the hour's end the tighter bound
+    assert 0.0 < offer.up_kw == pytest.approx(-offer.base_kw - end)
+
+
+def test_arrivals_are_remembered_with_what_they_must_draw() -> None:
+    tr, t = _four_cars()
+    f = tr.fleet
+    f.arrival_s[:] = t + 100.0  # nobody yet
+    tr.observe_online(f.online(t), t)
+    assert tr.arrivals_kw == {} and tr.arrivals_floor_kw == {}
+    tr.observe_online(f.online(t + 200.0), t + 200.0)  # all four arrive within the 10:00 hour
+    assert tr.arrivals_kw[10] == pytest.approx(24.0)
+    # only the car below the force-charge SoC must draw on arrival; the bidirectional one can discharge
+    assert tr.arrivals_floor_kw[10] == pytest.approx(tr.ceiling_kw()[2] - 6.0)
+
+
+def test_deliverable_does_not_ask_cars_that_are_done_to_draw() -> None:
+    # car 0 needs 36 kWh (6 h at 6 kW) with 2.5 h of slack; car 1 is done and leaves (by estimate) 40 min
+    # after the hour, so its slack is under the hour
+    f = seed_fleet(2, 0)
+    f.arrival_s[:] = 2 * 3600.0 - 60.0
+    f.departure_s[:] = [12 * 3600.0, 2 * 3600.0 + 2400.0]
+    f.p_charge_kw[:] = f.p_discharge_kw[:] = 6.0
+    f.capacity_kwh[:] = 60.0
+    f.efficiency[:] = 1.0
+    f.soc_target[:] = 0.8
+    f.soc[:] = f.soc_initial[:] = [0.2, 0.85]
+    sig = np.zeros(1800)
+    cond = Conditions(departure_sd_s=0.0, early_share=0.0, command_loss_share=0.0)
+    r = run_market(f, sig, StateSpaceModel(20), t0_s=2 * 3600.0, conditions=cond, seed=0)
+    h = r.hours[0]
+    base = -h.offer.base_kw
+    assert base > 0.0
+    # nothing has to be drawn all hour (car 0 has slack, car 1 needs nothing): the fleet could go to zero
+    assert h.deliverable_up_kw == pytest.approx(base)
