@@ -22,6 +22,7 @@ server's peak RSS (VmHWM). Also measures the per-message cost of the ``ocpp`` li
     .venv/bin/python benchmarks/csms_load.py --chargers 10000 --rate 1000 --steady-s 30 --workers 2
     npm install --prefix benchmarks/node_csms      # once: the reference central system (ocpp-rpc)
     .venv/bin/python benchmarks/csms_load.py --chargers 2000 --server node
+    .venv/bin/python benchmarks/csms_load.py --chargers 2000 --server floor [--uvloop]   # the stack's floor
 """
 
 from __future__ import annotations
@@ -378,9 +379,11 @@ def main() -> int:
     ap.add_argument("--steady-s", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=1, help="load-generator processes")
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, write stats to FILE")
-    ap.add_argument("--server", choices=("evsite", "node"), default="evsite",
-                    help="evsite serve, or the reference ocpp-rpc central system in benchmarks/node_csms")  # fmt: skip
-    ap.add_argument("--uvloop", action="store_true", help="run evsite serve on uvloop's event loop (measurement)")
+    ap.add_argument("--server", choices=("evsite", "node", "floor"), default="evsite",
+                    help="evsite serve; the reference ocpp-rpc central system in benchmarks/node_csms; or the "
+                         "floor: the thinnest central system on evsite's stack (benchmarks/floor_csms.py)")  # fmt: skip
+    ap.add_argument("--uvloop", action="store_true",
+                    help="run evsite serve or the floor on uvloop's event loop (measurement)")  # fmt: skip
     ap.add_argument("--no-load-management", action="store_true",
                     help="[site] enabled = false: the central system alone (as the Node.js reference)")  # fmt: skip
     args = ap.parse_args()
@@ -401,6 +404,9 @@ def main() -> int:
             print(f"first: npm install --prefix {node_dir}", file=sys.stderr)
             return 1
         cmd = ["node", str(node_dir / "server.js"), "127.0.0.1", "0"]
+    elif args.server == "floor":
+        cmd = [sys.executable, str(REPO / "benchmarks" / "floor_csms.py"), "127.0.0.1", "0"]
+        cmd += ["--uvloop"] if args.uvloop else []
     else:
         cmd = [sys.executable]
         if args.profile:
@@ -454,7 +460,8 @@ def main() -> int:
     steady = merged("steady_lat")
     n_steady = sum(len(v) for v in steady.values())
     wall = max(r["steady_wall"] for r in results)
-    print(f"server: {args.server}  chargers: {args.chargers}  load processes: {args.workers}  "
+    loop_name = " (uvloop)" if args.uvloop and args.server != "node" else ""
+    print(f"server: {args.server}{loop_name}  chargers: {args.chargers}  load processes: {args.workers}  "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"connections held: {sum(r['held'] for r in results)} after boot, "
           f"{sum(r['held_after'] for r in results)} after the steady phase")  # fmt: skip
