@@ -95,6 +95,28 @@ async def test_meter_publishes_on_the_bus_with_an_energy_register(manual_clock: 
         task.cancel()
 
 
+async def test_meter_stops_when_the_publisher_swallows_the_cancel(manual_clock: ManualClock) -> None:
+    """A publisher that loses the cancel (as ``asyncio.wait_for`` can on CPython 3.11 when the publish completes
+    at the same moment) must not keep the meter running: the task ends on its pending cancel."""
+    entered = asyncio.Event()
+
+    async def swallowing(reading: MeterReading) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return  # the race: the publish completed, the CancelledError is gone
+
+    meter = BuildingMeter(synthetic_series(seed=0), manual_clock, interval_s=10.0)
+    task = asyncio.create_task(meter.run(swallowing))
+    await entered.wait()
+    task.cancel()
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert meter.published == 0
+
+
 BAD_PAYLOADS = [
     (b"not json", "not JSON"),
     (b"[1, 2]", "JSON object"),
