@@ -945,6 +945,7 @@ class LoadManager:
     async def _read_back(self, t: ConnectorTrack, shape: prof.Shape) -> None:
         from ocpp.v16 import call
 
+        asked_at_a = t.assumed_a  # a round may change the limit while the charger answers: either may be in force
         try:
             res = await self.csms.send(
                 t.spec.cp_id,
@@ -959,7 +960,8 @@ class LoadManager:
         if got is None or t.assumed_a is None:
             return
         # The composite may be lower (a ChargePointMaxProfile, the rating) but never higher than what was set.
-        if got > t.assumed_a + 0.2:
+        allowed = max(t.assumed_a, asked_at_a if asked_at_a is not None else t.assumed_a)
+        if got > allowed + 0.2:
             t.flags.add("readback mismatch")
             log_event(log, "readback_mismatch", logging.WARNING, cp_id=t.spec.cp_id, connector_id=t.spec.connector_id,
                       set_a=t.assumed_a, composite_a=round(got, 2))  # fmt: skip
