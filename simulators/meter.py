@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evsite.bus import EventBus
+from evsite.cancellation import raise_if_cancelling
 from evsite.clock import Clock
 from evsite.log import log_event
 from evsite.meter_reading import BUS_TOPIC, MeterReading
@@ -172,19 +173,13 @@ class BuildingMeter:
         return MeterReading(ts=self.clock.now(), power_kw=power, meter_id=self.meter_id, energy_kwh=self._energy_kwh)
 
     async def run(self, publish: Publisher) -> None:
-        """Publish a reading every ``interval_s`` until cancelled.
-
-        A cancel that lands while an MQTT publish completes can be swallowed inside the client (``asyncio.wait_for``
-        on CPython 3.11 loses it in that race), which left this loop running for ever and a finished simulation
-        waiting on it; the task's pending cancel is therefore honoured after each publish.
-        """
-        task = asyncio.current_task()
+        """Publish a reading every ``interval_s`` until cancelled (also when the publisher swallowed the cancel:
+        ``evsite.cancellation``)."""
         while True:
             result = publish(self.read())
             if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
                 await result
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+            raise_if_cancelling()
             self.published += 1
             await self.clock.sleep(self.interval_s)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from evsite.cancellation import raise_if_cancelling
 from evsite.clock import Clock
 
 
@@ -122,5 +123,6 @@ async def publish_signal(
             if wait > 0:
                 await clock.sleep(wait)
             await client.publish(topic, signal_payload(now0 + timedelta(seconds=due), signal.value[i]))
+            raise_if_cancelling()  # a cancel aiomqtt's publish swallowed (evsite.cancellation)
             sent += 1
     return sent

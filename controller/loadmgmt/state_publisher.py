@@ -12,6 +12,7 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+from evsite.cancellation import raise_if_cancelling
 from evsite.clock import Clock
 from evsite.config import MqttConfig, SiteConfig
 from evsite.log import log_event
@@ -41,6 +42,7 @@ async def publish_site_state(manager: Any, mqtt: MqttConfig, site: SiteConfig, c
                 delay = 1.0
                 while True:
                     await client.publish(site.state_topic, state_json(manager.site_state()), retain=True)
+                    raise_if_cancelling()  # a cancel aiomqtt's publish swallowed (evsite.cancellation)
                     await clock.sleep(site.period_s)
         except aiomqtt.MqttError as err:
             log_event(log, "site_state_publish_failed", logging.WARNING, error=str(err), retry_s=delay)

@@ -97,7 +97,8 @@ async def test_meter_publishes_on_the_bus_with_an_energy_register(manual_clock: 
 
 async def test_meter_stops_when_the_publisher_swallows_the_cancel(manual_clock: ManualClock) -> None:
     """A publisher that loses the cancel (as ``asyncio.wait_for`` can on CPython 3.11 when the publish completes
-    at the same moment) must not keep the meter running: the task ends on its pending cancel."""
+    at the same moment) must not keep the meter running: the task ends on its pending cancel
+    (``evsite.cancellation``)."""
     entered = asyncio.Event()
 
     async def swallowing(reading: MeterReading) -> None:
