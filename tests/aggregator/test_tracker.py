@@ -238,3 +238,45 @@ def test_the_offer_never_exceeds_the_forecast_of_what_the_fleet_can_hold(hour: i
     tr.observe_online(f.online(t))
     offer, _ = tr.offer(t)
     assert offer.capacity_kw <= min(offer.up_kw, offer.down_kw) * (1.0 - tr.s.safety_margin) + 1e-9
+
+
+def test_ssm_end_ceiling_stops_at_the_demand_plus_an_hour_at_the_minimum_current() -> None:
+    tr, _ = _four_cars()
+    ns = tr.model.ns
+    # an A that sends every charging car to the top SoC bin within a step (the fleet-wide chain alone would
+    # taper every charging car to nothing)
+    a = np.eye(3 * ns)
+    a[:, :ns] = 0.0
+    a[ns - 1, :ns] = 1.0
+    tr.model.A_ = a
+    tr.mode[:] = CHARGING
+    f = tr.fleet
+    end = tr.ceiling_end_kw(3600.0)
+    past = f.p_min_kw * f.efficiency / f.capacity_kwh  # an hour at the minimum current, in SoC
+    soc_end = np.maximum(f.soc_target, tr.soc) + past
+    expected = f.p_charge_kw * np.clip((1.0 - soc_end) / (1.0 - tr.s.soc_cv), 0.0, 1.0)
+    np.testing.assert_allclose(end, expected)
+    assert np.all(end > 0.0)
+    # idle cars stay where they are (identity block): the taper at their own SoC bin's middle
+    tr.mode[:] = IDLE
+    mid = (np.floor(tr.soc * ns) + 0.5) / ns
+    np.testing.assert_allclose(tr.ceiling_end_kw(3600.0),
+                               f.p_charge_kw * np.clip((1.0 - np.minimum(mid, soc_end)) / 0.2, 0.0, 1.0))  # fmt: skip
+
+
+def test_a_done_car_leaving_within_the_hour_is_flexible_and_nothing_offered_means_energy_only() -> None:
+    tr, t = _four_cars()  # at 10:00; cars 0-2 leave 12:00 by estimate (11:15 less the margin), car 3 at 16:00
+    t2 = t + 1800.0  # 10:30: cars 0-2 leave within the hour
+    offer, _ = tr.offer(t2)
+    # car 0 is done: flexible while it stays; car 1 needs energy and leaves: a fixed load; car 2 is forced
+    assert offer.flexible == 2  # cars 0 and 3
+    # the same cars at 11:30, all gone by the hour's end (car 3 too) and two of them done: no offer is
+    # possible; then the cars that are done stay idle and the base is what the energy needs
+    tr2, _ = _four_cars()
+    tr2.departure_est_s[3] = tr2.departure_est_s[0]
+    tr2.fleet.departure_s[3] = tr2.fleet.departure_s[0]
+    offer2, _ = tr2.offer(t + 5400.0)
+    assert offer2.capacity_kw == 0.0
+    assert tr2.mode[0] == IDLE and tr2.mode[3] == IDLE
+    # (cars 1 and 2 are forced by then: their ceilings are the whole need, and the most the modes allow)
+    assert -offer2.base_kw == pytest.approx(offer2.forced_kw) == pytest.approx(offer2.required_kw)
