@@ -98,7 +98,7 @@ class _Hour:
     t_s: float
     hour_s: float
     ceil: FloatArray
-    required: FloatArray
+    rate: FloatArray  # each car's energy rate this hour (kW)
     flex: BoolArray
     leave_ch: BoolArray
     fixed_kw: float
@@ -249,10 +249,11 @@ class Tracker:
         leave_ch = leaving & ~forced & (required > 0) & (ceil >= f.p_min_kw)
         fixed_kw += float(ceil[leave_ch].sum())
         base_need = fixed_kw + float(required[flex].sum())
-        ctx = _Hour(t_s, hour_s, ceil, required, flex, leave_ch, fixed_kw,
-                    flex & self._dischargeable(self.laxity_s(t_s), hour_s),
+        dis_ok = flex & self._dischargeable(self.laxity_s(t_s), hour_s)
+        rate = s.energy_lead * required  # this hour's rate of each car: a little ahead of its even spread
+        ctx = _Hour(t_s, hour_s, ceil, rate * online, flex, leave_ch, fixed_kw, dis_ok,
                     self.ceiling_end_kw(hour_s), self.stay_probability(t_end))  # fmt: skip
-        plan = self._plan(ctx, s.energy_lead * base_need)
+        plan = self._plan(ctx, fixed_kw + float(ctx.rate[flex].sum()))
         # energy first, then what remains: a base above the need (the cars charge ahead of it) when the need
         # sits off-centre in what the fleet can hold and centring it offers more; never below the need
         centre = (plan.top + plan.bottom) / 2.0
@@ -261,7 +262,8 @@ class Tracker:
             if raised.capacity_kw > plan.capacity_kw:
                 plan = raised
         if plan.capacity_kw <= 0.0:  # nothing to offer: charge for energy only, leaving cars that are done idle
-            plan = self._plan(replace(ctx, flex=staying, dis_ok=ctx.dis_ok & staying), s.energy_lead * base_need)
+            plan = self._plan(replace(ctx, flex=staying, dis_ok=dis_ok & staying),
+                              fixed_kw + float(ctx.rate[staying].sum()))  # fmt: skip
         switched = np.flatnonzero(online & (plan.mode != self.mode))
         self.mode = plan.mode
         self.switched_at[switched] = t_s
@@ -285,7 +287,7 @@ class Tracker:
         fixed_mid = float((ceil + top_end)[fixed].sum()) / 2.0
         # charging set: every flexible car, most urgent first; then the least urgent move to discharge (if
         # allowed) or idle until the middle of the range is at the base consumption
-        urgency = np.where(flex, h.required / np.maximum(ceil, 1e-9), -np.inf)
+        urgency = np.where(flex, h.rate / np.maximum(ceil, 1e-9), -np.inf)
         order = np.argsort(-urgency, kind="stable")[: int(flex.sum())]
         mode = np.full(len(f), IDLE, np.int8)
         mode[order] = CHARGING
@@ -311,7 +313,7 @@ class Tracker:
         lmin, lmax = float(lo.sum()), float(hi.sum())
         base = min(max(base, lmin), lmax) if lmax >= lmin else base
         # each car's share of the base: its energy rate (a leaving or forced car its ceiling), see ``share_base``
-        shares = share_base(base, np.where(h.leave_ch, hi, s.energy_lead * h.required) * online, lo, hi)
+        shares = share_base(base, np.where(h.leave_ch, hi, h.rate) * online, lo, hi)
         ceil_end = self.ceiling_end_kw(h.hour_s, mode)
         t_s, hour_s, p_end = h.t_s, h.hour_s, h.p_end
         # offered: the half-width of the modes' range, its top at the hour's end shrinking with the charging
