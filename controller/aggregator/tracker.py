@@ -72,6 +72,8 @@ class TrackerSettings:
     due_by_last_hour: bool = True
     # the base may sit above the energy need when centring it offers more (cars charge ahead of need)
     raise_base: bool = True
+    # share of the room that switching modes at the range's edge adds counted in the offer (0: modulation only)
+    switch_room: float = 1.0
     # the site's departure-error distribution (learnt from history): normal spread, share leaving 30-90 min early
     departure_sd_s: float = 900.0
     early_share: float = 0.1
@@ -320,6 +322,12 @@ class Tracker:
         # cars' taper (SSM) and the departures (each car weighted by its chance to stay)
         hi_end = np.where(mode == CHARGING, np.minimum(hi, ceil_end), hi)
         lmax_end = float((hi_end * p_end)[online].sum())
+        if s.switch_room > 0.0:
+            # and, for a share of it, what switching a mode at the range's edge adds: idle cars that could
+            # charge above it (by the hour's end), charging ones that could stop or idle ones discharge below
+            idle, ch_flex = flex & (mode == IDLE), flex & (mode == CHARGING)
+            lmax_end += s.switch_room * float((ceil_end * p_end)[idle & (ceil >= f.p_min_kw)].sum())
+            lmin -= s.switch_room * (float(lo[ch_flex].sum()) + float(f.p_discharge_kw[idle & h.dis_ok].sum()))
         cap = min(base - lmin, min(lmax, lmax_end) - base, key=float)
         # forecast of what the fleet can physically hold all hour (any mode): up to every car likely to stay
         # at its (SSM-forecast) ceiling at the hour's end, plus the arrivals seen in the same hour the day

@@ -280,3 +280,22 @@ def test_a_done_car_leaving_within_the_hour_is_flexible_and_nothing_offered_mean
     assert tr2.mode[0] == IDLE and tr2.mode[3] == IDLE
     # (cars 1 and 2 are forced by then: their ceilings are the whole need, and the most the modes allow)
     assert -offer2.base_kw == pytest.approx(offer2.forced_kw) == pytest.approx(offer2.required_kw)
+
+
+def test_switching_at_the_range_edge_adds_to_the_offer_within_the_forecast() -> None:
+    f = seed_fleet(400, 7)
+    can = np.random.default_rng(0).random(400) < 0.5
+    more = 0
+    for hour in (2, 9, 14, 19, 21, 22):
+        caps = []
+        for room in (0.0, 1.0):
+            t = hour * 3600.0
+            tr = Tracker(f, StateSpaceModel(20), TrackerSettings(switch_room=room), departure_est_s=f.departure_s,
+                         can_discharge=can)  # fmt: skip
+            tr.observe_online(f.online(t))
+            offer, _ = tr.offer(t)
+            assert offer.capacity_kw <= min(offer.up_kw, offer.down_kw) * (1.0 - tr.s.safety_margin) + 1e-9
+            caps.append(offer.capacity_kw)
+        assert caps[1] >= caps[0] - 1e-9
+        more += caps[1] > caps[0] + 1.0
+    assert more >= 1  # in some hour the switching room is what lets the fleet offer more
