@@ -32,7 +32,14 @@ clock was exact), so every ``validTo`` written meanwhile was already past at the
 applied (it ran on its fail-safe while the controller counted the live limit). So at each (re)connection the bound
 carried to that instant, less its margin, becomes one sample received then, and a message stamped before that
 sample is not kept: its stamp is older and it arrived later, so it is below that sample and can only displace it.
-Messages stamped after the connection count as before; the anchor leaves the recent set like any sample.
+Messages stamped after the connection count as before; the anchor leaves the recent set like any sample. Not
+covered: a clock stepped back while the charger was away without a boot (messages stamped before the anchor are
+then dropped until its new clock passes the anchor's stamp).
+
+The tightest samples are answers the charger computes when asked (load management's GetCompositeSchedule readback:
+its ``scheduleStart`` is the charger's now): never queued behind its buffered messages, they bound the offset within
+the round trip even while every message it sends waits in its queue (a backlog, or a simulation at 600x where a
+quarter of a real second is 150 simulated ones).
 """
 
 from __future__ import annotations
