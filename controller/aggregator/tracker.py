@@ -6,20 +6,25 @@ discharging wears contactors and car electronics; modulating the current within 
 to rated) does not. So:
 
 1. ``offer`` (at each hour boundary): every online car's *required* rate is the energy it still needs
-   (from its estimated SoC) spread over the time to its *estimated* departure less ``slack_margin_s``;
-   the base consumption is at least their sum (energy assurance first). Cars with no slack left, or below
-   ``soc_force_charge``, are forced to charge at their ceiling and are not offered. The other cars are
-   split into charging, discharging (only behind chargers that declared it, and only when they can
-   afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the base
-   point; the capacity offered is the half-width of that range, with the state-space model forecasting how
-   the range shrinks over the hour (SoC drift into the constant-voltage taper), less ``safety_margin``.
-   Mode switches happen here, once an hour at most for most cars.
-2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by one common
-   position ``alpha`` of every flexible car within its current range (charging cars between their minimum
-   and ceiling, discharging cars likewise). Only when the target leaves that range (a departure, a car
-   turned forced, a lost command) are cars switched: the fewest that close the gap, none that switched
-   less than ``min_hold_s`` ago (forced charging excepted), and only for a gap above ``switch_deadband``
-   of the capacity: the switching cost.
+   (from its estimated SoC) spread over the time to the start of the clock hour in which its *estimated*
+   departure less ``slack_margin_s`` falls (to that moment itself once the hour has begun): the cars'
+   energy is done before the hour they leave in, so the evening, when most leave, does not find them all
+   forced. The base consumption is at least ``energy_lead`` x their sum (energy assurance first). Cars with
+   no slack left, or below ``soc_force_charge``, are forced to charge at their ceiling and are not offered.
+   The other cars are split into charging, discharging (only behind chargers that declared it, and only when
+   they can afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the
+   base point; each car's share of the base is its own energy rate (``share_base``). The capacity offered
+   is the half-width of that range, with the state-space model forecasting how the range shrinks over the
+   hour (SoC drift into the constant-voltage taper, departures), never more than the SSM's forecast of what
+   the fleet can hold in any mode, less ``safety_margin``. Mode switches happen here, once an hour at most
+   for most cars.
+2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by moving every
+   flexible car from its base share by one common fraction of its room on that side (towards its ceiling
+   for more consumption, towards its minimum current, or its most discharge, for less): each car gets its
+   share on average, and a car that has reached its demand keeps none. Only when the target leaves the
+   fleet's range (a departure, a car turned forced, a lost command) are cars switched: the fewest that
+   close the gap, none that switched less than ``min_hold_s`` ago (forced charging excepted), and only for
+   a gap above ``switch_deadband`` of the capacity: the switching cost.
 
 Discharge convention: a negative setpoint (kW, shown to the charger as a negative current limit), only for
 cars whose charger declared ``bidirectional``; ``can_discharge`` is False for every other car, and the
@@ -34,13 +39,13 @@ Pure: arrays in, arrays out; the controller sees only what ``observe_soc`` and `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, SOC_MAX, SOC_MIN, Fleet, charge_ceiling_kw
-from planning.ssm import StateSpaceModel, shares, soc_bin
+from planning.ssm import StateSpaceModel, soc_bin
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -63,6 +68,10 @@ class TrackerSettings:
     energy_lead: float = 1.1  # base consumption = this x the required rate (a little ahead of need)
     switch_deadband: float = 0.02  # a gap below this share of the capacity is not worth a switch
     command_deadband_kw: float = 0.1  # a setpoint change smaller than this is not sent
+    # a car's energy is due by the start of the clock hour it leaves in (else at its departure less the margin)
+    due_by_last_hour: bool = True
+    # the base may sit above the energy need when centring it offers more (cars charge ahead of need)
+    raise_base: bool = True
     # the site's departure-error distribution (learnt from history): normal spread, share leaving 30-90 min early
     departure_sd_s: float = 900.0
     early_share: float = 0.1
@@ -82,6 +91,34 @@ class Offer:
     flexible: int
 
 
+@dataclass(frozen=True)
+class _Hour:
+    """What ``Tracker.offer`` knows of the hour before it chooses a base point."""
+
+    t_s: float
+    hour_s: float
+    ceil: FloatArray
+    rate: FloatArray  # each car's energy rate this hour (kW)
+    flex: BoolArray
+    leave_ch: BoolArray
+    fixed_kw: float
+    dis_ok: BoolArray
+    ceil_end: FloatArray  # the SSM's forecast of each car's ceiling at the hour's end (in its present mode)
+    p_end: FloatArray  # each car's chance to be plugged in at the hour's end
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One candidate plan of the hour: modes, base point and shares, capacity, and the forecast range."""
+
+    mode: NDArray[np.int8]
+    base: float
+    shares: FloatArray
+    capacity_kw: float
+    top: float  # the most the fleet is forecast to hold drawing all hour (kW)
+    bottom: float  # the least
+
+
 @dataclass
 class Step:
     """One decision: the new setpoints (kW) of the cars whose command changed, and why."""
@@ -90,7 +127,7 @@ class Step:
     setpoint_kw: FloatArray
     reason: NDArray[np.int8]
     switched: NDArray[np.intp]  # cars whose mode changed
-    alpha: float
+    alpha: float  # the common move from the base shares: -1 every car at its range's bottom, +1 at its top
     gap_kw: float  # target consumption the range could not reach (+ short, - over)
 
 
@@ -119,6 +156,8 @@ class Tracker:
         self.switched_at = np.full(n, -np.inf)
         self.forced = np.zeros(n, bool)
         self.limit_kw = np.full(n, np.inf)
+        self.base_kw = np.zeros(n)  # each car's share of the hour's base point (its mean setpoint)
+        self.hour_base_kw = 0.0  # the hour's base point (consumption, kW)
         self.offer_: Offer | None = None
         self.arrivals_kw: dict[int, float] = {}  # rated kW of the cars that arrived, per clock hour
         self.arrivals_floor_kw: dict[int, float] = {}  # and what they had to draw on arrival (``_floor_kw``, 0 s)
@@ -172,12 +211,13 @@ class Tracker:
         self.forced = now
         return now
 
-    def _ranges(self, ceil: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(lo, hi) consumption of each car in its commanded mode (forced cars fixed at their ceiling)."""
+    def _ranges(self, ceil: FloatArray, mode: NDArray[np.int8] | None = None) -> tuple[FloatArray, FloatArray]:
+        """(lo, hi) consumption of each car in its commanded mode (or ``mode``; forced cars at their ceiling)."""
         f = self.fleet
+        mode = self.mode if mode is None else mode
         pmin = np.minimum(f.p_min_kw, ceil)
-        lo = np.where(self.mode == CHARGING, pmin, np.where(self.mode == DISCHARGING, -f.p_discharge_kw, 0.0))
-        hi = np.where(self.mode == CHARGING, ceil, np.where(self.mode == DISCHARGING, -f.p_min_kw, 0.0))
+        lo = np.where(mode == CHARGING, pmin, np.where(mode == DISCHARGING, -f.p_discharge_kw, 0.0))
+        hi = np.where(mode == CHARGING, ceil, np.where(mode == DISCHARGING, -f.p_min_kw, 0.0))
         lo = np.where(self.forced, ceil, lo)
         hi = np.where(self.forced, ceil, hi)
         return lo * self.online, hi * self.online
@@ -191,81 +231,111 @@ class Tracker:
         ceil = self.ceiling_kw()
         online = self.online
         dep = self.departure_est_s - s.slack_margin_s
-        hours_left = np.maximum((dep - t_s) / 3600.0, 1e-3)
+        # energy due by the start of the clock hour the car leaves in, so that the evening hour when most cars
+        # leave does not find them all still charging (forced); by its departure less the margin once that
+        # hour has begun (hours counted from this one's end, ``t_s + hour_s``, a clock hour in every caller)
+        t_end = t_s + hour_s
+        due = t_end + np.floor((dep - t_end) / 3600.0) * 3600.0 if s.due_by_last_hour else dep
+        due = np.where(dep >= t_end, due, dep)
+        hours_left = np.maximum((due - t_s) / 3600.0, 1e-3)
         need = self.need_kwh()
         required = np.minimum(need / hours_left, ceil) * online
-        leaving = online & (dep < t_s + hour_s)  # by estimate: not offered, they charge what they need
-        flex = online & ~forced & ~leaving & (ceil >= f.p_min_kw)
+        leaving = online & (dep < t_end)  # by estimate: not offered, they charge what they need
+        # a leaving car that needs nothing more is flexible while it stays (its chance to stay weighs its range)
+        flex = online & ~forced & (~leaving | (need <= 0.0)) & (ceil >= f.p_min_kw)
+        staying = flex & ~leaving
         fixed_kw = float(ceil[forced].sum())
         # leaving cars take their required rate as a fixed load, rounded to a mode (charge or not)
         leave_ch = leaving & ~forced & (required > 0) & (ceil >= f.p_min_kw)
         fixed_kw += float(ceil[leave_ch].sum())
         base_need = fixed_kw + float(required[flex].sum())
-        base = s.energy_lead * base_need
+        dis_ok = flex & self._dischargeable(self.laxity_s(t_s), hour_s)
+        rate = s.energy_lead * required  # this hour's rate of each car: a little ahead of its even spread
+        ctx = _Hour(t_s, hour_s, ceil, rate * online, flex, leave_ch, fixed_kw, dis_ok,
+                    self.ceiling_end_kw(hour_s), self.stay_probability(t_end))  # fmt: skip
+        plan = self._plan(ctx, fixed_kw + float(ctx.rate[flex].sum()))
+        # energy first, then what remains: a base above the need (the cars charge ahead of it) when the need
+        # sits off-centre in what the fleet can hold and centring it offers more; never below the need
+        centre = (plan.top + plan.bottom) / 2.0
+        if s.raise_base and centre > plan.base:
+            raised = self._plan(ctx, centre)
+            if raised.capacity_kw > plan.capacity_kw:
+                plan = raised
+        if plan.capacity_kw <= 0.0:  # nothing to offer: charge for energy only, leaving cars that are done idle
+            plan = self._plan(replace(ctx, flex=staying, dis_ok=dis_ok & staying),
+                              fixed_kw + float(ctx.rate[staying].sum()))  # fmt: skip
+        switched = np.flatnonzero(online & (plan.mode != self.mode))
+        self.mode = plan.mode
+        self.switched_at[switched] = t_s
+        self.base_kw, self.hour_base_kw = plan.shares, plan.base
+        self.offer_ = Offer(t_s, -plan.base, plan.capacity_kw, max(plan.base - plan.bottom, 0.0),
+                            max(plan.top - plan.base, 0.0), base_need, fixed_kw, int(flex.sum()))  # fmt: skip
+        step = self._setpoints(t_s, plan.base, ceil, switched, R_PLAN)
+        return self.offer_, step
 
-        lax = self.laxity_s(t_s)
-        dis_ok = flex & self._dischargeable(lax, hour_s)
-
+    def _plan(self, h: _Hour, base: float) -> _Plan:
+        """Modes, base shares and capacity for a base consumption ``base`` (nothing is changed)."""
+        f, s = self.fleet, self.s
+        online, ceil, flex = self.online, h.ceil, h.flex
         pmin = f.p_min_kw
-        mid_c = np.where(flex, (pmin + ceil) / 2.0, 0.0)
-        mid_d = np.where(dis_ok, (f.p_discharge_kw + pmin) / 2.0, 0.0)
+        # the middle of each car's range over the hour: its bottom now, its top at the hour's end (taper as
+        # the SSM forecasts it, departures as the estimate's spread makes them likely)
+        top_end = np.minimum(ceil, h.ceil_end) * h.p_end
+        mid_c = np.where(flex, (pmin + top_end) / 2.0, 0.0)
+        mid_d = np.where(h.dis_ok, (f.p_discharge_kw + pmin * h.p_end) / 2.0, 0.0)
+        fixed = self.forced | h.leave_ch
+        fixed_mid = float((ceil + top_end)[fixed].sum()) / 2.0
         # charging set: every flexible car, most urgent first; then the least urgent move to discharge (if
         # allowed) or idle until the middle of the range is at the base consumption
-        urgency = np.where(flex, required / np.maximum(ceil, 1e-9), -np.inf)
+        urgency = np.where(flex, h.rate / np.maximum(ceil, 1e-9), -np.inf)
         order = np.argsort(-urgency, kind="stable")[: int(flex.sum())]
-        new_mode = np.full(len(f), IDLE, np.int8)
-        new_mode[order] = CHARGING
-        excess = fixed_kw + mid_c[order].sum() - base
+        mode = np.full(len(f), IDLE, np.int8)
+        mode[order] = CHARGING
+        excess = fixed_mid + mid_c[order].sum() - base
         if excess > 0:
             rev = order[::-1]  # least urgent first
             # moving a car to discharge lowers the middle by mid_c + mid_d and keeps its range
-            step_d = np.where(dis_ok[rev], mid_c[rev] + mid_d[rev], 0.0)
+            step_d = np.where(h.dis_ok[rev], mid_c[rev] + mid_d[rev], 0.0)
             k = _nearest_count(step_d, excess)
-            to_dis = rev[:k][dis_ok[rev[:k]]]
-            new_mode[to_dis] = DISCHARGING
+            to_dis = rev[:k][h.dis_ok[rev[:k]]]
+            mode[to_dis] = DISCHARGING
             excess -= float(step_d[:k].sum())
             if excess > 0:
-                cand = rev[new_mode[rev] == CHARGING]
-                new_mode[cand[: _nearest_count(mid_c[cand], excess)]] = IDLE
-        new_mode[forced | leave_ch] = CHARGING
+                cand = rev[mode[rev] == CHARGING]
+                mode[cand[: _nearest_count(mid_c[cand], excess)]] = IDLE
+        mode[self.forced | h.leave_ch] = CHARGING
         # hold: a car switched less than min_hold_s ago keeps its mode (unless forced)
-        held = online & (t_s - self.switched_at < s.min_hold_s) & ~forced
-        new_mode[held] = self.mode[held]
-        new_mode[~online] = IDLE
-        switched = np.flatnonzero(online & (new_mode != self.mode))
-        self.mode = new_mode
-        self.switched_at[switched] = t_s
+        held = online & (h.t_s - self.switched_at < s.min_hold_s) & ~self.forced
+        mode[held] = self.mode[held]
+        mode[~online] = IDLE
 
-        lo, hi = self._ranges(ceil)
+        lo, hi = self._ranges(ceil, mode)
         lmin, lmax = float(lo.sum()), float(hi.sum())
         base = min(max(base, lmin), lmax) if lmax >= lmin else base
-        stay = online & (self.departure_est_s >= t_s + hour_s)
-        shrink_ch = self._taper_forecast(t_s, hour_s, stay, charging_only=True)
-        # offered: the half-width of the modes' range, its top shrinking with the charging cars' taper and
-        # the leaving cars' charge
-        ch = online & (self.mode == CHARGING) & ~forced
-        lmax_end = lmax - float(hi[ch].sum()) * (1.0 - shrink_ch) - float(ceil[leave_ch].sum())
+        # each car's share of the base: its energy rate (a leaving or forced car its ceiling), see ``share_base``
+        shares = share_base(base, np.where(h.leave_ch, hi, h.rate) * online, lo, hi)
+        ceil_end = self.ceiling_end_kw(h.hour_s, mode)
+        t_s, hour_s, p_end = h.t_s, h.hour_s, h.p_end
+        # offered: the half-width of the modes' range, its top at the hour's end shrinking with the charging
+        # cars' taper (SSM) and the departures (each car weighted by its chance to stay)
+        hi_end = np.where(mode == CHARGING, np.minimum(hi, ceil_end), hi)
+        lmax_end = float((hi_end * p_end)[online].sum())
         cap = min(base - lmin, min(lmax, lmax_end) - base, key=float)
-        cap = max(cap, 0.0) * (1.0 - s.safety_margin)
         # forecast of what the fleet can physically hold all hour (any mode): up to every car likely to stay
-        # at its (SSM-forecast) ceiling, down to the forced cars and what the others must draw not to be
-        # forced, less the discharge of the cars allowed to
-        shrink_all = self._taper_forecast(t_s, hour_s, stay)
-        # at the hour's end: the cars likely to stay, tapered as A predicts, plus the arrivals seen in the same
-        # hour the day before (the min over the hour is at its start or its end)
-        top_end = float((ceil * self.stay_probability(t_s + hour_s))[online].sum()) * shrink_all
-        top_end += self.arrivals_kw.get(int(t_s // 3600.0) - 24, 0.0)
+        # at its (SSM-forecast) ceiling at the hour's end, plus the arrivals seen in the same hour the day
+        # before (the min over the hour is at its start or its end)
+        key = int(t_s // 3600.0) - 24
+        top_end = float((ceil_end * p_end)[online].sum()) + self.arrivals_kw.get(key, 0.0)
         top = min(float(ceil[online].sum()), top_end)
         # down to what the cars must draw not to be forced (``_floor_kw``), now and at the hour's end (then only
         # the forced cars likely to stay, and the arrivals of the same hour the day before that came forced)
-        floor = self._floor_kw(t_s, online, ceil, forced, hour_s)
-        floor_end = self._floor_kw(t_s, online, ceil, forced, 0.0) * self.stay_probability(t_s + hour_s)
-        key = int(t_s // 3600.0) - 24
+        floor = self._floor_kw(t_s, online, ceil, self.forced, hour_s)
+        floor_end = self._floor_kw(t_s, online, ceil, self.forced, 0.0) * p_end
         bottom = max(float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(key, 0.0))
-        self.offer_ = Offer(t_s, -base, cap, max(base - bottom, 0.0), max(top - base, 0.0), base_need, fixed_kw,
-                            int(flex.sum()))  # fmt: skip
-        step = self._setpoints(t_s, base, ceil, switched, R_PLAN)
-        return self.offer_, step
+        # never more than the forecast says the fleet can hold in any mode (the evening, when the cars left
+        # at the hour's end cannot draw the base)
+        cap = max(min(cap, base - bottom, top - base), 0.0) * (1.0 - s.safety_margin)
+        return _Plan(mode, base, shares, cap, top, bottom)
 
     def _floor_kw(
         self, t_s: float, cars: BoolArray, ceil: FloatArray, forced: BoolArray, horizon_s: float, hour_s: float = 3600.0
@@ -305,28 +375,33 @@ class Tracker:
         early = np.clip((ahead - 1800.0) / 3600.0, 0.0, 1.0)
         return (1.0 - s.early_share) * normal + s.early_share * early
 
-    def _taper_forecast(self, t_s: float, hour_s: float, cars: BoolArray, charging_only: bool = False) -> float:
-        """SSM forecast: the mean charging ceiling of ``cars`` at the end of the hour over the mean now
-        (``charging_only``: of the cars in the charging states, now and as A predicts them).
+    def ceiling_end_kw(self, horizon_s: float, mode: NDArray[np.int8] | None = None) -> FloatArray:
+        """SSM forecast of each car's charging ceiling ``horizon_s`` from now, if it stays (kW).
 
-        The state x (shares per mode and SoC bin) of the cars is advanced by A^m (m steps of the model's
-        period); the ceiling per SoC bin is the CC/CV taper at the bin's middle, whatever the mode.
+        Each car's state (its commanded mode, or ``mode``, and SoC bin) is advanced by A^m (m steps of the
+        model's period): a distribution over the states at the end. Its ceiling there is the CC/CV taper at
+        the bin's SoC, with the SoC capped at the car's demand (or its SoC, if past it) plus an hour at its
+        minimum current: the charging cars' base shares end at their demand, after which the charging mode
+        still draws the minimum. A fleet-wide A cannot know where each car stops: without the cap it drove the
+        cars charging hard in the evening deep into the taper (on 2,000 EVs, seed 0, it forecast the 22:00
+        hour's top 30 % down for taper where the cars' true ceilings fell about 10 %). Never above the car's
+        granted limit; 0 at the top SoC.
         """
         ns = self.model.ns
-        states = self.mode.astype(np.intp) * ns + soc_bin(self.soc, ns)
-        x, ne = shares(states, cars, ns)
-        if ne == 0:
-            return 1.0
-        mid = (np.arange(ns) + 0.5) / ns
-        taper = np.clip((1.0 - mid) / max(1.0 - self.s.soc_cv, 1e-9), 0.0, 1.0)
-        x_end = self.model.predict(x, steps=self.model_steps(hour_s))
-        if charging_only:
-            now = float(x[:ns] @ taper) / max(float(x[:ns].sum()), 1e-9)
-            end = float(x_end[:ns] @ taper) / max(float(x_end[:ns].sum()), 1e-9)
-        else:
-            taper = np.tile(taper, 3)
-            now, end = float(x @ taper), float(x_end @ taper)
-        return min(end / now, 1.0) if now > 0 else 1.0
+        reach = np.linalg.matrix_power(self.model.A_, self.model_steps(horizon_s))  # column j: from state j
+        mode = self.mode if mode is None else mode
+        states = mode.astype(np.intp) * ns + soc_bin(self.soc, ns)
+        dist = reach[:, states]  # (3 ns, cars)
+        mid = np.tile((np.arange(ns) + 0.5) / ns, 3)[:, None]
+        f = self.fleet
+        # past its demand a car in the charging mode still draws its minimum current, and more when the signal
+        # asks: capped there, plus an hour at that minimum
+        past = f.p_min_kw * f.efficiency * horizon_s / 3600.0 / f.capacity_kwh
+        soc_end = np.minimum(mid, (np.maximum(f.soc_target, self.soc) + past)[None, :])
+        taper = np.clip((1.0 - soc_end) / max(1.0 - self.s.soc_cv, 1e-9), 0.0, 1.0)
+        taper[soc_end >= SOC_MAX - 1e-6] = 0.0
+        frac = (dist * taper).sum(axis=0) / np.maximum(dist.sum(axis=0), 1e-12)
+        return np.minimum(f.p_charge_kw * frac, self.limit_kw)
 
     def model_steps(self, horizon_s: float) -> int:
         """Model periods in ``horizon_s`` (the model's period is the step it was estimated at)."""
@@ -407,10 +482,18 @@ class Tracker:
         forced_new: NDArray[np.intp] | None = None,
     ) -> Step:
         lo, hi = self._ranges(ceil)
-        lmin, lmax = float(lo.sum()), float(hi.sum())
-        span = lmax - lmin
-        alpha = float(np.clip((want_kw - lmin) / span, 0.0, 1.0)) if span > 1e-9 else 0.0
-        sp = lo + alpha * (hi - lo)
+        # each car's base share, kept inside its present range (mode switches, taper, departures move it); a
+        # car that reached its demand keeps none (its minimum current, or 0 when idle)
+        done = (self.need_kwh() <= 0.0) & ~self.forced
+        b = np.where(done, lo, self.base_kw) * self.online
+        # and the hour's base kept: what they gave up goes to the others' shares (the signal stays centred)
+        b = share_base(self.hour_base_kw, b, lo, hi, movable=~done)
+        self.base_kw = b
+        dev = want_kw - float(b.sum())
+        room = hi - b if dev > 0 else b - lo
+        total = float(room.sum())
+        alpha = float(np.sign(dev) * min(abs(dev) / total, 1.0)) if total > 1e-9 else 0.0
+        sp = b + alpha * room
         sp[~self.online] = 0.0
         gap = want_kw - float(sp.sum())
         moved = np.abs(sp - self.sent_kw) >= self.s.command_deadband_kw
@@ -427,6 +510,29 @@ class Tracker:
         )
         self.sent_kw[changed] = sp[changed]
         return Step(changed, sp[changed].copy(), reason, switched, alpha, gap)
+
+
+def share_base(
+    base_kw: float, rate_kw: FloatArray, lo_kw: FloatArray, hi_kw: FloatArray, movable: BoolArray | None = None
+) -> FloatArray:
+    """Each car's share of the fleet's base point: its energy rate within its range [lo, hi], then all
+    shares moved together towards ``base_kw`` in proportion to the room each has on that side (never out of
+    its range; the sum is ``base_kw`` when the ranges allow it).
+
+    Why per car: ``Tracker.decide`` spreads the signal's deviations over the same rooms around these shares,
+    so each car gets its share on average whatever the signal does. One common position in every car's range
+    (the rule before) gave a car that needed little as much as one that needed much: the needy fell behind
+    and were forced to charge in the evening, just when most cars leave. Cars not ``movable`` keep their
+    (clipped) rate."""
+    b = np.clip(rate_kw, lo_kw, hi_kw)
+    gap = base_kw - float(b.sum())
+    room = hi_kw - b if gap > 0 else b - lo_kw
+    if movable is not None:
+        room = np.where(movable, room, 0.0)
+    total = float(room.sum())
+    if total > 1e-9:
+        b = b + np.sign(gap) * room * min(abs(gap) / total, 1.0)
+    return b
 
 
 def _nearest_count(gain: FloatArray, excess: float) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from controller.aggregator.market import Conditions, MarketRun, departures, run_market
-from controller.aggregator.tracker import Tracker, TrackerSettings
+from controller.aggregator.tracker import Tracker, TrackerSettings, share_base
 from evsite.ev_fleet import CHARGING, DISCHARGING, IDLE, CarPhysics, apply_setpoints, multi_day_fleet, seed_fleet
 from planning.ssm import StateSpaceModel
 
@@ -176,3 +176,107 @@ def test_deliverable_does_not_ask_cars_that_are_done_to_draw() -> None:
     assert base > 0.0
     # nothing has to be drawn all hour (car 0 has slack, car 1 needs nothing): the fleet could go to zero
     assert h.deliverable_up_kw == pytest.approx(base)
+
+
+def test_base_shares_follow_each_cars_energy_rate_within_its_range() -> None:
+    lo = np.array([1.4, 1.4, 0.0, -6.0])
+    hi = np.array([6.0, 6.0, 0.0, -1.4])
+    rate = np.array([2.0, 5.0, 0.0, -3.0])
+    # the base the rates add up to: each car exactly its rate
+    np.testing.assert_allclose(share_base(4.0, rate, lo, hi), rate)
+    # a higher base: each moves up by the same share of its room (4 kW more out of 4 + 1 + 0 + 1.6 kW of room)
+    up = share_base(8.0, rate, lo, hi)
+    np.testing.assert_allclose(up, rate + 4.0 / 6.6 * np.array([4.0, 1.0, 0.0, 1.6]))
+    assert up.sum() == pytest.approx(8.0)
+    # a lower base than the ranges allow: every car at its bottom, none below
+    np.testing.assert_allclose(share_base(-20.0, rate, lo, hi), lo)
+    # rates outside the range are clipped into it (a rate under the minimum current charges at the minimum)
+    np.testing.assert_allclose(share_base(6.0, np.array([0.5, 9.0, 0.0, -1.4]), lo, hi), [1.4, 6.0, 0.0, -1.4])
+    # cars that may not move keep their rate; the others take the whole gap
+    fixed = np.array([True, False, True, True])
+    np.testing.assert_allclose(share_base(4.5, rate, lo, hi, movable=~fixed), [2.0, 5.5, 0.0, -3.0])
+
+
+def test_a_needy_car_gets_its_share_and_a_car_that_is_done_none() -> None:
+    tr, t = _tracker()
+    offer, _ = tr.offer(t)
+    base = -offer.base_kw
+    tr.decide(t + 2, offer.base_kw)  # the signal at 0: every car at its share
+    assert tr.sent_kw.sum() == pytest.approx(base)
+    np.testing.assert_allclose(tr.sent_kw, tr.base_kw, atol=0.1)  # the command deadband
+    ch = np.flatnonzero((tr.mode == CHARGING) & ~tr.forced & tr.online)
+    rate = tr.base_kw[ch]
+    # the shares differ with the cars' needs (one common position in every range would not)
+    need, big = tr.need_kwh()[ch], np.argsort(tr.need_kwh()[ch])
+    assert rate[big[-10:]].mean() > rate[big[:10]].mean() and need[big[-1]] > need[big[0]]
+    # the neediest charging car reaches its demand: at the same target it drops to its minimum current and
+    # the others take its share
+    k = ch[big[-1]]
+    tr.soc[k] = tr.fleet.soc_target[k]
+    st = tr.decide(t + 4, offer.base_kw)
+    assert tr.sent_kw[k] == pytest.approx(min(tr.fleet.p_min_kw[k], tr.ceiling_kw()[k]))
+    assert abs(st.gap_kw) < 1e-6 and tr.base_kw.sum() == pytest.approx(base)  # (small moves wait: deadband)
+
+
+def test_energy_is_due_before_the_hour_the_car_leaves_in() -> None:
+    tr, t = _four_cars()  # car 1: 6 kWh to go, leaves 12:00 by estimate, 45 min margin: 11:15
+    on_time = Tracker(tr.fleet, tr.model, TrackerSettings(due_by_last_hour=False), departure_est_s=tr.departure_est_s,
+                      can_discharge=tr.can_discharge)  # fmt: skip
+    on_time.observe_online(tr.online)
+    early = tr.offer(t)[0]
+    late = on_time.offer(t)[0]
+    # due at 11:00 rather than 11:15: 6 kWh in 1 h rather than 1.25 h (the forced car counts the same in both)
+    assert early.required_kw - late.required_kw == pytest.approx(6.0 - 6.0 / 1.25)
+
+
+@pytest.mark.parametrize("hour", [2, 9, 14, 19, 21, 22, 23])
+def test_the_offer_never_exceeds_the_forecast_of_what_the_fleet_can_hold(hour: int) -> None:
+    f = seed_fleet(400, 7)
+    t = hour * 3600.0
+    tr = Tracker(f, StateSpaceModel(20), TrackerSettings(), departure_est_s=f.departure_s,
+                 can_discharge=np.random.default_rng(0).random(400) < 0.5)  # fmt: skip
+    tr.observe_online(f.online(t))
+    offer, _ = tr.offer(t)
+    assert offer.capacity_kw <= min(offer.up_kw, offer.down_kw) * (1.0 - tr.s.safety_margin) + 1e-9
+
+
+def test_ssm_end_ceiling_stops_at_the_demand_plus_an_hour_at_the_minimum_current() -> None:
+    tr, _ = _four_cars()
+    ns = tr.model.ns
+    # an A that sends every charging car to the top SoC bin within a step (the fleet-wide chain alone would
+    # taper every charging car to nothing)
+    a = np.eye(3 * ns)
+    a[:, :ns] = 0.0
+    a[ns - 1, :ns] = 1.0
+    tr.model.A_ = a
+    tr.mode[:] = CHARGING
+    f = tr.fleet
+    end = tr.ceiling_end_kw(3600.0)
+    past = f.p_min_kw * f.efficiency / f.capacity_kwh  # an hour at the minimum current, in SoC
+    soc_end = np.maximum(f.soc_target, tr.soc) + past
+    expected = f.p_charge_kw * np.clip((1.0 - soc_end) / (1.0 - tr.s.soc_cv), 0.0, 1.0)
+    np.testing.assert_allclose(end, expected)
+    assert np.all(end > 0.0)
+    # idle cars stay where they are (identity block): the taper at their own SoC bin's middle
+    tr.mode[:] = IDLE
+    mid = (np.floor(tr.soc * ns) + 0.5) / ns
+    np.testing.assert_allclose(tr.ceiling_end_kw(3600.0),
+                               f.p_charge_kw * np.clip((1.0 - np.minimum(mid, soc_end)) / 0.2, 0.0, 1.0))  # fmt: skip
+
+
+def test_a_done_car_leaving_within_the_hour_is_flexible_and_nothing_offered_means_energy_only() -> None:
+    tr, t = _four_cars()  # at 10:00; cars 0-2 leave 12:00 by estimate (11:15 less the margin), car 3 at 16:00
+    t2 = t + 1800.0  # 10:30: cars 0-2 leave within the hour
+    offer, _ = tr.offer(t2)
+    # car 0 is done: flexible while it stays; car 1 needs energy and leaves: a fixed load; car 2 is forced
+    assert offer.flexible == 2  # cars 0 and 3
+    # the same cars at 11:30, all gone by the hour's end (car 3 too) and two of them done: no offer is
+    # possible; then the cars that are done stay idle and the base is what the energy needs
+    tr2, _ = _four_cars()
+    tr2.departure_est_s[3] = tr2.departure_est_s[0]
+    tr2.fleet.departure_s[3] = tr2.fleet.departure_s[0]
+    offer2, _ = tr2.offer(t + 5400.0)
+    assert offer2.capacity_kw == 0.0
+    assert tr2.mode[0] == IDLE and tr2.mode[3] == IDLE
+    # (cars 1 and 2 are forced by then: their ceilings are the whole need, and the most the modes allow)
+    assert -offer2.base_kw == pytest.approx(offer2.forced_kw) == pytest.approx(offer2.required_kw)
