@@ -23,6 +23,23 @@ fitted rate's standard error), on top of ``resolution_s`` for chargers that stam
 A clock that steps back (a charger setting its clock from our Heartbeat answer) makes older samples too high:
 the bound uses only samples received within ``recent_s`` of the newest one, and the caller forgets a charger's
 samples when it boots (chargers commonly set their clock from the BootNotification answer).
+
+Reconnections (``anchor``): after an outage the charger first sends what it buffered (transaction messages stamped
+while it was offline, or while the central system was down), and those arrive in a burst. Each is a valid but loose
+bound (its delay is the outage), and enough of them (``recent_min``) used to push the older, tight samples out of
+the recent set: the estimate then fell by up to the outage (observed: 20 simulated minutes behind a charger whose
+clock was exact), so every ``validTo`` written meanwhile was already past at the charger and its live limit never
+applied (it ran on its fail-safe while the controller counted the live limit). So at each (re)connection the bound
+carried to that instant, less its margin, becomes one sample received then, and a message stamped before that
+sample is not kept: its stamp is older and it arrived later, so it is below that sample and can only displace it.
+Messages stamped after the connection count as before; the anchor leaves the recent set like any sample. Not
+covered: a clock stepped back while the charger was away without a boot (messages stamped before the anchor are
+then dropped until its new clock passes the anchor's stamp).
+
+The tightest samples are answers the charger computes when asked (load management's GetCompositeSchedule readback:
+its ``scheduleStart`` is the charger's now): never queued behind its buffered messages, they bound the offset within
+the round trip even while every message it sends waits in its queue (a backlog, or a simulation at 600x where a
+quarter of a real second is 150 simulated ones).
 """
 
 from __future__ import annotations
@@ -94,12 +111,16 @@ class ClockSkew:
         self.params = params or SkewParams()
         self._r: deque[float] = deque()  # our receive times (POSIX seconds)
         self._y: deque[float] = deque()  # their stamp minus our receive time (seconds)
+        self._anchor: float | None = None  # the newest anchor's stamp (POSIX seconds, their clock)
 
     def __len__(self) -> int:
         return len(self._r)
 
     def add(self, theirs: datetime, received: datetime) -> None:
-        """One message stamped ``theirs`` by the charger, received at our ``received``."""
+        """One message stamped ``theirs`` by the charger, received at our ``received``. Not kept when stamped
+        before the newest ``anchor``: it waited through the outage and is below the anchor's bound."""
+        if self._anchor is not None and theirs.timestamp() < self._anchor:
+            return
         r = received.timestamp()
         self._r.append(r)
         self._y.append(theirs.timestamp() - r)
@@ -107,6 +128,18 @@ class ClockSkew:
         while self._r and (len(self._r) > p.max_samples or r - self._r[0] > p.window_s):
             self._r.popleft()
             self._y.popleft()
+
+    def anchor(self, now: datetime) -> None:
+        """The charger (re)connected at our ``now``: the bound carried to ``now``, less its margin, becomes a
+        sample received now, and messages stamped before it are not kept (see the module docstring). No-op
+        before any sample (the buffered messages are then all there is to go by)."""
+        est = self.estimate(now)
+        if est is None:
+            return
+        theirs = now + timedelta(seconds=est.offset_s - est.margin_s)
+        self._anchor = None
+        self.add(theirs, now)
+        self._anchor = theirs.timestamp()
 
     def estimate(self, now: datetime) -> ClockEstimate | None:
         """The offset bound at ``now`` and its margin; None before any sample."""

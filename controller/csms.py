@@ -318,6 +318,8 @@ class CentralSystem:
             self.spawn(old.close(1000, "replaced by a new connection"))
             log_event(log, "connection_replaced", cp_id=cp_id)
         now = self.clock.now()
+        if old is not None:  # no offline in between: the anchor an online transition sets, here
+            self.effects.anchor_clock(cp_id, now)
         self.record_event(cp_id, "connected", replaced=old is not None)
         self.liveness.heard(cp_id, now, "connected")
         self.touch(cp_id, now)

@@ -149,14 +149,29 @@ class MessageEffects:
         assert est is not None
         self._clock_est[cp_id] = est
 
+    def anchor_clock(self, cp_id: str, at: datetime) -> None:
+        """The charger is back (online again, or a new connection replaced its old one): what it sends first is
+        what it buffered meanwhile, stamped long ago. Its bound so far (after a restart: the stored offset) is
+        carried to ``at`` and those old stamps cannot push it out (``ClockSkew.anchor``)."""
+        skew = self.clocks.get(cp_id)
+        if skew is None:
+            return
+        skew.anchor(at)
+        est = skew.estimate(at)
+        if est is not None:
+            self._clock_est[cp_id] = est
+
     def clock_estimate(self, cp_id: str) -> ClockEstimate | None:
         """The charger's clock as of its newest sample, valid for any instant through ``charger_time`` (its
         margin grows with the time since); None: no timestamp heard since it booted or we started."""
         return self._clock_est.get(cp_id)
 
     def on_liveness(self, event: ev.ChargerOnlineEvent) -> None:
-        """Online state into the store; offline makes every last connector status of the charger stale."""
+        """Online state into the store; offline makes every last connector status of the charger stale; online
+        anchors its clock estimate (``anchor_clock``)."""
         cp_id = event.cp_id
+        if event.online:
+            self.anchor_clock(cp_id, event.at)
         self.db.batch.cp_fields.setdefault(cp_id, {})["online"] = event.online
         self.record_event(cp_id, "online" if event.online else "offline", reason=event.reason)
         if not event.online:

@@ -58,6 +58,7 @@ from controller.loadmgmt.site_model import (
     uniform_safe_current_a,
 )
 from controller.loadmgmt.tariff_tiers import TierCalendar, deadline_hold_a, hold_reason, tier_or_none
+from controller.ocpp.session import stamp_of
 from evsite import topics
 from evsite.bus import EventBus
 from evsite.clock import Clock
@@ -956,11 +957,19 @@ class LoadManager:
             t.flags.add("no readback")
             log_event(log, "readback_failed", logging.DEBUG, cp_id=t.spec.cp_id, error=str(err))
             return
+        # The answer's scheduleStart is the charger's clock when it answered: an answer is not queued behind the
+        # charger's buffered messages, so it is a tight sample of its clock (``controller.clock_skew``).
+        start = stamp_of(getattr(res, "schedule_start", None))
+        clock_sample = getattr(self.csms, "clock_sample", None)
+        if start is not None and clock_sample is not None:
+            clock_sample(t.spec.cp_id, start, self.clock.now())
         got = prof.composite_limit_a(res, shape)
         if got is None or t.assumed_a is None:
             return
-        # The composite may be lower (a ChargePointMaxProfile, the rating) but never higher than what was set.
-        allowed = max(t.assumed_a, asked_at_a if asked_at_a is not None else t.assumed_a)
+        # The composite may be lower (a ChargePointMaxProfile, the rating) but never higher than what was set, or
+        # than the fail-safe once the live limit's expiry has passed (the controller counts that too).
+        in_force = t.in_force_a(self.clock.now(), self._fail_safe_for(t.spec))
+        allowed = max(in_force if in_force is not None else t.assumed_a, asked_at_a if asked_at_a is not None else 0.0)
         if got > allowed + 0.2:
             t.flags.add("readback mismatch")
             log_event(log, "readback_mismatch", logging.WARNING, cp_id=t.spec.cp_id, connector_id=t.spec.connector_id,

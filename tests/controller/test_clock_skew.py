@@ -94,3 +94,25 @@ def test_a_drift_fitted_to_changing_delays_is_not_taken_for_a_clock() -> None:
     est = skew.estimate(last)
     assert est is not None and not est.drift_fitted and est.drift == 0.0
     assert est.offset_s <= 0.0
+
+
+def test_the_backlog_sent_first_after_a_reconnection_does_not_pull_the_bound_down() -> None:
+    skew = ClockSkew()
+    last = _feed(skew, -600.0, np.full(20, 0.05), 30.0)  # ten minutes of prompt messages, 10 min slow
+    # Offline for an hour; back, it first sends the 40 meter values it buffered meanwhile (one every 0.5 s).
+    back = last + timedelta(hours=1)
+    skew.anchor(back)
+    for k in range(40):
+        stamped = last + timedelta(seconds=90 * (k + 1))
+        received = back + timedelta(seconds=0.5 * (k + 1))
+        skew.add(stamped + timedelta(seconds=-600.0), received)
+        est = skew.estimate(received)
+        assert est is not None
+        # The prompt messages' bound carried over the hour (1 s resolution, 100 ppm of the hour: 0.36 s), not the
+        # backlog's: without the anchor, from the 17th message on (the older samples out of the recent set) the
+        # bound was the newest buffered one's, e.g. 2,768 s behind the truth after the 16th.
+        assert -600.0 - 1.4 <= est.offset_s <= -600.0, k
+    # A prompt message after the reconnection is a sample as before: the bound is its own again.
+    skew.add(back + timedelta(seconds=21 - 600.0 - 0.05), back + timedelta(seconds=21))
+    est = skew.estimate(back + timedelta(seconds=21))
+    assert est is not None and abs(est.offset_s + 600.05) < 1e-6

@@ -2,13 +2,16 @@
 WebSockets: the live limit's ``validTo`` is written in the charger's clock, so the simulated charger (which
 evaluates its profiles in its own clock) falls to its fail-safe within ``profile_validity_s`` of the
 controller's last refresh when the controller stops, and one running ahead does not lose its limit early.
-Time is the simulated site's (a manual clock): the instant of the fall is measured by the simulator."""
+Time is the simulated site's (a manual clock): the instant of the fall is measured by the simulator. After a restart,
+the messages a charger buffered while the controller was down (sent first, stamped long ago) do not pull its clock
+estimate down, so the live limits sent meanwhile hold at the charger as long as the controller counts them."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -120,18 +123,31 @@ async def test_the_live_limit_expires_on_time_by_the_chargers_own_clock(tmp_path
         store.close()
 
 
-async def test_a_restarted_central_system_starts_from_the_stored_clock_offset(tmp_path: Path) -> None:
+THETA = -600.05  # the restart tests' charger: its clock is 10 minutes slow, its messages take 50 ms
+
+
+async def _restarted(tmp_path: Path, samples: int, every_s: float, down_s: float) -> tuple:
+    """A central system that heard ``samples`` timestamped messages (``every_s`` apart) from SIM0001, stopped, and
+    a new one started ``down_s`` later on the same store, as a restarted controller (before any reconnection).
+    Returns ``(after, clock, store, stopped_at)``."""
     cfg = _config(tmp_path)
     clock = ManualClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
     store = Store.open(cfg.store.url)
     before = CentralSystem(cfg, store, clock, EventBus())
     await before.start()
-    for k in range(3):  # the charger's clock is 10 minutes slow; its messages take 50 ms
-        received = clock.now() + timedelta(seconds=60 * k)
-        before.clock_sample("SIM0001", received - timedelta(seconds=600.05), received)
-    await before.stop()  # commits what is buffered
+    for _ in range(samples):
+        before.clock_sample("SIM0001", clock.now() + timedelta(seconds=THETA), clock.now())
+        await clock.advance(every_s)
+    stopped_at = clock.now()
+    await before.stop()  # commits what is buffered (the stored offset)
+    await clock.advance(down_s)
     after = CentralSystem(cfg, store, clock, EventBus())
-    await after.start()  # loads the store, as a restarted controller does, before any charger reconnects
+    await after.start()  # loads the store
+    return after, clock, store, stopped_at
+
+
+async def test_a_restarted_central_system_starts_from_the_stored_clock_offset(tmp_path: Path) -> None:
+    after, clock, store, _ = await _restarted(tmp_path, 3, 60.0, 0.0)
     try:
         est = after.clock_estimate("SIM0001")
         assert est is not None
@@ -140,6 +156,42 @@ async def test_a_restarted_central_system_starts_from_the_stored_clock_offset(tm
         # early side: within the stored margin (1 s), the restart's own (1 s) and 100 ppm of the sample's age
         truth = ours - timedelta(seconds=600)
         assert truth - timedelta(seconds=2.2) <= theirs <= truth
+    finally:
+        await after.stop()
+        store.close()
+
+
+async def test_after_a_restart_the_backlog_sent_first_does_not_expire_the_live_limit_early(tmp_path: Path) -> None:
+    # ten minutes of meter values, then down ten minutes: the charger buffers a meter value every 30 s
+    after, clock, store, down_at = await _restarted(tmp_path, 20, 30.0, 600.0)
+    cfg = after.config
+    manager = LoadManager(cfg, after, after.bus, clock)
+    manager.seed_from_csms()
+    sent: list[dict] = []
+
+    async def send(cp_id: str, request, **kw):
+        sent.append(request.cs_charging_profiles)
+        return SimpleNamespace(status="Accepted")
+
+    after.send = send  # type: ignore[method-assign]
+    track = manager.tracks[("SIM0001", 1)]
+    try:
+        # Back: it first sends the 20 meter values it buffered (one every 0.5 s); meanwhile a round pauses its
+        # connector (after the 17th: the older samples are then out of the recent set).
+        after.liveness.heard("SIM0001", clock.now(), "connected")
+        for k in range(20):
+            await clock.advance(0.5)
+            after.clock_sample("SIM0001", down_at + timedelta(seconds=30 * k + THETA), clock.now())
+            if k == 16:
+                await manager._send_live(track, 0.0, "no car: 0 A")
+                sent_at = clock.now()
+        valid_to = datetime.fromisoformat(sent[-1]["validTo"].replace("Z", "+00:00"))
+        drops_at = valid_to - timedelta(seconds=THETA)  # our instant the charger's clock reaches validTo
+        assert track.valid_until is not None and track.assumed_a == 0.0
+        # The charger drops the 0 A where the controller expects it (a little before: the estimate's margin), not
+        # earlier: it was 130 s earlier, already past when the profile arrived (the fail-safe governed instead).
+        assert track.valid_until - timedelta(seconds=3) <= drops_at <= track.valid_until
+        assert drops_at > sent_at
     finally:
         await after.stop()
         store.close()
