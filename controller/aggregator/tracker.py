@@ -70,8 +70,6 @@ class TrackerSettings:
     command_deadband_kw: float = 0.1  # a setpoint change smaller than this is not sent
     # a car's energy is due by the start of the clock hour it leaves in (else at its departure less the margin)
     due_by_last_hour: bool = True
-    # the base may sit above the energy need when centring it offers more (cars charge ahead of need)
-    raise_base: bool = True
     # share of the room that switching modes at the range's edge adds counted in the offer (0: modulation only)
     switch_room: float = 1.0
     # the site's departure-error distribution (learnt from history): normal spread, share leaving 30-90 min early
@@ -256,13 +254,6 @@ class Tracker:
         ctx = _Hour(t_s, hour_s, ceil, rate * online, flex, leave_ch, fixed_kw, dis_ok,
                     self.ceiling_end_kw(hour_s), self.stay_probability(t_end))  # fmt: skip
         plan = self._plan(ctx, fixed_kw + float(ctx.rate[flex].sum()))
-        # energy first, then what remains: a base above the need (the cars charge ahead of it) when the need
-        # sits off-centre in what the fleet can hold and centring it offers more; never below the need
-        centre = (plan.top + plan.bottom) / 2.0
-        if s.raise_base and centre > plan.base:
-            raised = self._plan(ctx, centre)
-            if raised.capacity_kw > plan.capacity_kw:
-                plan = raised
         if plan.capacity_kw <= 0.0:  # nothing to offer: charge for energy only, leaving cars that are done idle
             plan = self._plan(replace(ctx, flex=staying, dis_ok=dis_ok & staying),
                               fixed_kw + float(ctx.rate[staying].sum()))  # fmt: skip
