@@ -13,11 +13,13 @@ to rated) does not. So:
    no slack left, or below ``soc_force_charge``, are forced to charge at their ceiling and are not offered.
    The other cars are split into charging, discharging (only behind chargers that declared it, and only when
    they can afford an hour of it) and idle so that the middle of the fleet's modulation range sits on the
-   base point; each car's share of the base is its own energy rate (``share_base``). The capacity offered
-   is the half-width of that range, with the state-space model forecasting how the range shrinks over the
-   hour (SoC drift into the constant-voltage taper, departures), never more than the SSM's forecast of what
-   the fleet can hold in any mode, less ``safety_margin``. Mode switches happen here, once an hour at most
-   for most cars.
+   base point; each car's share of the base is its own energy rate (``share_base``). A car leaving within
+   the hour that needs nothing more is flexible while it stays. The capacity offered is the half-width of
+   that range at the hour's end: each car's top weighed by its chance to stay, the charging cars' ceilings
+   as the state-space model forecasts them (``ceiling_end_kw``), plus ``switch_room`` of what a mode switch
+   at the range's edge adds (``decide`` switches there). It is never more than the SSM's forecast of what the
+   fleet can hold in any mode, less ``safety_margin``; when it is nothing, the leaving cars that are done stay
+   idle and the base is the energy's alone. Mode switches happen here, once an hour at most for most cars.
 2. ``decide`` (every step): the target consumption ``-(base + signal * capacity)`` is met by moving every
    flexible car from its base share by one common fraction of its room on that side (towards its ceiling
    for more consumption, towards its minimum current, or its most discharge, for less): each car gets its
