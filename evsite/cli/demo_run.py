@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -247,6 +247,7 @@ async def run_demo(
         api = await _start_dashboard(cfg, csms, store, bus, clock, manager, say) if dashboard else None
         await site.start()  # the simulated hours count from here: progress lines, hourly table and summary
         monitor.origin_s = clock.monotonic()
+        site_end = clock.now() + timedelta(hours=hours)
         reporter = asyncio.create_task(_report_progress(say, clock, hours, site, monitor, manager))
         tasks.append(reporter)
         try:
@@ -270,6 +271,7 @@ async def run_demo(
             profiles,
             monitor,
             site_profile,
+            site_end=site_end,
             hours=hours,
             speed=speed,
             chargers=chargers,
@@ -341,6 +343,7 @@ def _build_report(
     monitor,
     site_profile,
     *,
+    site_end: datetime,
     hours: float,
     speed: float,
     chargers: int,
@@ -353,6 +356,8 @@ def _build_report(
 
     sent = accepted = 0
     while (item := profiles.get_nowait()) is not None:
+        if item[1].at > site_end:  # load management still ran while the simulated chargers went away
+            continue
         sent += 1
         accepted += item[1].status == "Accepted"
     site.ground_truth.finish()
