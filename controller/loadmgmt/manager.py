@@ -757,7 +757,12 @@ class LoadManager:
                 target, reason = current, "meter stale: no increase until fresh data"
             t.granted_a = target  # the envelope the regulation aggregator may use (``loadmgmt/limits``)
             target, reason = self._regulated(t, target, reason, now)
-            if target < current - 1e-6:
+            # A live limit below the fail-safe that is due for its refresh rises to the fail-safe if the refresh
+            # lands after validTo: that refresh is a decrease from what will be in force, and is acknowledged
+            # before any increase of this round (else the others' increases and this rise can overlap).
+            due = t.valid_until is not None and t.valid_until - now <= refresh_before
+            after_expiry = max(current, self._fail_safe_for(spec)) if due else current
+            if target < current - 1e-6 or target < after_expiry - 1e-6:
                 decreases.append((t, target, reason))
             elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now <= refresh_before:
                 rest.append((t, target, reason))
