@@ -392,17 +392,29 @@ class Tracker:
         reach = np.linalg.matrix_power(self.model.A_, self.model_steps(horizon_s))  # column j: from state j
         mode = self.mode if mode is None else mode
         states = mode.astype(np.intp) * ns + soc_bin(self.soc, ns)
-        dist = reach[:, states]  # (3 ns, cars)
-        mid = np.tile((np.arange(ns) + 0.5) / ns, 3)[:, None]
         f = self.fleet
         # past its demand a car in the charging mode still draws its minimum current, and more when the signal
         # asks: capped there, plus an hour at that minimum
         past = f.p_min_kw * f.efficiency * horizon_s / 3600.0 / f.capacity_kwh
-        soc_end = np.minimum(mid, (np.maximum(f.soc_target, self.soc) + past)[None, :])
-        taper = np.clip((1.0 - soc_end) / max(1.0 - self.s.soc_cv, 1e-9), 0.0, 1.0)
-        taper[soc_end >= SOC_MAX - 1e-6] = 0.0
-        frac = (dist * taper).sum(axis=0) / np.maximum(dist.sum(axis=0), 1e-12)
+        cap = np.maximum(f.soc_target, self.soc) + past
+        # per car, the SoC bins below its cap count at their own taper and the rest at the cap's: cumulative
+        # sums over the bins of each starting state's distribution (modes pooled), looked up per car (O(cars),
+        # not a bins x cars array)
+        mid = (np.arange(ns) + 0.5) / ns
+        by_bin = reach.reshape(3, ns, 3 * ns).sum(axis=0)  # (bin at the end, starting state)
+        mass = np.cumsum(by_bin, axis=0)
+        tapered = np.cumsum(by_bin * self._taper(mid)[:, None], axis=0)
+        below = np.searchsorted(mid, cap, side="right")  # bins whose middle is at or under the cap
+        total = mass[-1, states]
+        under_mass = np.where(below > 0, mass[np.maximum(below - 1, 0), states], 0.0)
+        under_tapered = np.where(below > 0, tapered[np.maximum(below - 1, 0), states], 0.0)
+        frac = (under_tapered + self._taper(cap) * (total - under_mass)) / np.maximum(total, 1e-12)
         return np.minimum(f.p_charge_kw * frac, self.limit_kw)
+
+    def _taper(self, soc: FloatArray) -> FloatArray:
+        """The CC/CV ceiling as a share of rated power at ``soc`` (0 at the top SoC)."""
+        t = np.clip((1.0 - soc) / max(1.0 - self.s.soc_cv, 1e-9), 0.0, 1.0)
+        return np.where(soc >= SOC_MAX - 1e-6, 0.0, t)
 
     def model_steps(self, horizon_s: float) -> int:
         """Model periods in ``horizon_s`` (the model's period is the step it was estimated at)."""

@@ -98,6 +98,18 @@ def test_closed_loop_scores_switches_and_drivers_on_a_small_fleet(shared_data) -
     assert np.unique(r.base_kw[:1800]).size == 1 and np.unique(r.capacity_kw[1800:]).size == 1
 
 
+def test_a_day_from_midnight_keeps_the_evening_offering(shared_data) -> None:
+    # 300 EVs a day from midnight (about 13 s): the evening group arrives 17:30 +- 3.4 h and most leave
+    # 22:00-24:00. Before each car had its own share of the base and its energy was due before the hour it
+    # leaves in, they were all still charging at 22:00 and the hour offered nothing.
+    r = _closed_loop(shared_data, 300, 0, 24)
+    evening = r.hours[22]
+    assert evening.offer.capacity_kw > 0.0 and evening.score.composite > 0.8
+    assert r.score.composite >= 0.9
+    assert sum(h.offer.capacity_kw > h.deliverable_kw + 1e-6 for h in r.hours) <= 1
+    assert r.drivers.early_met_share >= 0.8 and r.switch_stats()["median"] <= 6.0
+
+
 def _four_cars() -> tuple[Tracker, float]:
     """Four cars at 10:00, departing (by estimate) 12:00, slack margin 45 min: one done, one with half an hour
     of slack, one below the force-charge SoC, one behind a bidirectional charger with hours of slack."""
