@@ -748,7 +748,8 @@ class LoadManager:
             if t.unacked:
                 decreases.append((t, t.assumed_a, "re-sent: the previous limit was not acknowledged"))
                 continue
-            current = t.in_force_a(now, self._fail_safe_for(spec))
+            fail_safe = self._fail_safe_for(spec)
+            current = t.in_force_a(now, fail_safe)
             assert current is not None
             fixed = not np.isnan(snap.sessions.fixed_a[i])
             target = current if fixed else float(limit_a[i])
@@ -761,10 +762,10 @@ class LoadManager:
             # lands after validTo: that refresh is a decrease from what will be in force, and is acknowledged
             # before any increase of this round (else the others' increases and this rise can overlap).
             due = t.valid_until is not None and t.valid_until - now <= refresh_before
-            after_expiry = max(current, self._fail_safe_for(spec)) if due else current
-            if target < current - 1e-6 or target < after_expiry - 1e-6:
+            after_expiry = max(current, fail_safe) if due else current  # never below ``current``
+            if target < after_expiry - 1e-6:
                 decreases.append((t, target, reason))
-            elif target > current + 1e-6 or t.valid_until is None or t.valid_until - now <= refresh_before:
+            elif target > current + 1e-6 or t.valid_until is None or due:
                 rest.append((t, target, reason))
             else:
                 self._describe(t, reason)  # the limit in force is kept: it is this round's decision now
