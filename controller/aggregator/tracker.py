@@ -107,18 +107,18 @@ class _Hour:
     dis_ok: BoolArray
     ceil_end: FloatArray  # the SSM's forecast of each car's ceiling at the hour's end (in its present mode)
     p_end: FloatArray  # each car's chance to be plugged in at the hour's end
+    bottom: float  # the least the fleet is forecast to draw all hour (kW), whatever the plan
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """One candidate plan of the hour: modes, base point and shares, capacity, and the forecast range."""
+    """One candidate plan of the hour: modes, base point and shares, capacity, and the forecast top."""
 
     mode: NDArray[np.int8]
     base: float
     shares: FloatArray
     capacity_kw: float
     top: float  # the most the fleet is forecast to hold drawing all hour (kW)
-    bottom: float  # the least
 
 
 @dataclass
@@ -253,8 +253,17 @@ class Tracker:
         base_need = fixed_kw + float(required[flex].sum())
         dis_ok = flex & self._dischargeable(self.laxity_s(t_s), hour_s)
         rate = s.energy_lead * required  # this hour's rate of each car: a little ahead of its even spread
+        p_end = self.stay_probability(t_end)
+        # the least the fleet can draw all hour, whatever the plan: what the cars must draw not to be forced
+        # (``_floor_kw``), now and at the hour's end (then only the forced cars likely to stay, and the arrivals
+        # of the same hour the day before that came forced)
+        floor = self._floor_kw(t_s, online, ceil, forced, hour_s)
+        floor_end = self._floor_kw(t_s, online, ceil, forced, 0.0) * p_end
+        bottom = max(
+            float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(int(t_s // 3600.0) - 24, 0.0)
+        )
         ctx = _Hour(t_s, hour_s, ceil, rate * online, flex, leave_ch, fixed_kw, dis_ok,
-                    self.ceiling_end_kw(hour_s), self.stay_probability(t_end))  # fmt: skip
+                    self.ceiling_end_kw(hour_s), p_end, bottom)  # fmt: skip
         plan = self._plan(ctx, fixed_kw + float(ctx.rate[flex].sum()))
         if plan.capacity_kw <= 0.0:  # nothing to offer: charge for energy only, leaving cars that are done idle
             plan = self._plan(replace(ctx, flex=staying, dis_ok=dis_ok & staying),
@@ -263,7 +272,7 @@ class Tracker:
         self.mode = plan.mode
         self.switched_at[switched] = t_s
         self.base_kw, self.hour_base_kw = plan.shares, plan.base
-        self.offer_ = Offer(t_s, -plan.base, plan.capacity_kw, max(plan.base - plan.bottom, 0.0),
+        self.offer_ = Offer(t_s, -plan.base, plan.capacity_kw, max(plan.base - bottom, 0.0),
                             max(plan.top - plan.base, 0.0), base_need, fixed_kw, int(flex.sum()))  # fmt: skip
         step = self._setpoints(t_s, plan.base, ceil, switched, R_PLAN)
         return self.offer_, step
@@ -310,7 +319,7 @@ class Tracker:
         # each car's share of the base: its energy rate (a leaving or forced car its ceiling), see ``share_base``
         shares = share_base(base, np.where(h.leave_ch, hi, h.rate) * online, lo, hi)
         ceil_end = self.ceiling_end_kw(h.hour_s, mode)
-        t_s, hour_s, p_end = h.t_s, h.hour_s, h.p_end
+        p_end = h.p_end
         # offered: the half-width of the modes' range, its top at the hour's end shrinking with the charging
         # cars' taper (SSM) and the departures (each car weighted by its chance to stay)
         hi_end = np.where(mode == CHARGING, np.minimum(hi, ceil_end), hi)
@@ -325,18 +334,12 @@ class Tracker:
         # forecast of what the fleet can physically hold all hour (any mode): up to every car likely to stay
         # at its (SSM-forecast) ceiling at the hour's end, plus the arrivals seen in the same hour the day
         # before (the min over the hour is at its start or its end)
-        key = int(t_s // 3600.0) - 24
-        top_end = float((ceil_end * p_end)[online].sum()) + self.arrivals_kw.get(key, 0.0)
+        top_end = float((ceil_end * p_end)[online].sum()) + self.arrivals_kw.get(int(h.t_s // 3600.0) - 24, 0.0)
         top = min(float(ceil[online].sum()), top_end)
-        # down to what the cars must draw not to be forced (``_floor_kw``), now and at the hour's end (then only
-        # the forced cars likely to stay, and the arrivals of the same hour the day before that came forced)
-        floor = self._floor_kw(t_s, online, ceil, self.forced, hour_s)
-        floor_end = self._floor_kw(t_s, online, ceil, self.forced, 0.0) * p_end
-        bottom = max(float(floor.sum()), float(floor_end.sum()) + self.arrivals_floor_kw.get(key, 0.0))
         # never more than the forecast says the fleet can hold in any mode (the evening, when the cars left
         # at the hour's end cannot draw the base)
-        cap = max(min(cap, base - bottom, top - base), 0.0) * (1.0 - s.safety_margin)
-        return _Plan(mode, base, shares, cap, top, bottom)
+        cap = max(min(cap, base - h.bottom, top - base), 0.0) * (1.0 - s.safety_margin)
+        return _Plan(mode, base, shares, cap, top)
 
     def _floor_kw(
         self, t_s: float, cars: BoolArray, ceil: FloatArray, forced: BoolArray, horizon_s: float, hour_s: float = 3600.0
